@@ -1,0 +1,61 @@
+// The contract between the transport (MmioTransport) and a device (lib/devices/<type>).
+// A device knows only its own protocol: it never sees registers, Bao, or the addon. The
+// transport owns feature negotiation, the status machine, queue setup and interrupts, and
+// hands the device an activation once the driver sets DRIVER_OK (virtio 1.2 §3.1.1).
+
+import type { GuestMemory } from './guest-memory.js';
+import type { Logger } from './logger.js';
+import type { SplitQueue } from './split-queue.js';
+
+/** What a device gets at DRIVER_OK; valid until reset() is called. */
+export interface DeviceActivation {
+  readonly memory: GuestMemory;
+  /** Indexed by virtio queue index; undefined for a queue the driver did not enable. */
+  readonly queues: readonly (SplitQueue | undefined)[];
+  /** Features the driver accepted (a subset of the device's offer). */
+  readonly features: bigint;
+  /**
+   * Used entries were published on this queue: raise the used-buffer interrupt unless the
+   * driver suppressed it (VIRTIO_F_EVENT_IDX or VIRTQ_AVAIL_F_NO_INTERRUPT).
+   */
+  notifyUsed(queueIndex: number): void;
+  /** The config space changed: bump ConfigGeneration and raise the config interrupt. */
+  configChanged(): void;
+  /**
+   * The driver broke the protocol in a way the device cannot recover from. The transport
+   * logs it, sets DEVICE_NEEDS_RESET and tells the driver; the device stops using its queues.
+   */
+  fail(reason: string, detail?: Record<string, unknown>): void;
+  readonly log: Logger;
+}
+
+export interface VirtioDevice {
+  /** Virtio device ID (virtio 1.2 §5: 1 net, 2 block, 3 console, 4 rng, 19 vsock). */
+  readonly deviceId: number;
+  /** Short name for logs and metrics ("rng", "console", ...). */
+  readonly name: string;
+  /**
+   * Feature bits the device offers, device-specific ones plus the ring features it is
+   * written to handle (EVENT_IDX, INDIRECT_DESC, IN_ORDER). The transport adds VERSION_1
+   * and ACCESS_PLATFORM itself.
+   */
+  readonly features: bigint;
+  /** Maximum size of each queue; the array length is the number of queues. */
+  readonly queueMaxSizes: readonly number[];
+  /** The device-specific configuration space, little-endian, read in place by the transport. */
+  readonly config: Uint8Array;
+  /**
+   * The driver wrote `data` at `offset` of the config space (already bounds-checked).
+   * Return false to refuse the write (the transport logs and ignores it).
+   */
+  writeConfig?(offset: number, data: Uint8Array): boolean;
+  /** The driver set DRIVER_OK. Throwing (or rejecting) puts the device in NEEDS_RESET. */
+  activate(activation: DeviceActivation): void | Promise<void>;
+  /** The driver made buffers available on this queue (QueueNotify or its ioeventfd). */
+  queueNotify(queueIndex: number): void;
+  /**
+   * The driver reset the device (status 0), or the daemon is shutting down. Stop all work,
+   * finish or cancel in-flight requests, and forget the activation. Idempotent.
+   */
+  reset(): void | Promise<void>;
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects, one per kind of test (ARCHITECTURE.md, test/):
+// unit runs pure TypeScript, native crosses the host kernel with plain syscalls,
+// qemu runs inside the Bao-equivalent guest (started by qemu/run-tests.sh, not directly).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { test: { name: 'native', include: ['test/native/**/*.test.ts'], pool: 'forks' } },
+      { test: { name: 'qemu', include: ['test/qemu/**/*.test.ts'], pool: 'forks', testTimeout: 60000 } },
+    ],
+  },
+});
