@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sets up everything node-bao needs on a Debian 12 machine, installing only what is missing:
+# Debian packages (QEMU, the Debian kernel image and headers, busybox, cross compilers) with
+# apt-get as root, npm packages, the addon and the TypeScript build. Safe to run again.
+#
+# Usage: scripts/setup.sh [--no-qemu] [--no-cross]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_qemu=1
+want_cross=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-qemu) want_qemu=0 ;;
+    --no-cross) want_cross=0 ;;
+    *) echo "setup: unknown option '$arg' (known: --no-qemu, --no-cross)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\n== %s\n' "$*"; }
+
+need_cmd() {
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "setup: '$1' is missing. Install it first (Debian: apt-get install -y $2)." >&2
+    exit 1
+  }
+}
+need_cmd node nodejs
+need_cmd npm npm
+need_cmd make make
+need_cmd g++ g++
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: node-bao needs Node.js 20 or later; this machine has $(node --version)." >&2
+  exit 1
+fi
+
+if [ "$want_qemu" = 1 ]; then
+  say "Debian packages for the Bao-equivalent QEMU machine"
+  bash qemu/provision.sh
+fi
+
+if [ "$want_cross" = 1 ]; then
+  say "Cross compilers for the arm64, armv7 and riscv64 prebuilds"
+  bash scripts/prebuild-cross.sh --install-only
+fi
+
+# npm ci only when the installed tree is older than the lockfile: it wipes node_modules.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+say "Addon and TypeScript build"
+npm run --silent build
