@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "bao",
+      "sources": [
+        "native/addon.cc",
+        "native/abi.cc",
+        "native/attach.cc",
+        "native/errors.cc",
+        "native/fdutil.cc",
+        "native/ioctls.cc",
+        "native/poller.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Cross-builds the addon's prebuilds for the boards Bao runs on: linux-arm64, linux-arm (armv7
+# hard float) and linux-riscv64, next to the host's linux-x64 one from `npm run prebuild`.
+# Debian's cross compilers are installed with apt-get when missing (root only). Node's headers
+# (nodedir=/usr) are architecture-independent, so one header tree serves every target.
+#
+# Usage: scripts/prebuild-cross.sh [--install-only] [arm64|arm|riscv64 ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install_only=0
+targets=()
+for arg in "$@"; do
+  case "$arg" in
+    --install-only) install_only=1 ;;
+    arm64|arm|riscv64) targets+=("$arg") ;;
+    *) echo "prebuild-cross: unknown argument '$arg' (known: --install-only, arm64, arm, riscv64)" >&2; exit 2 ;;
+  esac
+done
+[ "${#targets[@]}" -gt 0 ] || targets=(arm64 arm riscv64)
+
+# target -> Debian package / compiler triplet
+triplet() {
+  case "$1" in
+    arm64) echo aarch64-linux-gnu ;;
+    arm) echo arm-linux-gnueabihf ;;
+    riscv64) echo riscv64-linux-gnu ;;
+  esac
+}
+
+missing=()
+for t in "${targets[@]}"; do
+  tri=$(triplet "$t")
+  command -v "$tri-g++" >/dev/null 2>&1 || missing+=("g++-$tri")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "prebuild-cross: missing cross compilers: ${missing[*]}." >&2
+    echo "prebuild-cross: run as root to install them, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "prebuild-cross: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh container has empty package lists; refresh them only when the install needs it.
+  if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+[ "$install_only" = 1 ] && exit 0
+
+nodedir=${npm_config_nodedir:-/usr}
+for t in "${targets[@]}"; do
+  tri=$(triplet "$t")
+  echo "prebuild-cross: building prebuilds/linux-$t with $tri-g++"
+  CC="$tri-gcc" CXX="$tri-g++" LINK="$tri-g++" AR="$tri-ar" STRIP="$tri-strip" \
+    npx prebuildify --napi --strip --arch "$t" --platform linux --nodedir="$nodedir"
+done
