@@ -1,0 +1,154 @@
+// The unix-socket console backend: the daemon listens on a path, one client at a time is the
+// console (a second one is told so and disconnected). Guest output while nobody is connected is
+// discarded and counted, as a serial line with nothing plugged in would lose it, so a guest
+// printing at boot never stalls on an absent client. A stale socket file left by a crashed
+// daemon is replaced; a live server or a non-socket file at the path is an error.
+
+import { lstat, unlink } from 'node:fs/promises';
+import { type Server, type Socket, connect, createServer } from 'node:net';
+
+import type { Logger } from '../../../virtio/logger.js';
+import { silentLogger } from '../../../virtio/logger.js';
+import { ConsoleBackendError } from '../errors.js';
+import type { ConsoleBackend, ConsoleBackendEvents, ConsoleBackendStats } from './backend.js';
+
+export interface SocketBackendOptions {
+  readonly path: string;
+  readonly log?: Logger;
+}
+
+/** Resolves true when something accepts connections on `path`. */
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+async function clearStalePath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isSocket) {
+    throw new ConsoleBackendError('CONSOLE_SOCKET_PATH_OCCUPIED', `${path} exists and is not a socket; not removing it`, 'socket_path');
+  }
+  if (await isLive(path)) {
+    throw new ConsoleBackendError('CONSOLE_SOCKET_IN_USE', `${path}: another process is listening there`, 'socket_path');
+  }
+  await unlink(path);
+}
+
+class SocketBackend implements ConsoleBackend {
+  readonly kind = 'socket' as const;
+  readonly description: string;
+  private events: ConsoleBackendEvents | undefined;
+  private client: Socket | undefined;
+  private paused = false;
+  private waitingForDrain = false;
+  private discarded = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly server: Server,
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {
+    this.description = `socket ${path}`;
+    server.on('connection', (socket) => this.accept(socket));
+    server.on('error', (err) => log.error({ err }, 'console socket server error'));
+  }
+
+  get stats(): ConsoleBackendStats {
+    return { discardedBytes: this.discarded };
+  }
+
+  private accept(socket: Socket): void {
+    if (this.client !== undefined || this.closing !== undefined) {
+      socket.end('console busy: another client is connected\r\n');
+      socket.on('error', () => {});
+      this.log.info({ path: this.path }, 'refused a second console client');
+      return;
+    }
+    this.client = socket;
+    this.log.info({ path: this.path }, 'console client connected');
+    socket.on('data', (chunk: Buffer) => this.events?.data(chunk));
+    socket.on('drain', () => this.drained());
+    socket.on('error', (err) => this.log.debug({ err }, 'console client error'));
+    socket.on('close', () => {
+      if (this.client === socket) this.client = undefined;
+      this.log.info({ path: this.path }, 'console client disconnected');
+      // Output that was waiting for this client's drain now goes nowhere: unblock the device.
+      this.drained();
+    });
+    // pauseOnConnect: the socket starts paused; flow only once the device listens.
+    if (!this.paused && this.events !== undefined) socket.resume();
+  }
+
+  private drained(): void {
+    if (!this.waitingForDrain) return;
+    this.waitingForDrain = false;
+    this.events?.drain();
+  }
+
+  start(events: ConsoleBackendEvents): void {
+    this.events = events;
+    if (!this.paused) this.client?.resume();
+  }
+
+  write(chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
+    const client = this.client;
+    if (client === undefined || client.destroyed || !client.writable) {
+      this.discarded += chunk.length;
+      done(null);
+      return true;
+    }
+    const ok = client.write(chunk, (err?: Error | null) => done(err));
+    if (!ok) this.waitingForDrain = true;
+    return ok;
+  }
+
+  pauseInput(): void {
+    this.paused = true;
+    this.client?.pause();
+  }
+
+  resumeInput(): void {
+    this.paused = false;
+    if (this.events !== undefined) this.client?.resume();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.events = undefined;
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.client?.destroy();
+      this.client = undefined;
+      await closed;
+      await unlink(this.path).catch(() => {});
+    })();
+    return this.closing;
+  }
+}
+
+/** Listens on `options.path` (replacing a stale socket file) and resolves once listening. */
+export async function openSocketBackend(options: SocketBackendOptions): Promise<ConsoleBackend> {
+  const log = options.log ?? silentLogger;
+  await clearStalePath(options.path);
+  const server = createServer({ pauseOnConnect: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new ConsoleBackendError('CONSOLE_SOCKET_LISTEN_FAILED', `${options.path}: cannot listen: ${err.message}`, 'socket_path', { cause: err })),
+    );
+    server.listen(options.path, () => resolve());
+  });
+  server.removeAllListeners('error');
+  return new SocketBackend(server, options.path, log);
+}

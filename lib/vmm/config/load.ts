@@ -1,0 +1,62 @@
+// Reading a config: file -> YAML document -> validateConfig. Integers are parsed as bigint so a
+// u64 such as 0xffffffff_fffff000 survives; YAML 1.2 (the yaml package's default, like
+// bao-virtio-dm's serde_yaml) keeps `52:54:00:aa:bb:01` a string where YAML 1.1 would read a
+// sexagesimal number. Every failure is a typed error carrying the path and, where the YAML
+// parser gives one, the line and column.
+
+import { readFile as fsReadFile } from 'node:fs/promises';
+
+import { LineCounter, isNode, parseDocument } from 'yaml';
+
+import { ConfigFileError, ConfigSyntaxError, type SourcePosition } from '../errors.js';
+import { type FieldPath, type ValidatedConfig, validateConfig } from './normalize.js';
+
+export interface LoadConfigOptions {
+  /** Injected for tests; defaults to fs.promises.readFile. */
+  readonly readFile?: (path: string, encoding: 'utf8') => Promise<string>;
+}
+
+/** Parses and validates config text; `source` names it in messages. */
+export function parseConfigText(text: string, source?: string): ValidatedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { intAsBigInt: true, lineCounter, prettyErrors: true, uniqueKeys: true });
+  const name = source ?? 'config';
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const pos = first.linePos?.[0];
+    const position = pos === undefined ? undefined : { line: pos.line, column: pos.col };
+    const where = position === undefined ? name : `${name}:${position.line}:${position.column}`;
+    throw new ConfigSyntaxError(name, `${where}: YAML syntax error: ${first.message.split('\n')[0]}`, position, {
+      cause: first,
+    });
+  }
+  const locate = (path: FieldPath): SourcePosition | undefined => {
+    // A missing key has no node: point at the closest enclosing one that exists.
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) {
+        const p = lineCounter.linePos(node.range[0]);
+        return { line: p.line, column: p.col };
+      }
+    }
+    return undefined;
+  };
+  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source === undefined ? { locate } : { source, locate });
+}
+
+/** Reads, parses and validates a config file. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
+export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<ValidatedConfig> {
+  const readFile = options.readFile ?? ((p: string, e: 'utf8') => fsReadFile(p, e));
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ENOENT') {
+      throw new ConfigFileError('CONFIG_NOT_FOUND', path, `${path}: no such file; give the path of a YAML config`, { cause: err });
+    }
+    const why = code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new ConfigFileError('CONFIG_UNREADABLE', path, `${path}: cannot read the config: ${why}`, { cause: err });
+  }
+  return parseConfigText(text, path);
+}

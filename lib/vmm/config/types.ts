@@ -1,0 +1,75 @@
+// The normalized daemon configuration: what validation produces from a YAML file (ours or
+// bao-virtio-dm's unchanged, spec §5.1) and what the daemon consumes. Everything here is
+// already checked; addresses keep full u64 precision as bigint.
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** Size of every virtio-mmio window bao-virtio-dm registers (spec §5.1: fixed 0x200). */
+export const MMIO_WINDOW_SIZE = 0x200n;
+
+/** Default time the daemon grants in-flight requests and backends to finish at shutdown. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000;
+
+/**
+ * What revB's BAO_IOCTL_CREATE_DM needs (spec §3.3, §4.4 "Backend, revB"): without a device
+ * tree the VMM itself tells the driver where the shared region is and which interrupt line
+ * signals new requests. Ignored by the OOT/v1/v2 drivers, which read these from the DT.
+ */
+export interface CreateDmParams {
+  readonly shmemAddr: bigint;
+  readonly shmemSize: bigint;
+  /** Root interrupt controller line (GIC SPI / PLIC source), not a Linux virq. */
+  readonly irq: number;
+}
+
+interface DeviceConfigBase {
+  /** Position in the `devices:` list, for messages (`devices[2]`). */
+  readonly index: number;
+  /** Device-model id (spec §1: index of the DT reg/interrupt pair; 0..15 on OOT/v1/v2). */
+  readonly id: number;
+  /** Frontend guest-physical base of the virtio-mmio window (remio `va`). */
+  readonly mmioAddr: bigint;
+  /** Only the in-process data plane is served; vhost and vhost_user are refused at validation. */
+  readonly dataPlane: 'virtio';
+  readonly createDm: CreateDmParams | undefined;
+}
+
+export type ConsoleBackendConfig =
+  /** bao-virtio-dm's behaviour: a new PTY, optionally symlinked at `alias` (pty_alias). */
+  | { readonly kind: 'pty'; readonly alias: string | undefined }
+  /** The daemon's own stdin/stdout. */
+  | { readonly kind: 'stdio' }
+  /** A unix stream socket the daemon listens on; one client at a time. */
+  | { readonly kind: 'socket'; readonly path: string };
+
+export type ConsoleBackendKind = ConsoleBackendConfig['kind'];
+export const CONSOLE_BACKEND_KINDS: readonly ConsoleBackendKind[] = ['pty', 'stdio', 'socket'];
+
+export interface ConsoleDeviceConfig extends DeviceConfigBase {
+  readonly type: 'console';
+  readonly backend: ConsoleBackendConfig;
+}
+
+export interface RngDeviceConfig extends DeviceConfigBase {
+  readonly type: 'rng';
+}
+
+/** One entry per served device type; validation refuses every other type by name. */
+export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig;
+
+export interface LogConfig {
+  readonly level: LogLevel | undefined;
+  readonly format: LogFormat | undefined;
+}
+
+export interface DaemonConfig {
+  /** File the config was read from, when it came from a file. */
+  readonly source: string | undefined;
+  readonly log: LogConfig;
+  readonly shutdownTimeoutMs: number;
+  readonly devices: readonly DeviceConfig[];
+}

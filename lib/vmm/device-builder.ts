@@ -1,0 +1,31 @@
+// What the daemon needs to turn one validated config entry into a VirtioDevice: a builder per
+// served type (the default record is in device-builders.ts). A builder also opens the device's
+// host side (a console backend: PTY, socket, stdio) and hands back the one close() that
+// releases it, so the daemon owns exactly one handle per device (STYLE.md guideline 10).
+
+import type { VirtioDevice } from '../virtio/device.js';
+import type { Logger } from '../virtio/logger.js';
+import type { PtyOpener } from '../devices/console/backends/pty.js';
+import type { DeviceConfig } from './config/types.js';
+import type { ServedDeviceType } from './config/served.js';
+
+export interface BuiltDevice {
+  readonly device: VirtioDevice;
+  /** Resets the device (idempotent) and closes its host-side resources. */
+  close(): Promise<void>;
+}
+
+/** Host resources a builder may use; everything injectable for tests. */
+export interface BuildContext {
+  readonly log: Logger;
+  /** Opens a PTY (from the addon); required only by consoles with backend pty. */
+  readonly ptyOpener?: PtyOpener;
+  /** Streams for the stdio console backend; default process.stdin / process.stdout. */
+  readonly stdin?: NodeJS.ReadableStream;
+  readonly stdout?: NodeJS.WritableStream;
+}
+
+export type DeviceBuilder = (entry: DeviceConfig, context: BuildContext) => Promise<BuiltDevice>;
+
+/** One builder per served type: adding a served type without a builder does not compile. */
+export type DeviceBuilders = { readonly [T in ServedDeviceType]: DeviceBuilder };

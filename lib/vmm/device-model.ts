@@ -1,0 +1,48 @@
+// The seam between the daemon and the Bao side: a DeviceModelFactory opens the device model of
+// one config entry (DM_GET_INFO, or CREATE_DM on revB, the shared-memory mapping, the irqfd),
+// puts an MmioTransport in front of the given VirtioDevice and starts serving its requests.
+// The daemon is written only against these interfaces, so it runs in unit tests without Bao;
+// the real factory lives over lib/dispatcher (module `lib/dispatcher/serve.ts`).
+
+import type { VirtioDevice } from '../virtio/device.js';
+import type { Logger } from '../virtio/logger.js';
+import type { DeviceConfig } from './config/types.js';
+
+export interface OpenDeviceModelRequest {
+  /** The validated config entry: DM id, mmio window, revB CREATE_DM parameters. */
+  readonly entry: DeviceConfig;
+  /** The device to serve; the factory owns its transport, the daemon owns the device. */
+  readonly device: VirtioDevice;
+  /** A child logger bound to this device (`{ module: 'dm', id, type }`). */
+  readonly log: Logger;
+}
+
+/** A device model that is up and serving one device. */
+export interface ServedDevice {
+  /**
+   * Settles when serving ends by itself (e.g. the request loop died: DM torn down, EPERM),
+   * resolving or rejecting with the reason. Absent or never settling while all is well.
+   */
+  readonly stopped?: Promise<void>;
+  /**
+   * Stop taking requests, let in-flight ones complete, detach the device (reset it) and
+   * release the device model. Idempotent; the daemon bounds it with its shutdown timeout.
+   */
+  close(): Promise<void>;
+}
+
+export interface DeviceModelFactory {
+  /**
+   * Opens the device model for `request.entry` and serves `request.device` on it. On failure,
+   * release whatever was acquired and throw; an error with a string `field` property (e.g.
+   * 'id' when the driver has no such DM, 'mmio_addr') makes the daemon name that config key.
+   */
+  open(request: OpenDeviceModelRequest): Promise<ServedDevice>;
+  /** Releases what the factory shares between devices (the dispatcher node). Optional. */
+  close?(): Promise<void>;
+}
+
+/** The shape of the module the run command loads lazily (`lib/dispatcher/serve.js`). */
+export interface DeviceModelFactoryModule {
+  createDeviceModelFactory(options: { readonly log: Logger }): DeviceModelFactory | Promise<DeviceModelFactory>;
+}
