@@ -52,9 +52,21 @@ fi
 [ "$install_only" = 1 ] && exit 0
 
 nodedir=${npm_config_nodedir:-/usr}
+root=$PWD
+# Build in a scratch copy: node-gyp writes build/Release/bao.node, and node-gyp-build loads that
+# before any prebuild, so cross-building in place would leave a foreign binary for the host tests.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r binding.gyp package.json native "$work/"
+ln -s "$root/node_modules" "$work/node_modules"
+mkdir -p prebuilds
 for t in "${targets[@]}"; do
   tri=$(triplet "$t")
   echo "prebuild-cross: building prebuilds/linux-$t with $tri-g++"
-  CC="$tri-gcc" CXX="$tri-g++" LINK="$tri-g++" AR="$tri-ar" STRIP="$tri-strip" \
-    npx prebuildify --napi --strip --arch "$t" --platform linux --nodedir="$nodedir"
+  rm -rf "$work/build" "$work/prebuilds"
+  (cd "$work" && CC="$tri-gcc" CXX="$tri-g++" LINK="$tri-g++" AR="$tri-ar" PREBUILD_STRIP_BIN="$tri-strip" \
+    npx prebuildify --napi --strip --arch "$t" --platform linux --nodedir="$nodedir")
+  rm -rf "prebuilds/linux-$t"
+  cp -r "$work/prebuilds/linux-$t" prebuilds/
+  file "prebuilds/linux-$t/"*.node 2>/dev/null || ls -l "prebuilds/linux-$t/"
 done

@@ -1,0 +1,60 @@
+// IoRequest: one trapped MMIO access as ATTACH delivers it (spec §3.3, §3.9), decoded from the
+// addon's raw batch. Hot path: one plain object per request, one bigint (value); the 64-bit
+// addresses and ids are numbers (physical addresses and slot ids are far below 2^53).
+
+import { VIRTIO_REQUEST } from '../uapi/layouts.js';
+
+export interface IoRequest {
+  readonly dmId: number;
+  /** Frontend guest-physical address of the register (absolute). */
+  readonly addr: number;
+  /** Raw op: IoOp.Write (0) or IoOp.Read (1); echoed unchanged on COMPLETE. */
+  readonly op: number;
+  /** WRITE: the guest's source register, NOT truncated to accessWidth (§3.9). READ: 0. */
+  readonly value: bigint;
+  /** 1, 2, 4 or 8 */
+  readonly accessWidth: number;
+  /** Hypervisor slot id, echoed on COMPLETE. */
+  readonly requestId: number;
+}
+
+const SIZE = VIRTIO_REQUEST.size;
+const O = VIRTIO_REQUEST.offsets as Record<'dm_id' | 'addr' | 'op' | 'value' | 'access_width' | 'request_id', number>;
+
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x1_0000_0000;
+}
+
+/** Decode `count` raw bao_virtio_request structs (little-endian on every Bao target). */
+export function decodeRequests(buffer: ArrayBuffer, count: number): IoRequest[] {
+  const view = new DataView(buffer);
+  const out: IoRequest[] = new Array<IoRequest>(count);
+  for (let i = 0; i < count; i++) {
+    const base = i * SIZE;
+    out[i] = {
+      dmId: u64(view, base + O.dm_id),
+      addr: u64(view, base + O.addr),
+      op: u64(view, base + O.op),
+      value: view.getBigUint64(base + O.value, true),
+      accessWidth: u64(view, base + O.access_width),
+      requestId: u64(view, base + O.request_id),
+    };
+  }
+  return out;
+}
+
+/** Encode requests the same way (for tests and for fakes of the addon). */
+export function encodeRequests(requests: readonly IoRequest[]): ArrayBuffer {
+  const buffer = new ArrayBuffer(requests.length * SIZE);
+  const view = new DataView(buffer);
+  requests.forEach((r, i) => {
+    const base = i * SIZE;
+    view.setBigUint64(base + O.dm_id, BigInt(r.dmId), true);
+    view.setBigUint64(base + O.addr, BigInt(r.addr), true);
+    view.setBigUint64(base + O.op, BigInt(r.op), true);
+    view.setBigUint64(base + O.value, r.value, true);
+    view.setBigUint64(base + O.access_width, BigInt(r.accessWidth), true);
+    view.setBigUint64(base + O.request_id, BigInt(r.requestId), true);
+  });
+  return buffer;
+}

@@ -1,0 +1,138 @@
+// Loads the C++ addon (native/) with node-gyp-build and types it: the one place where the addon's
+// surface is declared (STYLE.md guideline 8). Everything here is a thin syscall; policy lives in
+// lib/dispatcher and lib/ipc. Failed syscalls throw a NativeErrnoError shape.
+
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { IoctlName, Revision, StructName } from './uapi/revisions.js';
+import type { StructLayout } from './uapi/layouts.js';
+
+/** What every failed syscall throws: Node's fs error shape (errno is Node's negative errno). */
+export interface NativeErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+/** COMPLETE refused by the hypervisor (spec §3.4): `status` is its (negative) status. */
+export interface CompleteRejectedError extends Error {
+  code: 'BAO_COMPLETE_REJECTED';
+  status: number;
+  errno?: number;
+  syscall: string;
+}
+
+export interface NativeRevisionAbi {
+  ioctlType: number;
+  ioctls: Partial<Record<IoctlName, number>>;
+  structs: Record<StructName, StructLayout>;
+}
+
+export interface NativeDmInfo {
+  id: number;
+  shmemAddr: bigint;
+  shmemSize: bigint;
+  irq: number;
+}
+
+export interface NativeConstants {
+  PROT_READ: number;
+  PROT_WRITE: number;
+  EFD_NONBLOCK: number;
+  EFD_CLOEXEC: number;
+  EFD_SEMAPHORE: number;
+  POLL_READABLE: number;
+  POLL_WRITABLE: number;
+  POLL_DISCONNECT: number;
+}
+
+export type U64 = bigint | number;
+/** 0 primary, 1 revA, 2 revB (lib/uapi REVISION_ID). */
+export type RevisionId = 0 | 1 | 2;
+
+export interface NativePoller {
+  /** Starts (or changes) watching; `events` defaults to POLL_READABLE. */
+  start(events?: number): void;
+  stop(): void;
+  /** Idempotent; the poller cannot be restarted. */
+  close(): void;
+  readonly active: boolean;
+}
+
+export type PollCallback = (err: NativeErrnoError | null, events: number) => void;
+
+export type AttachEndReason = 'stopped' | 'dm-gone' | 'error';
+
+/**
+ * Called with a batch (`requests` = `count` raw 48-byte bao_virtio_request structs), or, once at the
+ * end, with requests null and `end` set; `error` is set when end is 'error' or 'dm-gone'.
+ */
+export type AttachCallback = (
+  requests: ArrayBuffer | null,
+  count: number,
+  error: NativeErrnoError | null,
+  end: AttachEndReason | null,
+) => void;
+
+export interface NativeAttachLoop {
+  /** Resolves once the thread has ended and been joined. Idempotent. */
+  stop(): Promise<void>;
+  readonly running: boolean;
+}
+
+export interface NativeAddon {
+  abi(): Record<Revision, NativeRevisionAbi>;
+  /** Primary ABI, on /dev/bao-io-dispatcher: a new DM fd each call (spec §3.4). */
+  dmGetInfo(fd: number, id: number): NativeDmInfo & { fd: number };
+  /** revA, on /dev/bao-dm<N>. */
+  dmGetInfoRevA(fd: number, id: number): NativeDmInfo;
+  /** revB, on /dev/bao: returns the DM fd. */
+  createDm(fd: number, id: number, shmemAddr: U64, shmemSize: U64, irq: number): number;
+  /** revB, on a DM fd. */
+  dmGetInfoRevB(fd: number): NativeDmInfo;
+  complete(
+    fd: number,
+    revision: RevisionId,
+    dmId: U64,
+    addr: U64,
+    op: U64,
+    value: U64,
+    accessWidth: U64,
+    requestId: U64,
+  ): void;
+  ioeventfd(fd: number, revision: RevisionId, eventfd: number, flags: number, addr: U64, len: number, data: U64): void;
+  irqfd(fd: number, revision: RevisionId, eventfd: number, flags: number): void;
+  /** MAP_SHARED mapping as an external ArrayBuffer; unmap with munmap (idempotent). */
+  mmap(fd: number, length: U64, offset: U64, prot: number): ArrayBuffer;
+  /** Unmaps and detaches the buffer (all its views become zero-length). */
+  munmap(buffer: ArrayBuffer): void;
+  eventfd(initval: number, flags: number): number;
+  /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
+  openpty(): { fd: number; path: string };
+  Poller: new (fd: number, callback: PollCallback) => NativePoller;
+  AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
+  constants: NativeConstants;
+}
+
+/** The package root: one level above lib/ (sources under vitest) and dist/ (compiled). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let cached: NativeAddon | undefined;
+
+/** The addon, loaded once (prebuilds/<platform>-<arch>/ or build/Release/bao.node). */
+export function loadAddon(): NativeAddon {
+  if (cached === undefined) {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (root: string) => unknown;
+    cached = load(PACKAGE_ROOT) as NativeAddon;
+  }
+  return cached;
+}
+
+/** True when `e` has the errno error shape (native or Node's fs). */
+export function isErrnoError(e: unknown): e is NativeErrnoError {
+  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && typeof (e as { errno?: unknown }).errno === 'number';
+}
