@@ -1,0 +1,657 @@
+// MmioTransport: the virtio-mmio version 2 register file of one device (virtio 1.2 §4.2.2).
+// It owns feature negotiation, the status machine (status.ts), queue setup, InterruptStatus
+// and config generation, and hands the device a DeviceActivation at DRIVER_OK. It knows
+// nothing of Bao: the dispatcher calls read()/write() for each trapped access (answered
+// synchronously), queueNotify() for each ioeventfd kick, and supplies the interrupt.
+//
+// Every register value comes from the guest. A bad access (width, alignment, offset,
+// direction, state) is a guest fault: logged (rate-limited), counted in `stats`, ignored,
+// reads give 0. Nothing here throws at the guest, and nothing a guest does can make the
+// device touch memory outside the region (queues are validated at activation).
+
+import type { DeviceActivation, VirtioDevice } from './device.js';
+import { QueueConfigError } from './errors.js';
+import {
+  checkAccepted,
+  featureWord,
+  formatFeatures,
+  hasFeature,
+  RING_EVENT_IDX,
+  RING_INDIRECT_DESC,
+  TRANSPORT_FEATURES,
+  withFeatureWord,
+} from './features.js';
+import { addressFromWords, type GuestMemory } from './guest-memory.js';
+import { silentLogger, type Logger } from './logger.js';
+import * as R from './mmio-registers.js';
+import { SplitQueue } from './split-queue.js';
+import { classifyStatusWrite, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, formatStatus } from './status.js';
+
+export type TransportFaultCode =
+  | 'BAD_WIDTH'
+  | 'UNALIGNED'
+  | 'UNKNOWN_REGISTER'
+  | 'READ_ONLY_REGISTER'
+  | 'WRITE_ONLY_REGISTER'
+  | 'FEATURES_LOCKED'
+  | 'FEATURES_SEL_OUT_OF_RANGE'
+  | 'FEATURES_REJECTED'
+  | 'STATUS_TRANSITION'
+  | 'QUEUE_SEL_OUT_OF_RANGE'
+  | 'QUEUE_SETUP_LOCKED'
+  | 'QUEUE_NUM_INVALID'
+  | 'QUEUE_CONFIG_INVALID'
+  | 'QUEUE_NOTIFY_INVALID'
+  | 'QUEUE_RESET_UNSUPPORTED'
+  | 'CONFIG_ACCESS_INVALID'
+  | 'CONFIG_READ_ONLY'
+  | 'CONFIG_WRITE_REFUSED';
+
+export interface TransportStats {
+  /** All guest faults, whatever their kind. */
+  guestFaults: number;
+  /** Guest faults by kind. */
+  readonly faults: Partial<Record<TransportFaultCode, number>>;
+  /** Used-buffer interrupts signalled. */
+  usedInterrupts: number;
+  /** Configuration-change interrupts signalled (config changes, NEEDS_RESET). */
+  configInterrupts: number;
+  /** Queue notifications delivered to the device. */
+  notifies: number;
+  /** Notifications dropped because the device was not active (e.g. stale ioeventfds). */
+  droppedNotifies: number;
+  activations: number;
+  resets: number;
+  /** Times the device entered DEVICE_NEEDS_RESET. */
+  needsReset: number;
+}
+
+/** What the dispatcher learns at DRIVER_OK: register one ioeventfd per enabled queue. */
+export interface ActivationInfo {
+  readonly queues: readonly number[];
+  readonly features: bigint;
+}
+
+export interface MmioTransportOptions {
+  /** The shared region, or a function giving it (resolved at each activation). */
+  readonly memory: GuestMemory | (() => GuestMemory);
+  /** Raises the frontend interrupt (the irqfd write). InterruptStatus is set before the call. */
+  readonly interrupt: { signal(): void };
+  readonly log?: Logger;
+  readonly vendorId?: number;
+  /** The device went live (DRIVER_OK accepted, device.activate() called). */
+  readonly onActivate?: (info: ActivationInfo) => void;
+  /** The driver reset the device (status 0). */
+  readonly onReset?: () => void;
+}
+
+interface QueueRegisters {
+  readonly maxSize: number;
+  size: number;
+  ready: boolean;
+  descLow: number;
+  descHigh: number;
+  driverLow: number;
+  driverHigh: number;
+  deviceLow: number;
+  deviceHigh: number;
+}
+
+type Lifecycle = { kind: 'inactive' } | { kind: 'active'; activation: Activation; queues: (SplitQueue | undefined)[] };
+
+/** Fault logs per code: the first few, then one in LOG_EVERY, so a hostile guest cannot flood. */
+const LOG_FIRST = 16;
+const LOG_EVERY = 1024;
+
+export class MmioTransport {
+  readonly stats: TransportStats = {
+    guestFaults: 0,
+    faults: {},
+    usedInterrupts: 0,
+    configInterrupts: 0,
+    notifies: 0,
+    droppedNotifies: 0,
+    activations: 0,
+    resets: 0,
+    needsReset: 0,
+  };
+
+  private readonly log: Logger;
+  private readonly vendorId: number;
+  private readonly offered: bigint;
+  private readonly queueRegs: QueueRegisters[];
+  private lifecycle: Lifecycle = { kind: 'inactive' };
+  private statusValue = 0;
+  private interruptStatusValue = 0;
+  private generation = 0;
+  private deviceFeaturesSel = 0;
+  private driverFeaturesSel = 0;
+  private driverFeatures = 0n;
+  private queueSel = 0;
+
+  constructor(
+    readonly device: VirtioDevice,
+    private readonly options: MmioTransportOptions,
+  ) {
+    this.log = (options.log ?? silentLogger).child({ device: device.name });
+    this.vendorId = options.vendorId ?? R.BAO_VENDOR_ID;
+    this.offered = device.features | TRANSPORT_FEATURES;
+    this.queueRegs = device.queueMaxSizes.map((maxSize) => newQueueRegisters(maxSize));
+  }
+
+  get status(): number {
+    return this.statusValue;
+  }
+
+  get interruptStatus(): number {
+    return this.interruptStatusValue;
+  }
+
+  get configGeneration(): number {
+    return this.generation;
+  }
+
+  /** Features the driver accepted (meaningful once FEATURES_OK is set). */
+  get features(): bigint {
+    return this.driverFeatures;
+  }
+
+  get offeredFeatures(): bigint {
+    return this.offered;
+  }
+
+  get active(): boolean {
+    return this.lifecycle.kind === 'active';
+  }
+
+  /** A guest load of `width` bytes at `offset` in the window; the value zero-extended. */
+  read(offset: number, width: number): number {
+    if (!Number.isInteger(offset) || offset < 0 || offset >= R.MMIO_WINDOW_SIZE) {
+      return this.fault('UNKNOWN_REGISTER', { offset, width, read: true });
+    }
+    if (offset >= R.MMIO_CONFIG) return this.readConfig(offset - R.MMIO_CONFIG, width);
+    if (width !== 4) return this.fault('BAD_WIDTH', { offset, width, read: true });
+    if (offset % 4 !== 0) return this.fault('UNALIGNED', { offset, width, read: true });
+    const q = this.selectedQueue();
+    switch (offset) {
+      case R.MMIO_MAGIC_VALUE:
+        return R.MAGIC_VALUE;
+      case R.MMIO_VERSION:
+        return R.MMIO_VERSION_2;
+      case R.MMIO_DEVICE_ID:
+        return this.device.deviceId;
+      case R.MMIO_VENDOR_ID:
+        return this.vendorId;
+      case R.MMIO_DEVICE_FEATURES:
+        return featureWord(this.offered, this.deviceFeaturesSel);
+      case R.MMIO_QUEUE_NUM_MAX:
+        // §4.2.2: 0 for a queue that is not available (how drivers probe the count).
+        return q?.maxSize ?? 0;
+      case R.MMIO_QUEUE_READY:
+        return q?.ready ? 1 : 0;
+      case R.MMIO_INTERRUPT_STATUS:
+        return this.interruptStatusValue;
+      case R.MMIO_STATUS:
+        return this.statusValue;
+      case R.MMIO_SHM_LEN_LOW:
+      case R.MMIO_SHM_LEN_HIGH:
+      case R.MMIO_SHM_BASE_LOW:
+      case R.MMIO_SHM_BASE_HIGH:
+        return R.SHM_ABSENT;
+      case R.MMIO_QUEUE_RESET:
+        return 0;
+      case R.MMIO_CONFIG_GENERATION:
+        return this.generation;
+      case R.MMIO_DEVICE_FEATURES_SEL:
+      case R.MMIO_DRIVER_FEATURES:
+      case R.MMIO_DRIVER_FEATURES_SEL:
+      case R.MMIO_QUEUE_SEL:
+      case R.MMIO_QUEUE_NUM:
+      case R.MMIO_QUEUE_NOTIFY:
+      case R.MMIO_INTERRUPT_ACK:
+      case R.MMIO_QUEUE_DESC_LOW:
+      case R.MMIO_QUEUE_DESC_HIGH:
+      case R.MMIO_QUEUE_DRIVER_LOW:
+      case R.MMIO_QUEUE_DRIVER_HIGH:
+      case R.MMIO_QUEUE_DEVICE_LOW:
+      case R.MMIO_QUEUE_DEVICE_HIGH:
+      case R.MMIO_SHM_SEL:
+        return this.fault('WRITE_ONLY_REGISTER', { offset });
+      default:
+        return this.fault('UNKNOWN_REGISTER', { offset, width, read: true });
+    }
+  }
+
+  /** A guest store of `width` bytes at `offset`; `value` is masked to the width here. */
+  write(offset: number, width: number, value: number): void {
+    if (!Number.isInteger(offset) || offset < 0 || offset >= R.MMIO_WINDOW_SIZE) {
+      this.fault('UNKNOWN_REGISTER', { offset, width, write: true });
+      return;
+    }
+    const v = maskToWidth(value, width);
+    if (offset >= R.MMIO_CONFIG) {
+      this.writeConfig(offset - R.MMIO_CONFIG, width, v);
+      return;
+    }
+    if (width !== 4) {
+      this.fault('BAD_WIDTH', { offset, width, write: true });
+      return;
+    }
+    if (offset % 4 !== 0) {
+      this.fault('UNALIGNED', { offset, width, write: true });
+      return;
+    }
+    switch (offset) {
+      case R.MMIO_DEVICE_FEATURES_SEL:
+        this.deviceFeaturesSel = v;
+        return;
+      case R.MMIO_DRIVER_FEATURES:
+        this.writeDriverFeatures(v);
+        return;
+      case R.MMIO_DRIVER_FEATURES_SEL:
+        this.driverFeaturesSel = v;
+        return;
+      case R.MMIO_QUEUE_SEL:
+        this.queueSel = v;
+        // Kept as written so QueueNumMax reads 0, as §4.2.2 promises; setup writes are refused.
+        if (v >= this.queueRegs.length) this.fault('QUEUE_SEL_OUT_OF_RANGE', { queue: v });
+        return;
+      case R.MMIO_QUEUE_NUM:
+        this.writeQueueNum(v);
+        return;
+      case R.MMIO_QUEUE_READY:
+        this.writeQueueReady(v);
+        return;
+      case R.MMIO_QUEUE_NOTIFY:
+        if (this.lifecycle.kind === 'active' && v >= this.queueRegs.length) {
+          this.fault('QUEUE_NOTIFY_INVALID', { queue: v });
+          return;
+        }
+        this.queueNotify(v);
+        return;
+      case R.MMIO_INTERRUPT_ACK:
+        this.interruptStatusValue &= ~v;
+        return;
+      case R.MMIO_STATUS:
+        this.writeStatus(v);
+        return;
+      case R.MMIO_QUEUE_DESC_LOW:
+      case R.MMIO_QUEUE_DESC_HIGH:
+      case R.MMIO_QUEUE_DRIVER_LOW:
+      case R.MMIO_QUEUE_DRIVER_HIGH:
+      case R.MMIO_QUEUE_DEVICE_LOW:
+      case R.MMIO_QUEUE_DEVICE_HIGH:
+        this.writeQueueAddress(offset, v);
+        return;
+      case R.MMIO_SHM_SEL:
+        return; // no shared memory regions: every selector reads as absent
+      case R.MMIO_QUEUE_RESET:
+        this.fault('QUEUE_RESET_UNSUPPORTED', { value: v }); // RING_RESET is not offered
+        return;
+      case R.MMIO_MAGIC_VALUE:
+      case R.MMIO_VERSION:
+      case R.MMIO_DEVICE_ID:
+      case R.MMIO_VENDOR_ID:
+      case R.MMIO_DEVICE_FEATURES:
+      case R.MMIO_QUEUE_NUM_MAX:
+      case R.MMIO_INTERRUPT_STATUS:
+      case R.MMIO_SHM_LEN_LOW:
+      case R.MMIO_SHM_LEN_HIGH:
+      case R.MMIO_SHM_BASE_LOW:
+      case R.MMIO_SHM_BASE_HIGH:
+      case R.MMIO_CONFIG_GENERATION:
+        this.fault('READ_ONLY_REGISTER', { offset, value: v });
+        return;
+      default:
+        this.fault('UNKNOWN_REGISTER', { offset, width, write: true });
+    }
+  }
+
+  /** The driver kicked queue `index` (QueueNotify write or its ioeventfd). */
+  queueNotify(index: number): void {
+    const state = this.lifecycle;
+    if (state.kind !== 'active' || state.queues[index] === undefined) {
+      // Before DRIVER_OK, after a reset (ioeventfds cannot be deregistered, bao-abi.md §3.7)
+      // or in NEEDS_RESET: nothing to do.
+      this.stats.droppedNotifies += 1;
+      return;
+    }
+    this.stats.notifies += 1;
+    try {
+      this.device.queueNotify(index);
+    } catch (err) {
+      this.enterNeedsReset('device queue handler threw', { queue: index, error: String(err) });
+    }
+  }
+
+  /** Device-side: set DEVICE_NEEDS_RESET (§2.1.2) and tell a live driver. Idempotent. */
+  enterNeedsReset(reason: string, detail: Record<string, unknown> = {}): void {
+    if ((this.statusValue & DEVICE_NEEDS_RESET) !== 0) return;
+    this.log.error({ ...detail, status: formatStatus(this.statusValue) }, `device needs reset: ${reason}`);
+    this.stats.needsReset += 1;
+    this.statusValue |= DEVICE_NEEDS_RESET;
+    const state = this.lifecycle;
+    if (state.kind === 'active') {
+      // The device must stop using its queues; closed queues make sure it cannot.
+      for (const q of state.queues) q?.close();
+    }
+    if ((this.statusValue & DRIVER_OK) !== 0) this.raiseConfigInterrupt();
+  }
+
+  private writeStatus(value: number): void {
+    const from = this.statusValue & ~DEVICE_NEEDS_RESET;
+    const to = value & ~DEVICE_NEEDS_RESET;
+    const change = classifyStatusWrite(from, to);
+    switch (change.kind) {
+      case 'reset':
+        this.reset();
+        return;
+      case 'unchanged':
+        return;
+      case 'failed':
+        this.log.warn({ status: formatStatus(to) }, 'driver gave up on the device (FAILED)');
+        this.statusValue |= FAILED;
+        return;
+      case 'invalid':
+        this.fault('STATUS_TRANSITION', { from: formatStatus(from), to: formatStatus(to) });
+        // A driver that believes the device is live while it is not must hear about it.
+        if ((to & DRIVER_OK) !== 0 && (from & DRIVER_OK) === 0) this.enterNeedsReset('DRIVER_OK out of order');
+        return;
+      case 'advance':
+        if ((to & FEATURES_OK) !== 0 && (from & FEATURES_OK) === 0) {
+          const check = checkAccepted(this.offered, this.driverFeatures);
+          if (!check.ok) {
+            // §3.1.1: FEATURES_OK does not stick; the driver reads it back and gives up.
+            this.fault('FEATURES_REJECTED', {
+              reason: check.reason,
+              accepted: formatFeatures(this.driverFeatures),
+              offered: formatFeatures(this.offered),
+            });
+            return;
+          }
+        }
+        this.statusValue = change.to | (this.statusValue & DEVICE_NEEDS_RESET);
+        if ((to & DRIVER_OK) !== 0) this.activate();
+        return;
+    }
+  }
+
+  private activate(): void {
+    const features = this.driverFeatures;
+    let memory: GuestMemory;
+    const queues: (SplitQueue | undefined)[] = [];
+    try {
+      memory = typeof this.options.memory === 'function' ? this.options.memory() : this.options.memory;
+      this.queueRegs.forEach((q, index) => {
+        if (!q.ready) {
+          queues.push(undefined);
+          return;
+        }
+        try {
+          queues.push(
+            new SplitQueue(memory, {
+              size: q.size,
+              maxSize: q.maxSize,
+              descTable: addressFromWords(q.descLow, q.descHigh),
+              availRing: addressFromWords(q.driverLow, q.driverHigh),
+              usedRing: addressFromWords(q.deviceLow, q.deviceHigh),
+              eventIdx: hasFeature(features, RING_EVENT_IDX),
+              indirect: hasFeature(features, RING_INDIRECT_DESC),
+            }),
+          );
+        } catch (err) {
+          if (err instanceof QueueConfigError) {
+            this.fault('QUEUE_CONFIG_INVALID', { queue: index, code: err.code, ...err.detail });
+          }
+          throw err;
+        }
+      });
+    } catch (err) {
+      this.enterNeedsReset('cannot activate: queue setup refused', { error: String(err) });
+      return;
+    }
+    const activation = new Activation(this, memory, queues, features, this.log);
+    this.lifecycle = { kind: 'active', activation, queues };
+    this.stats.activations += 1;
+    this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0) }, 'device activated');
+    try {
+      const result = this.device.activate(activation);
+      if (result instanceof Promise) {
+        result.catch((err: unknown) => {
+          if (activation.live) this.enterNeedsReset('device activation failed', { error: String(err) });
+        });
+      }
+    } catch (err) {
+      this.enterNeedsReset('device activation failed', { error: String(err) });
+      return;
+    }
+    if ((this.statusValue & DEVICE_NEEDS_RESET) !== 0) return;
+    const enabled = queues.flatMap((q, i) => (q ? [i] : []));
+    this.options.onActivate?.({ queues: enabled, features });
+  }
+
+  /** Status 0 (§2.1.1 / §4.2.3.1): back to the state after power-on, ready to be set up again. */
+  private reset(): void {
+    const state = this.lifecycle;
+    this.lifecycle = { kind: 'inactive' };
+    if (state.kind === 'active') {
+      state.activation.live = false;
+      for (const q of state.queues) q?.close();
+    }
+    try {
+      const result = this.device.reset();
+      if (result instanceof Promise) {
+        result.catch((err: unknown) => this.log.error({ error: String(err) }, 'device reset failed'));
+      }
+    } catch (err) {
+      this.log.error({ error: String(err) }, 'device reset failed');
+    }
+    this.statusValue = 0;
+    this.interruptStatusValue = 0;
+    this.deviceFeaturesSel = 0;
+    this.driverFeaturesSel = 0;
+    this.driverFeatures = 0n;
+    this.queueSel = 0;
+    this.queueRegs.forEach((q, i) => {
+      this.queueRegs[i] = newQueueRegisters(q.maxSize);
+    });
+    this.stats.resets += 1;
+    if (state.kind === 'active') this.log.info({}, 'device reset by the driver');
+    this.options.onReset?.();
+  }
+
+  private writeDriverFeatures(value: number): void {
+    const s = this.statusValue;
+    if ((s & DRIVER) === 0 || (s & (FEATURES_OK | DRIVER_OK | FAILED)) !== 0) {
+      this.fault('FEATURES_LOCKED', { status: formatStatus(s) });
+      return;
+    }
+    if (this.driverFeaturesSel > 1) {
+      if (value !== 0) this.fault('FEATURES_SEL_OUT_OF_RANGE', { sel: this.driverFeaturesSel, value });
+      return;
+    }
+    this.driverFeatures = withFeatureWord(this.driverFeatures, this.driverFeaturesSel, value);
+  }
+
+  /** The selected queue's registers if it may be set up now (§4.2.3.2), else a logged fault. */
+  private setupQueue(): QueueRegisters | undefined {
+    const q = this.selectedQueue();
+    if (!q) {
+      this.fault('QUEUE_SEL_OUT_OF_RANGE', { queue: this.queueSel });
+      return undefined;
+    }
+    const s = this.statusValue;
+    if ((s & FEATURES_OK) === 0 || (s & (DRIVER_OK | FAILED | DEVICE_NEEDS_RESET)) !== 0 || q.ready) {
+      this.fault('QUEUE_SETUP_LOCKED', { queue: this.queueSel, status: formatStatus(s), ready: q.ready });
+      return undefined;
+    }
+    return q;
+  }
+
+  private writeQueueNum(value: number): void {
+    const q = this.setupQueue();
+    if (!q) return;
+    if (value === 0 || value > q.maxSize || (value & (value - 1)) !== 0) {
+      this.fault('QUEUE_NUM_INVALID', { queue: this.queueSel, size: value, max: q.maxSize });
+      return;
+    }
+    q.size = value;
+  }
+
+  private writeQueueReady(value: number): void {
+    const q = this.selectedQueue();
+    if (q && value === 0 && q.ready && (this.statusValue & DRIVER_OK) === 0) {
+      q.ready = false; // a driver may take a queue back before DRIVER_OK
+      return;
+    }
+    const target = this.setupQueue();
+    if (!target) return;
+    target.ready = value === 1;
+    if (value > 1) this.fault('QUEUE_SETUP_LOCKED', { queue: this.queueSel, ready: value });
+  }
+
+  private writeQueueAddress(offset: number, value: number): void {
+    const q = this.setupQueue();
+    if (!q) return;
+    switch (offset) {
+      case R.MMIO_QUEUE_DESC_LOW:
+        q.descLow = value;
+        break;
+      case R.MMIO_QUEUE_DESC_HIGH:
+        q.descHigh = value;
+        break;
+      case R.MMIO_QUEUE_DRIVER_LOW:
+        q.driverLow = value;
+        break;
+      case R.MMIO_QUEUE_DRIVER_HIGH:
+        q.driverHigh = value;
+        break;
+      case R.MMIO_QUEUE_DEVICE_LOW:
+        q.deviceLow = value;
+        break;
+      default:
+        q.deviceHigh = value;
+    }
+  }
+
+  private readConfig(offset: number, width: number): number {
+    const config = this.device.config;
+    if (!configAccessOk(offset, width, config.length)) {
+      return this.fault('CONFIG_ACCESS_INVALID', { offset, width, read: true });
+    }
+    let value = 0;
+    for (let i = width - 1; i >= 0; i -= 1) value = value * 256 + (config[offset + i] as number);
+    return value;
+  }
+
+  private writeConfig(offset: number, width: number, value: number): void {
+    const config = this.device.config;
+    if (!configAccessOk(offset, width, config.length)) {
+      this.fault('CONFIG_ACCESS_INVALID', { offset, width, write: true });
+      return;
+    }
+    if (!this.device.writeConfig) {
+      this.fault('CONFIG_READ_ONLY', { offset, width });
+      return;
+    }
+    const data = new Uint8Array(width);
+    for (let i = 0; i < width; i += 1) data[i] = (value >>> (8 * i)) & 0xff;
+    let accepted: boolean;
+    try {
+      accepted = this.device.writeConfig(offset, data);
+    } catch (err) {
+      this.log.error({ offset, width, error: String(err) }, 'device config write threw');
+      accepted = false;
+    }
+    if (!accepted) this.fault('CONFIG_WRITE_REFUSED', { offset, width });
+  }
+
+  private selectedQueue(): QueueRegisters | undefined {
+    return this.queueRegs[this.queueSel];
+  }
+
+  /** @internal Activation.notifyUsed */
+  signalUsed(index: number): void {
+    const state = this.lifecycle;
+    if (state.kind !== 'active') return;
+    const q = state.queues[index];
+    if (!q?.needsNotification()) return;
+    // bao-abi.md §3.8: the hypervisor knows nothing of InterruptStatus; set it before the irq.
+    this.interruptStatusValue |= R.INTERRUPT_VRING;
+    this.stats.usedInterrupts += 1;
+    this.options.interrupt.signal();
+  }
+
+  /** @internal Activation.configChanged */
+  configChanged(): void {
+    this.generation = (this.generation + 1) >>> 0;
+    if ((this.statusValue & DRIVER_OK) !== 0) this.raiseConfigInterrupt();
+  }
+
+  private raiseConfigInterrupt(): void {
+    this.interruptStatusValue |= R.INTERRUPT_CONFIG;
+    this.stats.configInterrupts += 1;
+    this.options.interrupt.signal();
+  }
+
+  private fault(code: TransportFaultCode, detail: Record<string, unknown>): 0 {
+    const count = (this.stats.faults[code] ?? 0) + 1;
+    this.stats.faults[code] = count;
+    this.stats.guestFaults += 1;
+    if (count <= LOG_FIRST || count % LOG_EVERY === 0) {
+      this.log.warn({ code, count, ...detail }, 'guest fault: virtio-mmio access ignored');
+    }
+    return 0;
+  }
+}
+
+/** The DeviceActivation the transport hands out; dead (a no-op) once the device is reset. */
+class Activation implements DeviceActivation {
+  live = true;
+
+  constructor(
+    private readonly transport: MmioTransport,
+    readonly memory: GuestMemory,
+    readonly queues: readonly (SplitQueue | undefined)[],
+    readonly features: bigint,
+    readonly log: Logger,
+  ) {}
+
+  notifyUsed(queueIndex: number): void {
+    if (this.live) this.transport.signalUsed(queueIndex);
+  }
+
+  configChanged(): void {
+    if (this.live) this.transport.configChanged();
+  }
+
+  fail(reason: string, detail?: Record<string, unknown>): void {
+    if (this.live) this.transport.enterNeedsReset(reason, detail);
+  }
+}
+
+function newQueueRegisters(maxSize: number): QueueRegisters {
+  return {
+    maxSize,
+    size: maxSize, // §4.2.2 leaves QueueNum's reset value open; the maximum is a usable one
+    ready: false,
+    descLow: 0,
+    descHigh: 0,
+    driverLow: 0,
+    driverHigh: 0,
+    deviceLow: 0,
+    deviceHigh: 0,
+  };
+}
+
+/** §4.2.2.2: 8/16/32-bit, naturally aligned, inside the device's config space. */
+function configAccessOk(offset: number, width: number, length: number): boolean {
+  return (width === 1 || width === 2 || width === 4) && offset % width === 0 && offset + width <= length;
+}
+
+function maskToWidth(value: number, width: number): number {
+  const v = Number.isFinite(value) ? value : 0;
+  if (width === 1) return v & 0xff;
+  if (width === 2) return v & 0xffff;
+  return v >>> 0;
+}
