@@ -38,10 +38,19 @@ export interface ConsoleBackend {
   close(): Promise<void>;
 }
 
+/**
+ * How a StreamBackend treats output the host side does not take. 'backpressure' (default):
+ * zero-copy writes, write() returns false and the device waits for drain. 'lossy': output is
+ * copied and acknowledged at once; once `maxQueuedBytes` are queued the rest is discarded and
+ * counted, so the guest never stalls on a side nobody reads (a PTY with no terminal attached).
+ */
+export type OutputPolicy = { readonly kind: 'backpressure' } | { readonly kind: 'lossy'; readonly maxQueuedBytes: number };
+
 /** Wraps an input/output stream pair; `release` undoes what the concrete backend set up. */
 export class StreamBackend implements ConsoleBackend {
   protected events: ConsoleBackendEvents | undefined;
   protected paused = false;
+  private discarded = 0;
   private closing: Promise<void> | undefined;
   private readonly onData = (chunk: Buffer | string): void => {
     this.events?.data(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
@@ -57,10 +66,11 @@ export class StreamBackend implements ConsoleBackend {
     private readonly input: Readable | NodeJS.ReadableStream,
     private readonly output: Writable | NodeJS.WritableStream,
     private readonly release: () => Promise<void> = async () => {},
+    private readonly policy: OutputPolicy = { kind: 'backpressure' },
   ) {}
 
   get stats(): ConsoleBackendStats {
-    return { discardedBytes: 0 };
+    return { discardedBytes: this.discarded };
   }
 
   start(events: ConsoleBackendEvents): void {
@@ -74,7 +84,12 @@ export class StreamBackend implements ConsoleBackend {
   }
 
   write(chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
-    return this.output.write(chunk, (err?: Error | null) => done(err));
+    if (this.policy.kind === 'backpressure') return this.output.write(chunk, (err?: Error | null) => done(err));
+    const queued = (this.output as { writableLength?: number }).writableLength ?? 0;
+    if (queued + chunk.length > this.policy.maxQueuedBytes) this.discarded += chunk.length;
+    else this.output.write(Buffer.from(chunk)); // a copy: the guest gets its buffer back now
+    done(null);
+    return true;
   }
 
   pauseInput(): void {

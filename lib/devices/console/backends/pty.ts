@@ -28,8 +28,10 @@ export interface OpenedPty {
 /**
  * Opens a new PTY. Contract for implementers (the addon side): the slave must be in raw mode
  * with echo off (cfmakeraw), otherwise guest output written to the master is echoed back by
- * the line discipline as guest input while nobody holds the slave open. bao-virtio-dm works
- * around that by scanning /proc for slave users (spec §5.4 item 7).
+ * the line discipline as guest input while nobody holds the slave open (bao-virtio-dm works
+ * around that by scanning /proc for slave users, spec §5.4 item 7); and the opener should hold
+ * a slave fd open itself, because reading the master fails with EIO whenever no slave fd is open
+ * (before the first user attaches and after each one leaves).
  */
 export type PtyOpener = () => Promise<OpenedPty>;
 
@@ -37,7 +39,12 @@ export interface PtyBackendOptions {
   readonly opener: PtyOpener;
   readonly alias?: string | undefined;
   readonly log?: Logger;
+  /** Guest output queued for a slow or absent terminal before the rest is discarded. */
+  readonly maxQueuedBytes?: number;
 }
+
+/** Enough for a screenful of boot messages waiting for someone to attach. */
+export const DEFAULT_PTY_MAX_QUEUED_BYTES = 64 * 1024;
 
 async function placeAlias(alias: string, target: string): Promise<void> {
   try {
@@ -87,8 +94,18 @@ export async function openPtyBackend(options: PtyBackendOptions): Promise<Consol
   const description = alias === undefined ? `pty ${pty.path}` : `pty ${pty.path} (alias ${alias})`;
   // bao-virtio-dm prints this line so users know where to attach; we log it.
   log.info({ pty: pty.path, alias }, `console at ${alias ?? pty.path}`);
-  return new StreamBackend('pty', description, pty.input, pty.output, async () => {
-    if (alias !== undefined) await removeAlias(alias, pty.path);
-    await pty.close();
-  });
+  // Lossy output: a PTY is read only while someone has a terminal on it; the guest's console
+  // (often its kernel console) must not stall meanwhile.
+  const policy = { kind: 'lossy', maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_PTY_MAX_QUEUED_BYTES } as const;
+  return new StreamBackend(
+    'pty',
+    description,
+    pty.input,
+    pty.output,
+    async () => {
+      if (alias !== undefined) await removeAlias(alias, pty.path);
+      await pty.close();
+    },
+    policy,
+  );
 }

@@ -72,8 +72,8 @@ class SocketBackend implements ConsoleBackend {
 
   private accept(socket: Socket): void {
     if (this.client !== undefined || this.closing !== undefined) {
-      socket.end('console busy: another client is connected\r\n');
       socket.on('error', () => {});
+      socket.end('console busy: another client is connected\r\n', () => socket.destroy());
       this.log.info({ path: this.path }, 'refused a second console client');
       return;
     }
