@@ -1,0 +1,12 @@
+// The baoctl commands, in help order. To add one: create cmds/<name>/{index,options,handler}.ts
+// and append its descriptor here.
+
+import type { CommandModule } from 'yargs';
+
+import { abiCommand } from './abi/index.js';
+import { devicesCommand } from './devices/index.js';
+
+/** Each descriptor keeps its own typed args; the list only needs to hand them to yargs. */
+export type BaoctlCommand = CommandModule<object, never>;
+
+export const commands: BaoctlCommand[] = [abiCommand as BaoctlCommand, devicesCommand as BaoctlCommand];
