@@ -1,0 +1,59 @@
+// The real DeviceModelFactory: opens device models through the Bao driver this kernel offers
+// (lib/dispatcher detects the revision) and serves each device on its own DeviceModelServer.
+// The daemon only knows the DeviceModelFactory interface (device-model.ts); this module is what
+// `baoctl run` plugs in when it runs on a Bao backend VM.
+
+import { BaoDriver, DeviceModelConfigMissingError, DeviceModelNotFoundError, openBaoDriver, type OpenBaoDriverOptions } from '../dispatcher/index.js';
+import type { Logger } from '../virtio/logger.js';
+import { DeviceModelServer } from './device-model-server.js';
+import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
+
+/** An error that names the config key the user must fix (the daemon prints `devices[i].<field>`). */
+class FieldError extends Error {
+  readonly code: string;
+  constructor(
+    readonly field: string,
+    cause: Error & { code?: string },
+  ) {
+    super(cause.message, { cause });
+    this.name = 'DeviceModelOpenError';
+    this.code = cause.code ?? 'BAO_DM_OPEN_FAILED';
+  }
+}
+
+export interface BaoDeviceModelFactoryOptions {
+  readonly log: Logger;
+  readonly driver?: OpenBaoDriverOptions;
+}
+
+export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions): DeviceModelFactory {
+  let driver: BaoDriver | undefined;
+  const log = options.log;
+  return {
+    async open(request: OpenDeviceModelRequest): Promise<ServedDevice> {
+      // Opened on first use so that `config check` and a config error never touch /dev.
+      driver ??= openBaoDriver(options.driver);
+      const { entry } = request;
+      let handle;
+      try {
+        handle = driver.openDeviceModel(entry.id, entry.createDm ?? {});
+      } catch (err) {
+        if (err instanceof DeviceModelNotFoundError) throw new FieldError('id', err);
+        if (err instanceof DeviceModelConfigMissingError) throw new FieldError('shmem_addr', err);
+        throw err;
+      }
+      try {
+        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log });
+        log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
+        return { stopped: server.stopped, close: () => server.close() };
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+    },
+    async close(): Promise<void> {
+      await driver?.close();
+      driver = undefined;
+    },
+  };
+}
