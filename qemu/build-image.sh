@@ -3,7 +3,8 @@
 # layers, each rebuilt only when its inputs changed (the kernel unpacks concatenated archives
 # in order):
 #   base.cpio     busybox, /init, the host's node (stripped) and its ldd libraries
-#   modules.cpio  the kernel's virtio/vsock modules, bao_sim.ko (extra/) and modules.dep
+#   modules.cpio  the kernel's virtio/vsock modules, bao_sim.ko (extra/), modules.dep and
+#                 /usr/bin/bao-attach-once (qemu/tools)
 #   project.cpio  /project: package.json, configs, dist/, build/Release/*.node, lib/, test/,
 #                 bin/ and the node_modules needed at run time plus vitest (typescript,
 #                 node-gyp and type packages left out)
@@ -70,7 +71,13 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
   net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko)
-if stale "$img/modules.cpio" "$ko" "$0"; then
+# Our test tools (static, so they need nothing from the image).
+tool="$out/tools/bao-attach-once"
+if stale "$tool" "$here/tools/bao-attach-once.c"; then
+  mkdir -p "$out/tools"
+  gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
+fi
+if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -87,6 +94,8 @@ if stale "$img/modules.cpio" "$ko" "$0"; then
   done
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
+  mkdir -p "$d/usr/bin"
+  cp "$tool" "$d/usr/bin/"
   "$busybox_bin" depmod -b "$d" "$kver"
   mkcpio "$d" "$img/modules.cpio"
   rm -rf "$d"
@@ -117,6 +126,12 @@ if stale "$img/project.cpio" "${proj_inputs[@]}"; then
       *) [ -e "$e" ] && cp -al "$e" "$d/project/node_modules/" ;;
     esac
   done)
+  # Shared libraries of the native addons (rollup's, ours) that node itself does not pull in.
+  find "$d/project" -name '*.node' -type f | while read -r nodefile; do
+    for lib in $(ldd "$nodefile" 2>/dev/null | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
+    done
+  done
   mkcpio "$d" "$img/project.cpio"
   rm -rf "$d"
 fi

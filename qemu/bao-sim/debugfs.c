@@ -19,6 +19,16 @@
 #include <linux/sched/signal.h>
 #include "bao_sim.h"
 
+static unsigned int bs_count(struct list_head *head)
+{
+	struct list_head *p;
+	unsigned int n = 0;
+
+	list_for_each(p, head)
+		n++;
+	return n;
+}
+
 static int bs_info_show(struct seq_file *s, void *unused)
 {
 	struct bs_dm *dm = s->private;
@@ -35,23 +45,29 @@ static int bs_stats_show(struct seq_file *s, void *unused)
 	struct bs_dm *dm = s->private;
 	struct bs_req *r;
 	unsigned long fl;
-	unsigned int queued = 0, inflight = 0;
+	unsigned int queued = 0, inflight = 0, ioeventfds, irqfds;
 
 	spin_lock_irqsave(&dm->lock, fl);
 	list_for_each_entry(r, &dm->queue, node)
 		queued++;
 	list_for_each_entry(r, &dm->inflight, node)
 		inflight++;
+	ioeventfds = bs_count(&dm->ioeventfds);
 	spin_unlock_irqrestore(&dm->lock, fl);
+	spin_lock_irqsave(&dm->irqfd_lock, fl);
+	irqfds = bs_count(&dm->irqfds);
+	spin_unlock_irqrestore(&dm->irqfd_lock, fl);
 	seq_printf(s, "requests %lld\ncompletions %lld\ncomplete_errors %lld\nattached %lld\n"
 		   "irqfd_notifications %lld\nioeventfd_signals %lld\nioeventfd_swallowed %lld\n"
-		   "fe_interrupts %lld\naborted %lld\ndropped %lld\nqueued %u\ninflight %u\n",
+		   "fe_interrupts %lld\naborted %lld\ndropped %lld\nqueued %u\ninflight %u\n"
+		   "ioeventfds %u\nirqfds %u\n",
 		   atomic64_read(&dm->st.requests), atomic64_read(&dm->st.completions),
 		   atomic64_read(&dm->st.complete_errors), atomic64_read(&dm->st.attached),
 		   atomic64_read(&dm->st.irqfd_notifications),
 		   atomic64_read(&dm->st.ioeventfd_signals),
 		   atomic64_read(&dm->st.ioeventfd_swallowed), atomic64_read(&dm->st.fe_interrupts),
-		   atomic64_read(&dm->st.aborted), atomic64_read(&dm->st.dropped), queued, inflight);
+		   atomic64_read(&dm->st.aborted), atomic64_read(&dm->st.dropped), queued, inflight,
+		   ioeventfds, irqfds);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(bs_stats);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `npm run test:qemu`: the QEMU suite. Provisions if needed, builds bao_sim.ko and the image
+# (only what changed), boots the guest once and runs `vitest run --project qemu` (all of
+# test/qemu, one file after another: they load and unload the module) inside it, prints the
+# guest's results and exits non-zero when a guest test fails or the guest times out or crashes.
+# Does not build the addon or the TypeScript: `npm run build` must have been run.
+# Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
+# QEMU_TEST_TIMEOUT (seconds, default 900); QEMU_TEST_FILTER (vitest file filter, optional).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+
+for need in dist build/Release/bao.node; do
+  if [ ! -e "$need" ]; then
+    echo "test:qemu: $need is missing: run 'npm run build' first (scripts/test.sh does)." >&2
+    exit 1
+  fi
+done
+
+bash "$here/provision.sh" >/dev/null
+make -s -C "$here/bao-sim" >/dev/null
+bash "$here/build-image.sh"
+
+results="$here/out/results"
+rm -rf "$results"
+mkdir -p "$results"
+job=$(mktemp)
+trap 'rm -f "$job"' EXIT
+cat > "$job" <<JOB
+node node_modules/vitest/vitest.mjs run --project qemu --no-file-parallelism \
+  --reporter=default --reporter=json --outputFile.json=/tmp/qemu.json ${QEMU_TEST_FILTER:-}
+rc=\$?
+[ -f /tmp/qemu.json ] && bao-export /tmp/qemu.json qemu.json
+exit \$rc
+JOB
+set +e
+bash "$here/run.sh" --name test-qemu --timeout "${QEMU_TEST_TIMEOUT:-900}" --export-dir "$results" --script "$job"
+rc=$?
+set -e
+if [ -n "${RESULTS_JSON:-}" ]; then
+  if [ -f "$results/qemu.json" ]; then
+    cp "$results/qemu.json" "$RESULTS_JSON"
+  else
+    echo "test:qemu: the guest produced no JSON report" >&2
+  fi
+fi
+exit "$rc"
