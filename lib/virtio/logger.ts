@@ -20,3 +20,12 @@ export const silentLogger: Logger = {
   error: drop,
   child: () => silentLogger,
 };
+
+/**
+ * Rate limit for logs a guest can trigger at will (guest faults): log the first 16
+ * occurrences, then one in 1024, so a hostile frontend cannot flood the host's logs while
+ * the counters still record every one.
+ */
+export function worthLogging(count: number): boolean {
+  return count <= 16 || count % 1024 === 0;
+}

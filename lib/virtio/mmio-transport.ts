@@ -22,7 +22,7 @@ import {
   withFeatureWord,
 } from './features.js';
 import { addressFromWords, type GuestMemory } from './guest-memory.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, worthLogging, type Logger } from './logger.js';
 import * as R from './mmio-registers.js';
 import { SplitQueue } from './split-queue.js';
 import { classifyStatusWrite, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, formatStatus } from './status.js';
@@ -98,10 +98,6 @@ interface QueueRegisters {
 }
 
 type Lifecycle = { kind: 'inactive' } | { kind: 'active'; activation: Activation; queues: (SplitQueue | undefined)[] };
-
-/** Fault logs per code: the first few, then one in LOG_EVERY, so a hostile guest cannot flood. */
-const LOG_FIRST = 16;
-const LOG_EVERY = 1024;
 
 export class MmioTransport {
   readonly stats: TransportStats = {
@@ -598,7 +594,7 @@ export class MmioTransport {
     const count = (this.stats.faults[code] ?? 0) + 1;
     this.stats.faults[code] = count;
     this.stats.guestFaults += 1;
-    if (count <= LOG_FIRST || count % LOG_EVERY === 0) {
+    if (worthLogging(count)) {
       this.log.warn({ code, count, ...detail }, 'guest fault: virtio-mmio access ignored');
     }
     return 0;

@@ -74,8 +74,8 @@ export class SplitQueue {
 
   private nextAvailIdx = 0;
   private nextUsedIdx = 0;
-  /** Used idx at the last interrupt decision; -1 before the first one. */
-  private signalledUsed = -1;
+  /** Used idx at the last interrupt decision (the driver zeroed the ring: it starts at 0). */
+  private signalledUsed = 0;
   private isClosed = false;
 
   /** Validates the configuration (throws QueueConfigError: a guest fault at activation). */
@@ -199,11 +199,10 @@ export class SplitQueue {
     if (this.isClosed) return false;
     const used = this.nextUsedIdx;
     const old = this.signalledUsed;
-    if (used === old) return false;
+    if (used === old) return false; // nothing new since the last decision
     this.signalledUsed = used;
     if (this.eventIdx) {
       const usedEvent = Atomics.load(this.cells, this.usedEventCell);
-      if (old < 0) return true;
       // vring_need_event (§2.7.10): notify iff used_event lies in [old, used).
       return ((used - usedEvent - 1) & 0xffff) < ((used - old) & 0xffff);
     }

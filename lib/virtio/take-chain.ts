@@ -5,6 +5,7 @@
 import type { DeviceActivation } from './device.js';
 import type { DescriptorChain } from './descriptor-chain.js';
 import { InvalidChainError, QueueCorruptError } from './errors.js';
+import { worthLogging } from './logger.js';
 import type { SplitQueue } from './split-queue.js';
 
 export interface ChainFaultCounters {
@@ -29,7 +30,9 @@ export function takeChain(
     } catch (err) {
       if (err instanceof InvalidChainError) {
         counters.invalidChains += 1;
-        activation.log.warn({ queue: queueIndex, code: err.code, ...err.detail }, `guest fault: ${err.message}`);
+        if (worthLogging(counters.invalidChains)) {
+          activation.log.warn({ queue: queueIndex, code: err.code, ...err.detail }, `guest fault: ${err.message}`);
+        }
         queue.addUsed(err.head, 0);
         continue; // each pop consumed one avail entry, so this loop ends
       }

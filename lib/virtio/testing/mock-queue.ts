@@ -71,6 +71,7 @@ export interface AddOptions {
 interface Submitted {
   readonly descriptors: number[];
   readonly buffers: Uint8Array[];
+  done: boolean;
 }
 
 export class MockQueue {
@@ -131,12 +132,12 @@ export class MockQueue {
       );
     }
     const head = descriptors[0] as number;
-    this.submitted.set(head, { descriptors, buffers: views });
+    this.submitted.set(head, { descriptors, buffers: views, done: false });
     this.pushAvail(head, options.publish ?? true);
     return head;
   }
 
-  /** The buffers of a submitted chain, as views (read what the device wrote). */
+  /** The buffers of a submitted chain, as views (read what the device wrote); kept after use. */
   buffers(head: number): readonly Uint8Array[] {
     return this.submitted.get(head)?.buffers ?? [];
   }
@@ -206,9 +207,9 @@ export class MockQueue {
       const element = { id: this.memory.readU32(at), len: this.memory.readU32(at + 4) };
       out.push(element);
       const chain = this.submitted.get(element.id);
-      if (chain) {
+      if (chain && !chain.done) {
+        chain.done = true;
         this.free.push(...chain.descriptors);
-        this.submitted.delete(element.id);
       }
       this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
     }
