@@ -1,0 +1,192 @@
+// End to end in the Bao-equivalent guest: `baoctl run` serves virtio-rng and virtio-console on
+// two bao-sim device models, and the guest's own, unmodified virtio_rng and virtio_console
+// drivers are their frontends. What a user of a Bao board would check by hand, checked here.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+
+const RNG_DM = 0;
+const CONSOLE_DM = 1;
+const SOCKET = '/tmp/node-bao-console.sock';
+const CONFIG = '/tmp/node-bao-e2e.yaml';
+
+/** The virtio device (virtioN on the guest's bus) whose Device ID is `deviceId`. */
+function virtioDevice(deviceId: number): string | undefined {
+  const root = '/sys/bus/virtio/devices';
+  if (!fs.existsSync(root)) return undefined;
+  return fs.readdirSync(root).find((d) => Number(fs.readFileSync(`${root}/${d}/device`, 'utf8').trim()) === deviceId);
+}
+
+/** Read `count` bytes from a device file in a child (a blocking read must not stall the test). */
+function readDevice(path: string, count: number, timeoutMs = 20_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('dd', [`if=${path}`, `bs=${count}`, 'count=1', 'iflag=fullblock', 'status=none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`reading ${count} bytes from ${path} timed out`));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(Buffer.concat(chunks));
+      else reject(new Error(`dd ${path} exited ${code}`));
+    });
+  });
+}
+
+interface Daemon {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly exited: Promise<number | null>;
+}
+
+function startDaemon(config: string): Daemon {
+  const child = spawn(process.execPath, ['bin/baoctl', 'run', config, '--log-format', 'json', '--log-level', 'debug'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function stopDaemon(daemon: Daemon | undefined): Promise<number | null> {
+  if (daemon === undefined || daemon.child.exitCode !== null) return daemon?.child.exitCode ?? null;
+  daemon.child.kill('SIGTERM');
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000));
+  const code = await Promise.race([daemon.exited, timeout]);
+  if (code === 'timeout') {
+    daemon.child.kill('SIGKILL');
+    throw new Error(`the daemon did not stop on SIGTERM:\n${daemon.output()}`);
+  }
+  return code;
+}
+
+function hex(n: string | undefined): string {
+  if (n === undefined) throw new Error('bao-sim did not report the mmio window');
+  return n;
+}
+
+describe.skipIf(guestSkipReason !== undefined)('baoctl run serving the guest’s own virtio drivers', () => {
+  let daemon: Daemon | undefined;
+
+  beforeAll(async () => {
+    execFileSync('modprobe', ['virtio_rng']);
+    execFileSync('modprobe', ['virtio_console']);
+    loadBaoSim({ ndms: 2, frontends: [RNG_DM, CONSOLE_DM] });
+    fs.rmSync(SOCKET, { force: true });
+    fs.writeFileSync(
+      CONFIG,
+      [
+        'devices:',
+        `  - id: ${RNG_DM}`,
+        '    type: rng',
+        `    mmio_addr: ${hex(dmInfo(RNG_DM).mmio_base)}`,
+        '    data_plane: virtio',
+        `  - id: ${CONSOLE_DM}`,
+        '    type: console',
+        `    mmio_addr: ${hex(dmInfo(CONSOLE_DM).mmio_base)}`,
+        '    data_plane: virtio',
+        '    backend: socket',
+        `    socket_path: ${SOCKET}`,
+        '',
+      ].join('\n'),
+    );
+    daemon = startDaemon(CONFIG);
+    const d = daemon;
+    await waitFor(() => virtioDevice(4) !== undefined && virtioDevice(3) !== undefined, 30_000, `both frontends to probe; daemon said:\n${d.output()}`).catch(
+      (err: unknown) => {
+        throw new Error(`${String(err)}\n${d.output()}`);
+      },
+    );
+    await waitFor(() => fs.existsSync('/dev/hvc0'), 20_000, '/dev/hvc0');
+    await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng'), 20_000, 'virtio_rng in hw_random');
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopDaemon(daemon).catch(() => {});
+    unloadBaoSim();
+  }, 60_000);
+
+  it('feeds /dev/hwrng with entropy from the daemon', async () => {
+    expect(fs.readFileSync('/sys/class/misc/hw_random/rng_current', 'utf8')).toContain('virtio_rng');
+    const a = await readDevice('/dev/hwrng', 64);
+    const b = await readDevice('/dev/hwrng', 64);
+    expect(a.length).toBe(64);
+    expect(b.length).toBe(64);
+    expect(a.equals(b)).toBe(false);
+    expect(a.some((x) => x !== 0)).toBe(true);
+  });
+
+  it('carries /dev/hvc0 output to the console backend and backend input back to /dev/hvc0', async () => {
+    execFileSync('stty', ['-F', '/dev/hvc0', 'raw', '-echo']);
+    const socket = net.createConnection(SOCKET);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString()));
+
+    fs.writeFileSync('/dev/hvc0', 'hello from the frontend\n');
+    await waitFor(() => received.includes('hello from the frontend'), 10_000, 'guest output at the socket');
+
+    const reading = readDevice('/dev/hvc0', 'hello from the backend\n'.length);
+    await new Promise((r) => setTimeout(r, 200));
+    socket.write('hello from the backend\n');
+    expect((await reading).toString()).toBe('hello from the backend\n');
+    socket.destroy();
+  });
+
+  it('keeps serving after the guest driver is unbound and bound again (device reset and re-activation)', async () => {
+    const dev = virtioDevice(4);
+    expect(dev).toBeDefined();
+    const driver = '/sys/bus/virtio/drivers/virtio_rng';
+    fs.writeFileSync(`${driver}/unbind`, String(dev));
+    expect(fs.existsSync(`${driver}/${dev}`)).toBe(false);
+    fs.writeFileSync(`${driver}/bind`, String(dev));
+    await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng'), 20_000, 'virtio_rng back');
+    const bytes = await readDevice('/dev/hwrng', 32);
+    expect(bytes.length).toBe(32);
+  });
+
+  it('stops cleanly on SIGTERM, exiting 0', async () => {
+    const code = await stopDaemon(daemon);
+    expect(code, daemon?.output()).toBe(0);
+  }, 30_000);
+});
+
+describe.skipIf(guestSkipReason !== undefined)('a bao-virtio-dm YAML with a console device', () => {
+  let daemon: Daemon | undefined;
+  const alias = '/tmp/bao-console-pty';
+
+  beforeAll(async () => {
+    execFileSync('modprobe', ['virtio_console']);
+    loadBaoSim({ ndms: 1, frontends: [0] });
+    // Byte for byte what a bao-virtio-dm user has: no node-bao keys.
+    const yaml = ['devices:', '  - id: 0', '    type: console', `    mmio_addr: ${hex(dmInfo(0).mmio_base)}`, '    data_plane: virtio', `    pty_alias: ${alias}`, ''].join('\n');
+    fs.writeFileSync('/tmp/bao-virtio-dm.yaml', yaml);
+    daemon = startDaemon('/tmp/bao-virtio-dm.yaml');
+    const d = daemon;
+    await waitFor(() => fs.existsSync(alias) && fs.existsSync('/dev/hvc0'), 30_000, `the pty alias and /dev/hvc0; daemon said:\n${d.output()}`);
+  }, 90_000);
+
+  afterAll(async () => {
+    await stopDaemon(daemon).catch(() => {});
+    unloadBaoSim();
+  }, 60_000);
+
+  it('runs unchanged: guest output written to /dev/hvc0 comes out of the pty alias', async () => {
+    execFileSync('stty', ['-F', '/dev/hvc0', 'raw', '-echo']);
+    execFileSync('stty', ['-F', alias, 'raw', '-echo']);
+    const message = 'written by the frontend\n';
+    const reading = readDevice(alias, message.length);
+    await new Promise((r) => setTimeout(r, 300));
+    fs.writeFileSync('/dev/hvc0', message);
+    expect((await reading).toString()).toBe(message);
+  });
+});
