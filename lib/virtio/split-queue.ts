@@ -169,12 +169,7 @@ export class SplitQueue {
 
   /** Whether the driver has made chains available that pop() has not taken yet. */
   hasAvailable(): boolean {
-    if (this.isClosed) return false;
-    try {
-      return this.pending() !== 0;
-    } catch {
-      return true; // the next pop() reports the corruption
-    }
+    return !this.isClosed && this.somethingToPop();
   }
 
   /** Return chain `head` to the driver with `writtenLength` bytes written into it. */
@@ -212,7 +207,8 @@ export class SplitQueue {
   /**
    * Ask the driver to kick again for new buffers, then re-check: returns true when buffers
    * arrived in the meantime, in which case the caller must keep popping (otherwise the kick
-   * for them may already have been suppressed and they would wait forever).
+   * for them may already have been suppressed and they would wait forever). Also true when
+   * the ring is corrupt, so that the caller's next pop() reports it.
    */
   enableNotification(): boolean {
     if (this.isClosed) return false;
@@ -223,7 +219,7 @@ export class SplitQueue {
       Atomics.store(this.cells, this.usedFlagsCell, 0);
     }
     // (c): the store above is ordered before this load.
-    return this.pending() !== 0;
+    return this.somethingToPop();
   }
 
   /** Tell the driver it need not kick while the device is busy draining (§2.7.7). */
@@ -235,6 +231,15 @@ export class SplitQueue {
   /** Stop touching guest memory for good (device reset or NEEDS_RESET). */
   close(): void {
     this.isClosed = true;
+  }
+
+  /** Never throws: a corrupt ring counts as "something", and the next pop() reports it. */
+  private somethingToPop(): boolean {
+    try {
+      return this.pending() !== 0;
+    } catch {
+      return true;
+    }
   }
 
   private pending(): number {
