@@ -13,9 +13,12 @@ import { VmmError } from './errors.js';
 export type RootLogger = PinoLogger;
 
 export interface LoggerOptions {
-  /** Flag value, then env BAO_LOG_LEVEL, then config `log.level`, then `info`. */
+  /** Flag value, then env BAO_LOG_LEVEL, then `defaultLevel` (config `log.level`), then `info`. */
   readonly level?: string | undefined;
+  /** Flag value, then env BAO_LOG_FORMAT, then `defaultFormat` (config), then pretty on a TTY. */
   readonly format?: string | undefined;
+  readonly defaultLevel?: LogLevel | undefined;
+  readonly defaultFormat?: LogFormat | undefined;
   /** Where log lines go; default process.stderr. */
   readonly destination?: NodeJS.WritableStream & { isTTY?: boolean; fd?: number };
   readonly env?: NodeJS.ProcessEnv;
@@ -42,9 +45,14 @@ export function resolveLogLevel(flag: string | undefined, env: NodeJS.ProcessEnv
   return lower;
 }
 
-export function resolveLogFormat(flag: string | undefined, env: NodeJS.ProcessEnv, isTTY: boolean): LogFormat {
+export function resolveLogFormat(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  isTTY: boolean,
+  fallback?: LogFormat,
+): LogFormat {
   const value = flag ?? env['BAO_LOG_FORMAT'];
-  if (value === undefined || value === '') return isTTY ? 'pretty' : 'json';
+  if (value === undefined || value === '') return fallback ?? (isTTY ? 'pretty' : 'json');
   const lower = value.toLowerCase();
   if (!isLogFormat(lower)) {
     throw new VmmError('LOG_FORMAT_INVALID', `unknown log format '${value}'; expected one of ${LOG_FORMATS.join(', ')}`);
@@ -55,8 +63,8 @@ export function resolveLogFormat(flag: string | undefined, env: NodeJS.ProcessEn
 export function createRootLogger(options: LoggerOptions = {}): RootLogger {
   const env = options.env ?? process.env;
   const destination = options.destination ?? process.stderr;
-  const level = resolveLogLevel(options.level, env);
-  const format = resolveLogFormat(options.format, env, destination.isTTY === true);
+  const level = resolveLogLevel(options.level, env, options.defaultLevel);
+  const format = resolveLogFormat(options.format, env, destination.isTTY === true, options.defaultFormat);
   const base = options.base ?? { name: 'node-bao' };
   if (format === 'pretty') {
     const pretty = PinoPretty({

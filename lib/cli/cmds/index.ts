@@ -4,9 +4,16 @@
 import type { CommandModule } from 'yargs';
 
 import { abiCommand } from './abi/index.js';
+import { configCommand } from './config/index.js';
 import { devicesCommand } from './devices/index.js';
+import { runCommand } from './run/index.js';
 
 /** Each descriptor keeps its own typed args; the list only needs to hand them to yargs. */
 export type BaoctlCommand = CommandModule<object, never>;
 
-export const commands: BaoctlCommand[] = [abiCommand as BaoctlCommand, devicesCommand as BaoctlCommand];
+export const commands: BaoctlCommand[] = [
+  abiCommand as BaoctlCommand,
+  devicesCommand as BaoctlCommand,
+  configCommand as BaoctlCommand,
+  runCommand as BaoctlCommand,
+];

@@ -1,0 +1,20 @@
+// `baoctl run [config.yaml] [-c config.yaml]`: command descriptor (STYLE.md guideline 14).
+
+import type { Argv, CommandModule } from 'yargs';
+
+import { runDaemonCommand } from './handler.js';
+import { runOptions, type RunArgs } from './options.js';
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: 'run [file]',
+  describe: 'Serve the devices of a config (node-bao or bao-virtio-dm YAML) until SIGINT/SIGTERM',
+  builder: (y) =>
+    y
+      .positional('file', { type: 'string', description: 'the YAML config file' })
+      .options(runOptions)
+      .example('$0 run vm2.yaml', 'serve the devices of vm2.yaml')
+      .example('$0 run -c vm2.yaml', "the same, with bao-virtio-dm's flag") as unknown as Argv<RunArgs>,
+  handler: async (args) => {
+    process.exitCode = await runDaemonCommand(args);
+  },
+};

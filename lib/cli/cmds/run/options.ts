@@ -1,0 +1,25 @@
+// Options of `baoctl run`. `-c/--config` is bao-virtio-dm's own flag (spec §5.1), so a script
+// calling `bao-virtio-dm --config x.yaml` switches by renaming the binary.
+
+export interface RunArgs {
+  /** Positional config path. */
+  readonly file?: string | undefined;
+  /** bao-virtio-dm's -c/--config. */
+  readonly config?: string | undefined;
+  readonly logLevel?: string | undefined;
+  readonly logFormat?: string | undefined;
+}
+
+export const runOptions = {
+  config: { alias: 'c', type: 'string', description: "the YAML config file (bao-virtio-dm's flag; same as the positional)" },
+  'log-level': {
+    type: 'string',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    description: 'log level (default: env BAO_LOG_LEVEL, then the config, then info)',
+  },
+  'log-format': {
+    type: 'string',
+    choices: ['json', 'pretty'],
+    description: 'log format (default: env BAO_LOG_FORMAT, then the config, then pretty on a terminal, json otherwise)',
+  },
+} as const;

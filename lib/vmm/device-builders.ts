@@ -1,0 +1,50 @@
+// The default builder of each served device type: config entry -> VirtioDevice (+ its host side).
+// Keyed by SERVED_DEVICE_TYPES, so serving a new type means adding its builder here.
+
+import { ConsoleDevice } from '../devices/console/device.js';
+import type { ConsoleBackend } from '../devices/console/backends/backend.js';
+import { openPtyBackend } from '../devices/console/backends/pty.js';
+import { openSocketBackend } from '../devices/console/backends/socket.js';
+import { openStdioBackend } from '../devices/console/backends/stdio.js';
+import { RngDevice } from '../devices/rng/index.js';
+import type { ConsoleDeviceConfig } from './config/types.js';
+import type { BuildContext, DeviceBuilders } from './device-builder.js';
+import { ComponentUnavailableError } from './errors.js';
+
+async function openConsoleBackend(entry: ConsoleDeviceConfig, context: BuildContext): Promise<ConsoleBackend> {
+  const log = context.log.child({ module: 'console-backend' });
+  const backend = entry.backend;
+  switch (backend.kind) {
+    case 'stdio':
+      return openStdioBackend({
+        ...(context.stdin === undefined ? {} : { stdin: context.stdin }),
+        ...(context.stdout === undefined ? {} : { stdout: context.stdout }),
+      });
+    case 'socket':
+      return openSocketBackend({ path: backend.path, log });
+    case 'pty': {
+      if (context.ptyOpener === undefined) {
+        throw new ComponentUnavailableError('PTY_UNAVAILABLE', 'no PTY opener was given (the pty backend needs the native addon)');
+      }
+      return openPtyBackend({ opener: context.ptyOpener, alias: backend.alias, log });
+    }
+  }
+}
+
+export const defaultDeviceBuilders: DeviceBuilders = {
+  console: async (entry, context) => {
+    if (entry.type !== 'console') throw new TypeError(`console builder given a ${entry.type} entry`);
+    const backend = await openConsoleBackend(entry, context);
+    const device = new ConsoleDevice({ backend, log: context.log.child({ module: 'console' }) });
+    return { device, close: () => device.close() };
+  },
+  rng: async () => {
+    const device = new RngDevice();
+    return {
+      device,
+      close: async () => {
+        await device.reset();
+      },
+    };
+  },
+};

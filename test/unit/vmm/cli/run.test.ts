@@ -1,0 +1,145 @@
+// `baoctl run`: config -> devices -> device models (a factory over MockDriver here, the
+// dispatcher on a board) -> serve until a signal -> clean shutdown; bad input exits non-zero.
+
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+
+import { describe, expect, it } from 'vitest';
+
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, loadDefaultFactory, runDaemonCommand, type RunIo } from '../../../../lib/cli/cmds/run/handler.js';
+import { silentLogger } from '../../../../lib/virtio/logger.js';
+import { MockDriver } from '../../../../lib/virtio/testing/mock-driver.js';
+import type { DeviceModelFactory } from '../../../../lib/vmm/device-model.js';
+
+function sink(): { write(t: string): void; text: string } {
+  return {
+    text: '',
+    write(t: string) {
+      this.text += t;
+    },
+  };
+}
+
+const tick = (ms = 10): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A factory that plays the frontend: each device gets a MockDriver that initialises it. */
+class MockFactory implements DeviceModelFactory {
+  readonly drivers = new Map<number, MockDriver>();
+  closed: number[] = [];
+  async open({ entry, device }: Parameters<DeviceModelFactory['open']>[0]) {
+    const driver = MockDriver.create(device);
+    driver.init();
+    this.drivers.set(entry.id, driver);
+    return {
+      close: async () => {
+        this.closed.push(entry.id);
+        driver.reset();
+      },
+    };
+  }
+}
+
+const CONFIG = `
+devices:
+  - {id: 0, type: rng, mmio_addr: 0xa000000, data_plane: virtio}
+  - {id: 1, type: console, mmio_addr: 0xa000200, backend: stdio}
+`;
+
+function rig(extra: Partial<RunIo> = {}) {
+  const err = sink();
+  const logs = new PassThrough();
+  let logText = '';
+  logs.on('data', (c: Buffer) => (logText += c.toString()));
+  const signals = new EventEmitter();
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const factory = new MockFactory();
+  const io: RunIo = {
+    err,
+    readFile: async () => CONFIG,
+    logDestination: logs,
+    env: {},
+    factory,
+    context: { stdin, stdout },
+    signals: signals as unknown as NonNullable<RunIo['signals']>,
+    ...extra,
+  };
+  return { io, err, signals, stdin, stdout, factory, logs: () => logText };
+}
+
+describe('baoctl run', () => {
+  it('serves the configured devices until SIGTERM, then closes them and exits 0', async () => {
+    const r = rig();
+    const done = runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, r.io);
+    await tick(30);
+    const console = r.factory.drivers.get(1)!;
+    const rng = r.factory.drivers.get(0)!;
+
+    // Guest output reaches stdout ...
+    console.queue(1).add([{ data: Buffer.from('login: ') }]);
+    console.kick(1);
+    await tick();
+    expect((r.stdout.read() as Buffer).toString()).toBe('login: ');
+    // ... host input reaches the guest ...
+    const rx = console.queue(0).add([{ length: 16, writable: true }]);
+    console.kick(0);
+    r.stdin.write('root\n');
+    await tick();
+    expect(Buffer.from(console.queue(0).buffers(rx)[0]!.subarray(0, 5)).toString()).toBe('root\n');
+    // ... and the rng fills buffers.
+    rng.queue(0).add([{ length: 8, writable: true }]);
+    rng.kick(0);
+    expect(rng.queue(0).used()).toEqual([expect.objectContaining({ len: 8 })]);
+
+    r.signals.emit('SIGTERM');
+    expect(await done).toBe(EXIT_OK);
+    expect(r.factory.closed.sort()).toEqual([0, 1]);
+    expect(r.signals.listenerCount('SIGTERM')).toBe(0);
+    const lines = r.logs().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['serving 2 device(s)', 'shutting down (SIGTERM)', 'stopped cleanly']));
+  });
+
+  it("accepts bao-virtio-dm's -c/--config instead of the positional", async () => {
+    const ac = new AbortController();
+    const r = rig({ signal: ac.signal });
+    const done = runDaemonCommand({ config: 'vm.yaml' }, r.io);
+    await tick(20);
+    expect(r.factory.drivers.size).toBe(2);
+    ac.abort();
+    expect(await done).toBe(EXIT_OK);
+  });
+
+  it('exits 2 without a config file, or with two different ones', async () => {
+    const r = rig();
+    expect(await runDaemonCommand({}, r.io)).toBe(EXIT_USAGE);
+    expect(r.err.text).toMatch(/give a config file/);
+    expect(await runDaemonCommand({ file: 'a.yaml', config: 'b.yaml' }, r.io)).toBe(EXIT_USAGE);
+  });
+
+  it('exits 1 with every config error, opening nothing', async () => {
+    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: block, mmio_addr: 0xa003c00}\n' });
+    expect(await runDaemonCommand({ file: 'vm2.yaml' }, r.io)).toBe(EXIT_FAILURE);
+    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'block' is not served by node-bao yet; served types: console, rng\n");
+    expect(r.factory.drivers.size).toBe(0);
+  });
+
+  it('exits 1 when a device cannot be opened, closing the ones opened before', async () => {
+    const r = rig();
+    const failing: DeviceModelFactory = {
+      open: async (req) => {
+        if (req.entry.id === 1) throw Object.assign(new Error('no such DM'), { code: 'ENOENT', field: 'id' });
+        return r.factory.open(req);
+      },
+    };
+    expect(await runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, { ...r.io, factory: failing })).toBe(EXIT_FAILURE);
+    expect(r.factory.closed).toEqual([0]);
+    expect(r.logs()).toContain('devices[1] (console, id 1).id: cannot open: no such DM (ENOENT)');
+  });
+
+  it('says clearly when the device-model factory module is not there', async () => {
+    await expect(loadDefaultFactory(silentLogger, './no-such-dir/dispatcher/serve.js')).rejects.toMatchObject({
+      code: 'DEVICE_MODEL_FACTORY_UNAVAILABLE',
+      message: expect.stringContaining('lib/dispatcher/serve.js is missing') as unknown as string,
+    });
+  });
+});
