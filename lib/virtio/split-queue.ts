@@ -15,9 +15,10 @@
 //       otherwise both sides can miss each other's update and an interrupt or kick is lost.
 // Every ring index is therefore accessed with Atomics.load / Atomics.store on a Uint16Array
 // over the mapping, and everything else with plain loads and stores. Atomics on a non-shared
-// (external, mmap-backed) ArrayBuffer compile exactly as on a SharedArrayBuffer: V8 emits
-// the same sequentially consistent machine operators (Word32AtomicLoad/Store) regardless of
-// the buffer kind.
+// (external, mmap-backed) ArrayBuffer compile exactly as on a SharedArrayBuffer: the
+// Atomics builtins (V8 builtins-sharedarraybuffer-gen.cc) validate "an integer typed array"
+// and then emit the same sequentially consistent AtomicLoad / AtomicStore machine operators
+// whatever the buffer kind (only wait/notify care that it is shared).
 //   * arm64: Atomics.load is `ldar` (load-acquire) and Atomics.store is `stlr`
 //     (store-release). ldar gives (a) and stlr gives (b). ARMv8 acquire/release is RCsc: an
 //     ldar is never reordered before an earlier stlr in program order, which is (c).
