@@ -35,15 +35,24 @@ export const defaultDeviceBuilders: DeviceBuilders = {
   console: async (entry, context) => {
     if (entry.type !== 'console') throw new TypeError(`console builder given a ${entry.type} entry`);
     const backend = await openConsoleBackend(entry, context);
-    const device = new ConsoleDevice({ backend, log: context.log.child({ module: 'console' }) });
-    return { device, close: () => device.close() };
+    const log = context.log.child({ module: 'console' });
+    const device = new ConsoleDevice({ backend, log });
+    return {
+      device,
+      close: async () => {
+        await device.close();
+        // No metrics endpoint yet: the counters go to the log once, at shutdown.
+        log.info({ metrics: device.metrics.snapshot(), discardedBytes: backend.stats.discardedBytes }, 'console closed');
+      },
+    };
   },
-  rng: async () => {
+  rng: async (_entry, context) => {
     const device = new RngDevice();
     return {
       device,
       close: async () => {
         await device.reset();
+        context.log.child({ module: 'rng' }).info({ metrics: { ...device.metrics } }, 'rng closed');
       },
     };
   },

@@ -11,6 +11,9 @@
 // then it waits in a buffer bounded by `rxBufferLimit` (backend input paused at the limit,
 // resumed at half of it) with a hard bound of twice that, beyond which the oldest bytes are
 // dropped and counted (for a backend that ignores pause).
+//
+// Guest faults (a chain in the wrong direction, a notify for a queue we lack) are counted in
+// metrics.ts and logged rate-limited (worthLogging), so a hostile driver cannot flood the log.
 
 import type { DeviceActivation, VirtioDevice } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
@@ -18,7 +21,7 @@ import { copyToWritable } from '../../virtio/descriptor-chain.js';
 import { QueueCorruptError } from '../../virtio/errors.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC } from '../../virtio/features.js';
 import type { Logger } from '../../virtio/logger.js';
-import { silentLogger } from '../../virtio/logger.js';
+import { silentLogger, worthLogging } from '../../virtio/logger.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
 import { takeChain } from '../../virtio/take-chain.js';
 import type { ConsoleBackend } from './backends/backend.js';
@@ -113,7 +116,7 @@ export class ConsoleDevice implements VirtioDevice {
     else if (queueIndex === TRANSMITQ) this.processTx();
     else {
       this.metrics.unknownQueueNotifies += 1;
-      this.state.activation.log.warn({ queue: queueIndex }, 'guest fault: notify for a queue the console does not have');
+      if (worthLogging(this.metrics.unknownQueueNotifies)) this.state.activation.log.warn({ queue: queueIndex }, 'guest fault: notify for a queue the console does not have');
     }
   }
 
@@ -203,7 +206,7 @@ export class ConsoleDevice implements VirtioDevice {
     if (chain.writable.length > 0) {
       // §5.3.6.1: transmitq buffers are device-readable only.
       this.metrics.txChainsWithWritable += 1;
-      activation.log.warn({ queue: TRANSMITQ, head: chain.head }, 'guest fault: transmit chain with writable buffers; returned unused');
+      if (worthLogging(this.metrics.txChainsWithWritable)) activation.log.warn({ queue: TRANSMITQ, head: chain.head }, 'guest fault: transmit chain with writable buffers; returned unused');
       this.completeTx({ head: chain.head, pending: 0 });
       return;
     }
@@ -331,12 +334,12 @@ export class ConsoleDevice implements VirtioDevice {
     if (chain.readable.length > 0) {
       // §5.3.6.1: receiveq buffers are device-writable only.
       this.metrics.rxChainsWithReadable += 1;
-      activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain with readable buffers; returned unused');
+      if (worthLogging(this.metrics.rxChainsWithReadable)) activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain with readable buffers; returned unused');
       return 0;
     }
     if (chain.writableLength === 0) {
       this.metrics.rxChainsWithoutWritable += 1;
-      activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain without writable space; returned unused');
+      if (worthLogging(this.metrics.rxChainsWithoutWritable)) activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain without writable space; returned unused');
       return 0;
     }
     let written = 0;

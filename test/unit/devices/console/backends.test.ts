@@ -146,6 +146,25 @@ describe('unix socket backend', () => {
     await backend.close();
   });
 
+  it('unblocks the device when a backpressured client disconnects (its output is then discarded)', async () => {
+    const path = join(dir, 'gone.sock');
+    const backend = await openSocketBackend({ path });
+    const seen = collect(backend);
+    const client = await connectTo(path);
+    client.pause();
+    await tick();
+    const big = Buffer.alloc(1 << 20, 0x62);
+    let accepted = true;
+    for (let i = 0; i < 16 && accepted; i++) accepted = backend.write(big, () => {});
+    expect(accepted).toBe(false);
+    client.destroy();
+    await tick(50);
+    expect(seen.drains).toBe(1);
+    expect(backend.write(Buffer.from('xyz'), () => {})).toBe(true);
+    expect(backend.stats.discardedBytes).toBe(3);
+    await backend.close();
+  });
+
   it('pauses and resumes client input on request', async () => {
     const path = join(dir, 'p.sock');
     const backend = await openSocketBackend({ path });
