@@ -496,9 +496,15 @@ export class MmioTransport {
 
   private writeQueueReady(value: number): void {
     const q = this.selectedQueue();
-    if (q && value === 0 && q.ready && (this.statusValue & DRIVER_OK) === 0) {
-      q.ready = false; // a driver may take a queue back before DRIVER_OK
-      return;
+    if (q && value === 0) {
+      // Linux's vm_del_vq writes 0 to every queue it tears down, usually after the reset
+      // that already disabled them: harmless, not a fault. Before DRIVER_OK a driver may also
+      // take a queue back; after it, only RING_RESET (not offered) would allow that.
+      if (!q.ready) return;
+      if ((this.statusValue & DRIVER_OK) === 0) {
+        q.ready = false;
+        return;
+      }
     }
     const target = this.setupQueue();
     if (!target) return;

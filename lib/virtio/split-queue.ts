@@ -25,9 +25,13 @@
 //   * x86_64: Atomics.load is a plain `mov` (TSO already gives loads acquire semantics) and
 //     Atomics.store is `xchg`, a locked instruction that is a full fence; TSO stores are
 //     release, so (a), (b) hold and xchg supplies (c).
-// The JIT keeps plain typed-array accesses on the same effect chain as Atomics operations,
-// so it does not move them across one either. test/unit/virtio/memory-ordering.test.ts pins
-// that the indices go through Atomics and runs a producer thread against this consumer.
+// Seen on x86_64 with Node 20 (--print-builtin-code): the AtomicsStore builtin stores a
+// Uint16Array element with `xchgw`, AtomicsLoad with `movzxwl`; optimised code calls these
+// builtins rather than inlining them, and the call is also a compiler barrier, so plain
+// typed-array accesses are not moved across an Atomics operation by the JIT either.
+// test/unit/virtio/memory-ordering.test.ts pins that the ring indices go through Atomics,
+// checks those instructions on the host when V8 can disassemble, and runs a producer thread
+// against this consumer.
 
 import { readDescriptorChain, DESCRIPTOR_SIZE, type DescriptorChain } from './descriptor-chain.js';
 import { QueueConfigError, QueueCorruptError } from './errors.js';

@@ -261,14 +261,29 @@ describe('queue setup registers (§4.2.3.2)', () => {
     expect(transport.stats.faults.QUEUE_SETUP_LOCKED).toBe(2);
   });
 
-  it('refuses queue setup after DRIVER_OK', () => {
+  it('refuses queue setup after DRIVER_OK, including disabling a live queue', () => {
     const { driver, transport } = setup();
     driver.init({ queueSizes: [8, 0] });
     driver.write(R.MMIO_QUEUE_SEL, 1);
     driver.write(R.MMIO_QUEUE_NUM, 4);
     driver.write(R.MMIO_QUEUE_READY, 1);
+    driver.write(R.MMIO_QUEUE_SEL, 0);
     driver.write(R.MMIO_QUEUE_READY, 0);
     expect(transport.stats.faults.QUEUE_SETUP_LOCKED).toBe(3);
+    expect(driver.read(R.MMIO_QUEUE_READY)).toBe(1);
+  });
+
+  it("accepts the QueueReady=0 writes of Linux's vm_del_vq after a reset, silently", () => {
+    const { driver, transport } = setup();
+    driver.init();
+    driver.write(R.MMIO_STATUS, 0); // virtio_reset_device
+    for (const i of [0, 1]) {
+      driver.write(R.MMIO_QUEUE_SEL, i);
+      driver.write(R.MMIO_QUEUE_READY, 0);
+      expect(driver.read(R.MMIO_QUEUE_READY)).toBe(0);
+    }
+    driver.addStatus(ACKNOWLEDGE); // virtio_dev_remove acknowledges the device again
+    expect(transport.stats.guestFaults).toBe(0);
   });
 
   it('refuses setup writes to a queue that does not exist', () => {
