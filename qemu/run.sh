@@ -129,8 +129,8 @@ elapsed=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo "?")
 if [ -n "$export_dir" ]; then
   mkdir -p "$export_dir"
   awk -v dir="$export_dir" '
-    /^BAO-QEMU-FILE-BEGIN / { name = $2; file = dir "/" name ".b64"; printf "" > file; on = 1; next }
-    /^BAO-QEMU-FILE-END / { on = 0; close(file); next }
+    /BAO-QEMU-FILE-BEGIN / { sub(/.*BAO-QEMU-FILE-BEGIN /, ""); name = $1; file = dir "/" name ".b64"; printf "" > file; on = 1; next }
+    /BAO-QEMU-FILE-END / { on = 0; close(file); next }
     on && /^[A-Za-z0-9+\/=]+$/ { print >> file }
   ' "$logf"
   for b in "$export_dir"/*.b64; do
@@ -140,7 +140,7 @@ if [ -n "$export_dir" ]; then
   done
 fi
 
-marker=$(grep -a '^BAO-QEMU-RESULT: ' "$logf" | tail -n1 | awk '{print $2}')
+marker=$(grep -ao 'BAO-QEMU-RESULT: [0-9]*' "$logf" | tail -n1 | awk '{print $2}')
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
   echo "run.sh: TIMEOUT after ${timeout_s}s (log $logf)" >&2
   exit 124

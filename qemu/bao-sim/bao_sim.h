@@ -147,6 +147,7 @@ struct bs_dm {
 	struct list_head ioeventfds;
 	wait_queue_head_t wq;		/* ATTACH sleepers (non-exclusive: all woken, one wins) */
 	bool aborting;
+	u64 wake_gen;		/* bumped per queued request: wakes every sleeper */
 
 	spinlock_t irqfd_lock;
 	struct list_head irqfds;

@@ -95,6 +95,7 @@ void bs_submit(struct bs_dm *dm, struct bs_req *r)
 		bs_req_finish(dm, r, 0);
 	} else {
 		list_add_tail(&r->node, &dm->queue);
+		WRITE_ONCE(dm->wake_gen, dm->wake_gen + 1);
 		wake_up_interruptible(&dm->wq);
 	}
 	spin_unlock_irqrestore(&dm->lock, fl);
@@ -200,10 +201,23 @@ static long bs_attach(struct bs_dm *dm, void __user *arg)
 	struct bs_req *r;
 	unsigned long fl;
 
+	u64 gen;
+	bool empty;
+
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
-	/* v2 ignores the wait's result: a signal surfaces as EFAULT below (spec §3.4). */
-	(void)wait_event_interruptible(dm->wq, !list_empty(&dm->queue) || dm->aborting);
+	spin_lock_irqsave(&dm->lock, fl);
+	empty = list_empty(&dm->queue);
+	gen = dm->wake_gen;
+	spin_unlock_irqrestore(&dm->lock, fl);
+	/*
+	 * Every sleeper leaves the wait at each new request, whoever takes it: the ones that find
+	 * the queue empty get EFAULT, and v2 ignores the wait's result, so a signal surfaces as
+	 * EFAULT too (spec §3.4, §9).
+	 */
+	if (empty)
+		(void)wait_event_interruptible(dm->wq, READ_ONCE(dm->wake_gen) != gen ||
+					       READ_ONCE(dm->aborting));
 	spin_lock_irqsave(&dm->lock, fl);
 	if (dm->aborting) {
 		spin_unlock_irqrestore(&dm->lock, fl);

@@ -60,10 +60,30 @@ export function dmInfo(dm: number): Record<string, string> {
   return parseKeyValues(fs.readFileSync(`${DEBUGFS}/dm${dm}/info`, 'utf8'));
 }
 
-/** dm<N>/stats as numbers (requests, completions, irqfd_notifications, ioeventfd_signals, ...). */
-export function dmStats(dm: number): Record<string, number> {
+const STAT_NAMES = [
+  'requests',
+  'completions',
+  'complete_errors',
+  'attached',
+  'irqfd_notifications',
+  'ioeventfd_signals',
+  'ioeventfd_swallowed',
+  'fe_interrupts',
+  'aborted',
+  'dropped',
+  'queued',
+  'inflight',
+  'ioeventfds',
+  'irqfds',
+] as const;
+export type DmStats = Record<(typeof STAT_NAMES)[number], number>;
+
+/** dm<N>/stats as numbers (a counter the module does not print reads as NaN). */
+export function dmStats(dm: number): DmStats {
   const kv = parseKeyValues(fs.readFileSync(`${DEBUGFS}/dm${dm}/stats`, 'utf8'));
-  return Object.fromEntries(Object.entries(kv).map(([k, v]) => [k, Number(v)]));
+  const out = {} as DmStats;
+  for (const k of STAT_NAMES) out[k] = Number(kv[k] ?? NaN);
+  return out;
 }
 
 /** bao-sim/ipc: per side writes and notifications received. */
