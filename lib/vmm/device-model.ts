@@ -2,7 +2,7 @@
 // one config entry (DM_GET_INFO, or CREATE_DM on revB, the shared-memory mapping, the irqfd),
 // puts an MmioTransport in front of the given VirtioDevice and starts serving its requests.
 // The daemon is written only against these interfaces, so it runs in unit tests without Bao;
-// the real factory lives over lib/dispatcher (module `lib/dispatcher/serve.ts`).
+// the real factory, over lib/dispatcher, is `lib/vmm/bao-device-model-factory.ts`.
 
 import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
@@ -42,7 +42,7 @@ export interface DeviceModelFactory {
   close?(): Promise<void>;
 }
 
-/** The shape of the module the run command loads lazily (`lib/dispatcher/serve.js`). */
+/** The shape of the module the run command loads lazily (`lib/vmm/bao-device-model-factory.js`). */
 export interface DeviceModelFactoryModule {
   createDeviceModelFactory(options: { readonly log: Logger }): DeviceModelFactory | Promise<DeviceModelFactory>;
 }

@@ -1,6 +1,6 @@
 // `baoctl run <config.yaml>`: load and validate the config, build the root logger, open every
 // device model through a DeviceModelFactory and serve until SIGINT or SIGTERM, then drain and
-// close. The factory is injectable; by default it comes from lib/dispatcher/serve.js, loaded
+// close. The factory is injectable; by default it comes from lib/vmm/bao-device-model-factory.js, loaded
 // lazily so that a machine without the addon can still run `--help` and `config check`.
 //
 // Exit codes: 0 after a clean shutdown on a signal; 1 when the config is bad, a device cannot be
@@ -35,7 +35,7 @@ export interface RunIo {
   /** Where logs go (default stderr). */
   readonly logDestination?: LoggerOptions['destination'];
   readonly env?: NodeJS.ProcessEnv;
-  /** The device-model factory, or how to get it; default: lib/dispatcher/serve.js. */
+  /** The device-model factory, or how to get it; default: lib/vmm/bao-device-model-factory.js. */
   readonly factory?: DeviceModelFactory | ((log: Logger) => Promise<DeviceModelFactory>);
   readonly builders?: DeviceBuilders;
   readonly context?: Omit<BuildContext, 'log'>;
@@ -45,27 +45,27 @@ export interface RunIo {
 }
 
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
-const FACTORY_MODULE = '../../../dispatcher/serve.js';
+const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 
 export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
     mod = (await import(specifier)) as Partial<DeviceModelFactoryModule>;
   } catch (cause) {
-    // Only serve.js itself missing means "not built yet"; a failure inside it is reported as is.
-    const missing = /Cannot find module '[^']*dispatcher\/serve\.js'/.test(String((cause as Error).message));
+    // Only the factory module itself missing means "not built yet"; a failure inside it is reported as is.
+    const missing = /Cannot find module '[^']*bao-device-model-factory\.js'/.test(String((cause as Error).message));
     throw new ComponentUnavailableError(
       'DEVICE_MODEL_FACTORY_UNAVAILABLE',
       missing
-        ? 'this build has no device-model factory (lib/dispatcher/serve.js is missing), so it cannot serve devices yet; `baoctl config check` works'
-        : `cannot load the device-model factory (lib/dispatcher/serve.js): ${causeMessage(cause)}`,
+        ? 'this build has no device-model factory (lib/vmm/bao-device-model-factory.js is missing), so it cannot serve devices yet; `baoctl config check` works'
+        : `cannot load the device-model factory (lib/vmm/bao-device-model-factory.js): ${causeMessage(cause)}`,
       { cause },
     );
   }
   if (typeof mod.createDeviceModelFactory !== 'function') {
     throw new ComponentUnavailableError(
       'DEVICE_MODEL_FACTORY_UNAVAILABLE',
-      'lib/dispatcher/serve.js does not export createDeviceModelFactory(options)',
+      'lib/vmm/bao-device-model-factory.js does not export createDeviceModelFactory(options)',
     );
   }
   return mod.createDeviceModelFactory({ log });

@@ -137,9 +137,9 @@ describe('baoctl run', () => {
   });
 
   it('says clearly when the device-model factory module is not there', async () => {
-    await expect(loadDefaultFactory(silentLogger, './no-such-dir/dispatcher/serve.js')).rejects.toMatchObject({
+    await expect(loadDefaultFactory(silentLogger, './no-such-dir/bao-device-model-factory.js')).rejects.toMatchObject({
       code: 'DEVICE_MODEL_FACTORY_UNAVAILABLE',
-      message: expect.stringContaining('lib/dispatcher/serve.js is missing') as unknown as string,
+      message: expect.stringContaining('lib/vmm/bao-device-model-factory.js is missing') as unknown as string,
     });
   });
 });
