@@ -42,25 +42,27 @@ void InstallWakeHandler() {
   });
 }
 
-// Loops alive in this env, stopped by the cleanup hook at teardown.
+}  // namespace
+
+// Loops alive in one env (main thread or a worker), stopped by that env's cleanup hook. Never
+// freed: finalizers of loops may run after the hook, and it is a few bytes per env.
 struct Registry {
   std::mutex lock;
   std::vector<AttachLoop*> loops;
 };
 
-Registry& Loops() {
-  static Registry* r = new Registry();
-  return *r;
+namespace {
+
+void KeepRegistry(Napi::Env, Registry*) {}  // see Registry: deliberately never freed
+
+void Register(Registry* r, AttachLoop* l) {
+  std::lock_guard<std::mutex> g(r->lock);
+  r->loops.push_back(l);
 }
 
-void Register(AttachLoop* l) {
-  std::lock_guard<std::mutex> g(Loops().lock);
-  Loops().loops.push_back(l);
-}
-
-void Unregister(AttachLoop* l) {
-  std::lock_guard<std::mutex> g(Loops().lock);
-  auto& v = Loops().loops;
+void Unregister(Registry* r, AttachLoop* l) {
+  std::lock_guard<std::mutex> g(r->lock);
+  auto& v = r->loops;
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (*it == l) {
       v.erase(it);
@@ -85,11 +87,13 @@ void AttachLoop::Init(Napi::Env env, Napi::Object exports) {
                                     {InstanceMethod("stop", &AttachLoop::Stop),
                                      InstanceAccessor("running", &AttachLoop::IsRunning, nullptr)});
   exports.Set("AttachLoop", ctor);
-  env.AddCleanupHook([] {
+  Registry* registry = new Registry();
+  env.SetInstanceData<Registry, KeepRegistry>(registry);
+  env.AddCleanupHook([registry] {
     std::vector<AttachLoop*> loops;
     {
-      std::lock_guard<std::mutex> g(Loops().lock);
-      loops = Loops().loops;
+      std::lock_guard<std::mutex> g(registry->lock);
+      loops = registry->loops;
     }
     for (AttachLoop* l : loops) l->StopBlocking();
   });
@@ -114,7 +118,8 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
   // Unlimited queue: the thread never waits for the JS thread, so stop() can always join it.
   tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "bao:attach", 0, 1);
   Ref();  // alive while the thread runs, whatever JS drops
-  Register(this);
+  registry_ = env.GetInstanceData<Registry>();
+  Register(registry_, this);
   thread_ = std::thread([this] { Run(); });
   tid_ = thread_.native_handle();
 }
@@ -218,7 +223,7 @@ void AttachLoop::Finish(Napi::Env env) {
   finished_ = true;
   if (thread_.joinable()) thread_.join();
   if (kickTimer_ != nullptr) uv_timer_stop(kickTimer_);
-  Unregister(this);
+  Unregister(registry_, this);
   for (auto& d : stopWaiters_) d.Resolve(env.Undefined());
   stopWaiters_.clear();
   Unref();
@@ -275,7 +280,7 @@ void AttachLoop::StopBlocking() {
   } else {
     thread_.detach();  // a driver that ignores signals: leak the thread rather than hang the exit
   }
-  Unregister(this);
+  Unregister(registry_, this);
 }
 
 Napi::Value AttachLoop::IsRunning(const Napi::CallbackInfo& info) {

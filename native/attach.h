@@ -13,6 +13,8 @@
 
 namespace nodebao {
 
+struct Registry;
+
 class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
@@ -34,6 +36,7 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
   void Finish(Napi::Env env);
   static void OnKickTimer(uv_timer_t* timer);
 
+  Registry* registry_ = nullptr;
   int fd_;
   int revision_;
   unsigned long attachRequest_;

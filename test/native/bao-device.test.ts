@@ -4,8 +4,10 @@
 // skip. Pick the device model with BAO_TEST_DM_ID (default: a bao-sim DM without a frontend,
 // else the first one found). BAO_TEST_DEV_ROOT overrides /dev.
 
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 
@@ -17,6 +19,7 @@ import {
   type DeviceModelHandle,
   type IoRequest,
 } from '../../lib/dispatcher/index.js';
+import { PACKAGE_ROOT } from '../../lib/native.js';
 import { IoOp } from '../../lib/uapi/index.js';
 import { eventually, threadCount } from './leaks.js';
 import { skipBecause } from './skip.js';
@@ -206,5 +209,61 @@ describe('a device model on a real dispatcher', () => {
     expect(e.closed).toBe(true);
     expect(loop.running).toBe(false);
     expect(() => h.fd).toThrow(expect.objectContaining({ code: 'HANDLE_CLOSED' }));
+  });
+});
+
+// A script (CommonJS, no TypeScript) that attaches to a DM and leaves the loop running.
+const ATTACH_AND_LEAVE = `
+const fs = require('node:fs');
+const addon = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'node_modules/node-gyp-build'))})(${JSON.stringify(PACKAGE_ROOT)});
+const ctl = fs.openSync(process.env.NB_NODE, 'r+');
+const info = addon.dmGetInfo(ctl, Number(process.env.NB_DM));
+new addon.AttachLoop(info.fd, 0, () => {});
+`;
+
+describe('teardown with an attach loop still blocked in ATTACH', () => {
+  function primaryDm(ctx: TestContext): { node: string; id: number } {
+    if (revision !== 'primary') skipBecause(ctx, `needs a primary-ABI dispatcher under ${devRoot} (found: ${revision ?? 'none'})`);
+    const d = openBaoDriver({ devRoot });
+    const id = pickDm(d);
+    void d.close();
+    return { node: path.join(devRoot, 'bao-io-dispatcher'), id };
+  }
+
+  it('a terminated worker stops its loop through the env cleanup hook, promptly', async (ctx) => {
+    const { node, id } = primaryDm(ctx);
+    const threads = threadCount();
+    const worker = new Worker(
+      `${ATTACH_AND_LEAVE}; require('node:worker_threads').parentPort.postMessage('attached');`,
+      { eval: true, env: { ...process.env, NB_NODE: node, NB_DM: String(id) } },
+    );
+    await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await worker.terminate();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(await eventually(() => threadCount() <= threads, 5000)).toBe(true);
+  });
+
+  it('process.exit() does not hang on it', async (ctx) => {
+    const { node, id } = primaryDm(ctx);
+    const child = spawn(process.execPath, ['-e', `${ATTACH_AND_LEAVE}; setTimeout(() => process.exit(7), 100);`], {
+      env: { ...process.env, NB_NODE: node, NB_DM: String(id) },
+      stdio: 'inherit',
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 20000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(7);
   });
 });
