@@ -31,8 +31,11 @@ export interface IoeventfdSpec {
  */
 const keptOpen = new Map<string, { fd: number; info: DeviceModelInfo }>();
 
-export function keptOpenDmFd(key: string): { fd: number; info: DeviceModelInfo } | undefined {
-  return keptOpen.get(key);
+/** Take a kept-open DM fd for a new owner (it leaves the registry: one owner per fd). */
+export function takeKeptOpenDmFd(key: string): { fd: number; info: DeviceModelInfo } | undefined {
+  const kept = keptOpen.get(key);
+  keptOpen.delete(key);
+  return kept;
 }
 
 const U32_MASK = [0, 0xff, 0xffff, 0xffffff, 0xffffffff];

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { isErrnoError, loadAddon, type NativeAddon } from '../native.js';
 import { MAX_DEVICE_MODELS } from '../uapi/constants.js';
 import type { Revision } from '../uapi/revisions.js';
-import { DeviceModelHandle, keptOpenDmFd } from './device-model.js';
+import { DeviceModelHandle, takeKeptOpenDmFd } from './device-model.js';
 import { DeviceModelNotFoundError, HandleClosedError } from './errors.js';
 import { detectRevision, dispatcherFlavour, revisionOf, scanBaoNodes, type BaoNodes, type DispatcherFlavour } from './nodes.js';
 import {
@@ -84,7 +84,7 @@ export class BaoDriver {
     if (this.closed) throw new HandleClosedError('the Bao driver');
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new DeviceModelNotFoundError(id);
     const keepKey = `${this.nodes.devRoot}:${this.revision}:${id}`;
-    const kept = keptOpenDmFd(keepKey);
+    const kept = takeKeptOpenDmFd(keepKey);
     const opened =
       kept !== undefined
         ? { fd: kept.fd, info: kept.info, closePolicy: 'keep-open' as const }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { DeviceModelHandle, keptOpenDmFd, type IoRequest } from '../../lib/dispatcher/index.js';
+import { DeviceModelHandle, takeKeptOpenDmFd, type IoRequest } from '../../lib/dispatcher/index.js';
 import { loadAddon, type NativeAddon } from '../../lib/native.js';
 import { IoOp, REVISION_ID } from '../../lib/uapi/index.js';
 import { eventually, fdCount, threadCount } from './leaks.js';
@@ -82,8 +82,9 @@ describe('DeviceModelHandle', () => {
     const h = handle(loadAddon(), 'keep-open', `test:${dir}`);
     await h.close();
     expect(fdCount()).toBe(fds + 1);
-    const kept = keptOpenDmFd(`test:${dir}`);
+    const kept = takeKeptOpenDmFd(`test:${dir}`);
     expect(kept?.info.id).toBe(3);
+    expect(takeKeptOpenDmFd(`test:${dir}`)).toBeUndefined();
     if (kept !== undefined) fs.closeSync(kept.fd); // test cleanup only: a plain file
   });
 
