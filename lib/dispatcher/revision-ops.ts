@@ -86,7 +86,7 @@ const primary: RevisionOps = {
   controlNode: (nodes) => nodes.dispatcher,
   openDeviceModel(ctx, id) {
     const control = ctx.controlFd();
-    let got;
+    let got: ReturnType<NativeAddon['dmGetInfo']>;
     try {
       got = ctx.addon.dmGetInfo(control, id);
     } catch (e) {
