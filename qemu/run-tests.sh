@@ -18,9 +18,14 @@ for need in dist build/Release/bao.node; do
   fi
 done
 
-bash "$here/provision.sh" >/dev/null
-make -s -C "$here/bao-sim" >/dev/null
-bash "$here/build-image.sh"
+# One build at a time: other runs (benchmarks, demos) may share qemu/out.
+mkdir -p "$here/out"
+(
+  flock 9
+  bash "$here/provision.sh" >/dev/null
+  make -s -C "$here/bao-sim" >/dev/null
+  bash "$here/build-image.sh"
+) 9>"$here/out/.build.lock"
 
 results="$here/out/results"
 rm -rf "$results"

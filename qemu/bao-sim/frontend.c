@@ -118,7 +118,11 @@ static u32 bs_generation(struct virtio_device *vdev)
 
 static u8 bs_get_status(struct virtio_device *vdev)
 {
-	return rd(to_fe(vdev), VM_STATUS, 4) & 0xff;
+	struct bs_fe *fe = to_fe(vdev);
+	u8 status = rd(fe, VM_STATUS, 4) & 0xff;
+
+	/* Unloading: the aborted read is all-ones, but the device is gone, i.e. reset (0). */
+	return fe->dm->aborting ? 0 : status;
 }
 
 static void bs_set_status(struct virtio_device *vdev, u8 status)
