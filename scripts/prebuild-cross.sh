@@ -5,18 +5,52 @@
 # (nodedir=/usr) are architecture-independent, so one header tree serves every target.
 #
 # Usage: scripts/prebuild-cross.sh [--install-only] [arm64|arm|riscv64 ...]
+#        scripts/prebuild-cross.sh --fetch-node arm64|arm
+#   --fetch-node: install qemu-user (root) and unpack Debian's node for that architecture into
+#   .cache/node-<arch> (private apt lists, nothing installed system-wide), so that
+#   test/native/arch-smoke.test.ts runs the cross prebuild on an emulated node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 install_only=0
+fetch_node=""
 targets=()
-for arg in "$@"; do
-  case "$arg" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --install-only) install_only=1 ;;
-    arm64|arm|riscv64) targets+=("$arg") ;;
-    *) echo "prebuild-cross: unknown argument '$arg' (known: --install-only, arm64, arm, riscv64)" >&2; exit 2 ;;
+    --fetch-node) fetch_node=${2:-}; shift ;;
+    arm64|arm|riscv64) targets+=("$1") ;;
+    *) echo "prebuild-cross: unknown argument '$1' (known: --install-only, --fetch-node <arch>, arm64, arm, riscv64)" >&2; exit 2 ;;
   esac
+  shift
 done
+
+if [ -n "$fetch_node" ]; then
+  case "$fetch_node" in
+    arm64) debarch=arm64; qemu=qemu-aarch64 ;;
+    arm) debarch=armhf; qemu=qemu-arm ;;
+    *) echo "prebuild-cross: --fetch-node supports arm64 and arm (Debian 12 has no riscv64 node)" >&2; exit 2 ;;
+  esac
+  if ! command -v "$qemu" >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { echo "prebuild-cross: $qemu is missing; as root: apt-get install -y --no-install-recommends qemu-user" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user
+  fi
+  cache=$PWD/.cache/apt-$debarch
+  dest=$PWD/.cache/node-$fetch_node
+  mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/debs"
+  apt_opts=(-o "APT::Architecture=$debarch" -o "APT::Architectures::=$debarch" -o "Dir::State::Lists=$cache/lists"
+    -o "Dir::Cache=$cache" -o "Dir::State::status=/dev/null")
+  apt-get "${apt_opts[@]}" update || echo "prebuild-cross: some package lists failed to download; trying with what arrived" >&2
+  pkgs=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances nodejs | grep -v '^ ' | grep -v '<' | sort -u)
+  (cd "$cache/debs" && apt-get "${apt_opts[@]}" download $pkgs)
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  for d in "$cache"/debs/*.deb; do dpkg-deb -x "$d" "$dest"; done
+  echo "prebuild-cross: $(QEMU_LD_PREFIX=$dest LD_LIBRARY_PATH=/lib/$( [ "$fetch_node" = arm64 ] && echo aarch64-linux-gnu || echo arm-linux-gnueabihf):/usr/lib/$( [ "$fetch_node" = arm64 ] && echo aarch64-linux-gnu || echo arm-linux-gnueabihf) \
+    "$qemu" "$dest/usr/bin/node" -p '"node " + process.version + " on " + process.arch') in $dest"
+  exit 0
+fi
 [ "${#targets[@]}" -gt 0 ] || targets=(arm64 arm riscv64)
 
 # target -> Debian package / compiler triplet
