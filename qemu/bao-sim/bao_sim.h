@@ -17,6 +17,7 @@
 #include <linux/workqueue.h>
 #include <linux/completion.h>
 #include <linux/atomic.h>
+#include <linux/miscdevice.h>
 
 /* ---- v2 UAPI (spec §3.1-3.3); layouts are fixed by the ABI, not by this module ---- */
 struct bao_virtio_request {
@@ -56,6 +57,24 @@ struct bao_irqfd {
 #define BAO_IOCTL_IO_REQUEST_COMPLETE _IOW(BAO_IOCTL_TYPE, 0x03, struct bao_virtio_request)
 #define BAO_IOCTL_IOEVENTFD _IOW(BAO_IOCTL_TYPE, 0x04, struct bao_ioeventfd)
 #define BAO_IOCTL_IRQFD _IOW(BAO_IOCTL_TYPE, 0x05, struct bao_irqfd)
+
+/* revB (spec §3.2, §3.3): type 0xA7, a reordered 24-byte info struct, CREATE_DM on /dev/bao. */
+struct bao_dm_info_revb {
+	__u64 shmem_addr;
+	__u64 shmem_size;
+	__u32 id;
+	__u32 irq;
+};
+
+#define BAO_REVB_TYPE 0xA7
+#define BAO_REVB_CREATE_DM _IOW(BAO_REVB_TYPE, 0x00, struct bao_dm_info_revb)
+#define BAO_REVB_DM_GET_INFO _IOWR(BAO_REVB_TYPE, 0x01, struct bao_dm_info_revb)
+#define BAO_REVB_ATTACH _IOWR(BAO_REVB_TYPE, 0x02, struct bao_virtio_request)
+#define BAO_REVB_COMPLETE _IOW(BAO_REVB_TYPE, 0x03, struct bao_virtio_request)
+#define BAO_REVB_IOEVENTFD _IOW(BAO_REVB_TYPE, 0x04, struct bao_ioeventfd)
+#define BAO_REVB_IRQFD _IOW(BAO_REVB_TYPE, 0x05, struct bao_irqfd)
+
+enum bs_abi { BS_ABI_V2, BS_ABI_REVA, BS_ABI_REVB };
 
 #define BAO_IO_WRITE 0
 #define BAO_IO_READ 1
@@ -155,6 +174,10 @@ struct bs_dm {
 
 	struct bs_fe *fe;
 	const char *fe_state;
+
+	struct miscdevice *misc;	/* revA: /dev/bao-dm<N> */
+	char misc_name[16];
+	atomic_t revb_open;		/* revB: the DM exists while its CREATE_DM fd is open */
 	struct bs_stats st;
 	struct dentry *dbg;
 };

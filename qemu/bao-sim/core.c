@@ -50,6 +50,11 @@ static ulong ram_shmem_addr = 0x100000;
 module_param(ram_shmem_addr, ulong, 0444);
 MODULE_PARM_DESC(ram_shmem_addr, "start of the shared region of DMs with a frontend: it covers guest RAM from here to the end of that System RAM block");
 
+static char *abi = "v2";
+module_param(abi, charp, 0444);
+MODULE_PARM_DESC(abi, "driver ABI revision offered: v2 (default, /dev/bao-io-dispatcher), revA (/dev/bao-dm<N>) or revB (/dev/bao, type 0xA7)");
+
+static int bs_abi = BS_ABI_V2;
 struct bs_dm *bs_dms[BS_MAX_DMS];
 unsigned int bs_ndms;
 struct workqueue_struct *bs_wq;
@@ -203,6 +208,7 @@ static long bs_attach(struct bs_dm *dm, void __user *arg)
 
 	u64 gen;
 	bool empty;
+	int w = 0;
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
@@ -216,8 +222,8 @@ static long bs_attach(struct bs_dm *dm, void __user *arg)
 	 * EFAULT too (spec §3.4, §9).
 	 */
 	if (empty)
-		(void)wait_event_interruptible(dm->wq, READ_ONCE(dm->wake_gen) != gen ||
-					       READ_ONCE(dm->aborting));
+		w = wait_event_interruptible(dm->wq, READ_ONCE(dm->wake_gen) != gen ||
+					     READ_ONCE(dm->aborting));
 	spin_lock_irqsave(&dm->lock, fl);
 	if (dm->aborting) {
 		spin_unlock_irqrestore(&dm->lock, fl);
@@ -225,6 +231,9 @@ static long bs_attach(struct bs_dm *dm, void __user *arg)
 	}
 	if (list_empty(&dm->queue)) {
 		spin_unlock_irqrestore(&dm->lock, fl);
+		/* revB tells the cases apart: a signal restarts (EINTR), an empty queue is EAGAIN. */
+		if (bs_abi == BS_ABI_REVB)
+			return w ? w : -EAGAIN;
 		return -EFAULT;
 	}
 	r = list_first_entry(&dm->queue, struct bs_req, node);
@@ -290,12 +299,48 @@ static long bs_complete(struct bs_dm *fd_dm, void __user *arg)
 	return 0;
 }
 
+static long bs_dm_get_info_node(struct bs_dm *dm, unsigned int cmd, void __user *up)
+{
+	if (bs_abi == BS_ABI_REVA && cmd == BAO_IOCTL_DM_GET_INFO) {
+		/* revA: the v2 struct without an fd (the tail stays zero here). */
+		struct bao_dm_info info = { .id = dm->id, .shmem_addr = dm->shmem_addr,
+					    .shmem_size = dm->shmem_size, .irq = dm->irq };
+		return copy_to_user(up, &info, sizeof(info)) ? -EFAULT : 0;
+	}
+	if (bs_abi == BS_ABI_REVB && cmd == BAO_REVB_DM_GET_INFO) {
+		struct bao_dm_info_revb info = { .shmem_addr = dm->shmem_addr,
+						 .shmem_size = dm->shmem_size, .id = dm->id,
+						 .irq = dm->irq };
+		return copy_to_user(up, &info, sizeof(info)) ? -EFAULT : 0;
+	}
+	return -ENOTTY;
+}
+
+/* revB numbers the same DM ioctls with type 0xA7; v2 and revA with 0xA6. */
+static unsigned int bs_dm_cmd(unsigned int cmd)
+{
+	if (bs_abi != BS_ABI_REVB)
+		return _IOC_TYPE(cmd) == BAO_IOCTL_TYPE ? cmd : 0;
+	switch (cmd) {
+	case BAO_REVB_ATTACH:
+		return BAO_IOCTL_IO_CLIENT_ATTACH;
+	case BAO_REVB_COMPLETE:
+		return BAO_IOCTL_IO_REQUEST_COMPLETE;
+	case BAO_REVB_IOEVENTFD:
+		return BAO_IOCTL_IOEVENTFD;
+	case BAO_REVB_IRQFD:
+		return BAO_IOCTL_IRQFD;
+	default:
+		return 0;
+	}
+}
+
 static long bs_dm_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	struct bs_dm *dm = f->private_data;
 	void __user *up = (void __user *)arg;
 
-	switch (cmd) {
+	switch (bs_dm_cmd(cmd)) {
 	case BAO_IOCTL_IO_CLIENT_ATTACH:
 		return bs_attach(dm, up);
 	case BAO_IOCTL_IO_REQUEST_COMPLETE:
@@ -315,7 +360,7 @@ static long bs_dm_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 		return bs_irqfd_ioctl(dm, &a);
 	}
 	default:
-		return -ENOTTY;
+		return bs_dm_get_info_node(dm, cmd, up);
 	}
 }
 
@@ -343,6 +388,83 @@ static const struct file_operations bs_dm_fops = {
 	.unlocked_ioctl = bs_dm_ioctl,
 	.mmap = bs_dm_mmap,
 	.llseek = bs_dm_llseek,
+};
+
+/* revA: the node is the DM (misc_open left the miscdevice in private_data). */
+static int bs_reva_open(struct inode *inode, struct file *f)
+{
+	struct miscdevice *m = f->private_data;
+	unsigned int i;
+
+	for (i = 0; i < bs_ndms; i++) {
+		if (bs_dms[i] && bs_dms[i]->misc == m) {
+			f->private_data = bs_dms[i];
+			return 0;
+		}
+	}
+	return -ENODEV;
+}
+
+static const struct file_operations bs_reva_fops = {
+	.owner = THIS_MODULE,
+	.open = bs_reva_open,
+	.unlocked_ioctl = bs_dm_ioctl,
+	.mmap = bs_dm_mmap,
+	.llseek = bs_dm_llseek,
+};
+
+/* revB: closing the CREATE_DM fd destroys the DM (its eventfd bindings go with it). */
+static int bs_revb_release(struct inode *inode, struct file *f)
+{
+	struct bs_dm *dm = f->private_data;
+
+	bs_irqfd_release_all(dm);
+	bs_ioeventfd_release_all(dm);
+	atomic_set(&dm->revb_open, 0);
+	return 0;
+}
+
+static const struct file_operations bs_revb_dm_fops = {
+	.owner = THIS_MODULE,
+	.release = bs_revb_release,
+	.unlocked_ioctl = bs_dm_ioctl,
+	.mmap = bs_dm_mmap,
+	.llseek = bs_dm_llseek,
+};
+
+static long bs_ctl_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
+{
+	struct bao_dm_info_revb info;
+	struct bs_dm *dm;
+	char name[16];
+	int fd;
+
+	if (cmd != BAO_REVB_CREATE_DM)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, sizeof(info)))
+		return -EFAULT;
+	dm = bs_dm_get(info.id);
+	if (!dm)
+		return -EINVAL;
+	if (atomic_cmpxchg(&dm->revb_open, 0, 1) != 0)
+		return -EEXIST;
+	snprintf(name, sizeof(name), "bao-dm%u", dm->id);
+	fd = anon_inode_getfd(name, &bs_revb_dm_fops, dm, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		atomic_set(&dm->revb_open, 0);
+	return fd;
+}
+
+static const struct file_operations bs_ctl_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = bs_ctl_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice bs_ctl_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "bao",
+	.fops = &bs_ctl_fops,
 };
 
 /* ------------------------------------------------------------------ dispatcher node */
@@ -481,6 +603,58 @@ static void bs_teardown(void)
 	}
 }
 
+static void bs_nodes_deregister(void)
+{
+	unsigned int i;
+
+	if (bs_abi == BS_ABI_V2)
+		misc_deregister(&bs_disp_misc);
+	if (bs_abi == BS_ABI_REVB)
+		misc_deregister(&bs_ctl_misc);
+	for (i = 0; i < bs_ndms; i++) {
+		if (bs_dms[i] && bs_dms[i]->misc) {
+			misc_deregister(bs_dms[i]->misc);
+			kfree(bs_dms[i]->misc);
+			bs_dms[i]->misc = NULL;
+		}
+	}
+}
+
+/* The nodes of the chosen ABI revision (spec §2.1): one dispatcher, one node per DM, or /dev/bao. */
+static int bs_nodes_register(void)
+{
+	unsigned int i;
+	int ret;
+
+	if (bs_abi == BS_ABI_V2)
+		return misc_register(&bs_disp_misc);
+	if (bs_abi == BS_ABI_REVB)
+		return misc_register(&bs_ctl_misc);
+	for (i = 0; i < bs_ndms; i++) {
+		struct bs_dm *dm = bs_dms[i];
+		struct miscdevice *m = kzalloc(sizeof(*m), GFP_KERNEL);
+
+		if (!m) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		snprintf(dm->misc_name, sizeof(dm->misc_name), "bao-dm%u", dm->id);
+		m->minor = MISC_DYNAMIC_MINOR;
+		m->name = dm->misc_name;
+		m->fops = &bs_reva_fops;
+		ret = misc_register(m);
+		if (ret) {
+			kfree(m);
+			goto fail;
+		}
+		dm->misc = m;
+	}
+	return 0;
+fail:
+	bs_nodes_deregister();
+	return ret;
+}
+
 static int __init bs_init(void)
 {
 	unsigned int i;
@@ -489,6 +663,16 @@ static int __init bs_init(void)
 	if (ndms > BS_MAX_DMS || ndms == 0 || !shmem_size || !PAGE_ALIGNED(shmem_size) ||
 	    shmem_size > (4UL << 20) || !is_power_of_2(shmem_size >> PAGE_SHIFT)) {
 		pr_err("bao-sim: bad parameters (ndms 1..16, shmem_size a power-of-two page count <= 4 MiB)\n");
+		return -EINVAL;
+	}
+	if (!strcmp(abi, "v2")) {
+		bs_abi = BS_ABI_V2;
+	} else if (!strcmp(abi, "revA")) {
+		bs_abi = BS_ABI_REVA;
+	} else if (!strcmp(abi, "revB")) {
+		bs_abi = BS_ABI_REVB;
+	} else {
+		pr_err("bao-sim: abi must be v2, revA or revB\n");
 		return -EINVAL;
 	}
 	for (k = 0; k < nfrontends; k++) {
@@ -520,7 +704,7 @@ static int __init bs_init(void)
 	ret = bs_ipc_init();
 	if (ret)
 		goto fail;
-	ret = misc_register(&bs_disp_misc);
+	ret = bs_nodes_register();
 	if (ret) {
 		bs_ipc_exit();
 		goto fail;
@@ -533,7 +717,7 @@ static int __init bs_init(void)
 				pr_warn("bao-sim: dm%u: frontend not created (%d)\n", i, ret);
 		}
 	}
-	pr_info("bao-sim: %u device models, %d with a frontend\n", ndms, nfrontends);
+	pr_info("bao-sim: %u device models, %d with a frontend, ABI %s\n", ndms, nfrontends, abi);
 	return 0;
 fail:
 	bs_teardown();
@@ -542,7 +726,7 @@ fail:
 
 static void __exit bs_exit(void)
 {
-	misc_deregister(&bs_disp_misc);
+	bs_nodes_deregister();
 	bs_ipc_exit();
 	bs_teardown();
 	pr_info("bao-sim: unloaded\n");
