@@ -114,12 +114,12 @@ set +e
 if [ "$quiet" = 1 ]; then
   timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 "${base_args[@]}" \
     -initrd "$work/initrd.cpio" "${qemu_extra[@]+"${qemu_extra[@]}"}" </dev/null 2>&1 \
-    | sed -u 's/\r//g' > "$logf"
+    | sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' > "$logf"
   qrc=${PIPESTATUS[0]}
 else
   timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 "${base_args[@]}" \
     -initrd "$work/initrd.cpio" "${qemu_extra[@]+"${qemu_extra[@]}"}" </dev/null 2>&1 \
-    | sed -u 's/\r//g' | tee "$logf" | sed -u -n '/BAO-QEMU-FILE-BEGIN/,/BAO-QEMU-FILE-END/!p'
+    | sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' | tee "$logf" | sed -u -n '/BAO-QEMU-FILE-BEGIN/,/BAO-QEMU-FILE-END/!p'
   qrc=${PIPESTATUS[0]}
 fi
 set -e
