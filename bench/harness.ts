@@ -1,11 +1,42 @@
 // The in-process benchmark runner: every variant of a run is measured in the same process,
-// interleaved round by round (the order rotates each round), so that the load of this shared,
+// interleaved round by round (in a new order each round), so that the load of this shared,
 // noisy machine hits all variants alike. Each round gives every variant one time slice; its
 // ops/s are compared with the baseline of its group *in the same round*, and the table reports
-// the median of those per-round ratios with their spread. Absolute ops/s move with the
+// the median of those per-round ratios with their quartiles. Absolute ops/s move with the
 // machine's load; the ratios are the figures to read (bench/README.md).
 
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/**
+ * A full GC before every slice, untimed: garbage left by one variant (64 KiB Buffers, say) must
+ * not be collected on the next variant's time. Collections during a slice stay on its own bill.
+ */
+function collector(): () => void {
+  const global = globalThis as { gc?: () => void };
+  if (typeof global.gc === 'function') return global.gc;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+const collect = collector();
+
+/** Deterministic shuffle (mulberry32), so that no variant always follows the same one. */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const random = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
 
 export interface Variant {
   /** Rows are grouped; ratios are against the group's baseline (its first variant by default). */
@@ -33,12 +64,13 @@ export interface Row {
   readonly group: string;
   readonly name: string;
   readonly baseline: boolean;
-  /** Median over rounds. */
+  /** Median over rounds, per second of process CPU time. */
   readonly opsPerSec: number;
   /** Median of this round's ops/s divided by the baseline's in the same round. */
   readonly ratio: number;
-  readonly ratioMin: number;
-  readonly ratioMax: number;
+  /** First and third quartiles of those per-round ratios. */
+  readonly ratioQ1: number;
+  readonly ratioQ3: number;
 }
 
 interface Prepared {
@@ -51,43 +83,38 @@ interface Prepared {
 }
 
 /**
- * Calls `fn` in batches until `ms` have passed; returns calls per second over the batches that
- * were not preempted. On this shared 2-core machine a slice is often descheduled for whole
- * milliseconds; a batch longer than PREEMPTED x the slice's median batch is dropped as such.
- * (GC pauses shorter than that stay in, so allocation still costs what it costs.)
+ * Calls `fn` in batches until `ms` of wall time have passed; returns calls per second of this
+ * process's CPU time (user + system, all threads: GC helpers included, so allocation costs what
+ * it costs). CPU time rather than wall time because this shared 2-core machine deschedules a
+ * slice for whole milliseconds at a time; what is left (cache and memory-bus contention from the
+ * other core's load) is what interleaving the variants cancels.
  */
-const PREEMPTED = 3;
-
 function timeSlice(p: Prepared, ms: number): number {
   const fn = p.fn;
   const batch = p.batch;
-  const times: number[] = [];
-  const start = performance.now();
-  const end = start + ms;
-  let before = start;
-  let now = start;
+  let calls = 0;
+  const end = performance.now() + ms;
+  const cpu0 = process.cpuUsage();
   do {
     for (let i = 0; i < batch; i += 1) fn();
-    now = performance.now();
-    times.push(now - before);
-    before = now;
-  } while (now < end);
-  const limit = PREEMPTED * median(times);
-  let kept = 0;
-  let total = 0;
-  for (const t of times) {
-    if (t <= limit) {
-      kept += 1;
-      total += t;
-    }
-  }
-  return (kept * batch * 1000) / total;
+    calls += batch;
+  } while (performance.now() < end);
+  const cpu = process.cpuUsage(cpu0);
+  const micros = cpu.user + cpu.system;
+  return (calls * 1e6) / Math.max(micros, 1);
+}
+
+/** The q-quantile (0..1) of `values`, linearly interpolated. */
+function quantile(values: readonly number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = Math.floor(at);
+  const hi = Math.ceil(at);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (at - lo);
 }
 
 function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  return quantile(values, 0.5);
 }
 
 export function runInterleaved(variants: readonly Variant[], options: RunOptions, progress: (line: string) => void = () => {}): Row[] {
@@ -104,11 +131,10 @@ export function runInterleaved(variants: readonly Variant[], options: RunOptions
     const rate = timeSlice(p, options.warmupMs / 2);
     p.batch = Math.max(1, Math.floor(rate / 4000));
   }
-  const n = prepared.length;
   for (let round = 0; round < options.rounds; round += 1) {
-    for (let k = 0; k < n; k += 1) {
-      // Rotate the order each round so no variant always runs right after the same one.
-      const p = prepared[(k + round) % n] as Prepared;
+    // A new order every round: no variant always runs first, or right after the same one.
+    for (const p of shuffled(prepared, round + 1)) {
+      collect();
       p.samples.push(timeSlice(p, options.sliceMs) * p.opsPerCall);
     }
     progress(`round ${round + 1}/${options.rounds}`);
@@ -125,8 +151,8 @@ export function runInterleaved(variants: readonly Variant[], options: RunOptions
       baseline: base === p,
       opsPerSec: median(p.samples),
       ratio: median(ratios),
-      ratioMin: Math.min(...ratios),
-      ratioMax: Math.max(...ratios),
+      ratioQ1: quantile(ratios, 0.25),
+      ratioQ3: quantile(ratios, 0.75),
     };
   });
 }
@@ -144,7 +170,7 @@ function nsPer(opsPerSec: number): string {
 
 /** A plain-text table, one block per group; `unit` names what an op is. */
 export function formatTable(rows: readonly Row[], unit: string): string {
-  const header = ['variant', `${unit}/s`, `per ${unit}`, 'ratio', 'ratio range'];
+  const header = ['variant', `${unit}/s`, `CPU per ${unit}`, 'ratio', 'ratio IQR'];
   const lines: string[][] = [];
   const out: string[] = [];
   let group = '';
@@ -166,7 +192,7 @@ export function formatTable(rows: readonly Row[], unit: string): string {
       si(r.opsPerSec),
       nsPer(r.opsPerSec),
       `${r.ratio.toFixed(2)}x`,
-      r.baseline ? '' : `${r.ratioMin.toFixed(2)}..${r.ratioMax.toFixed(2)}`,
+      r.baseline ? '' : `${r.ratioQ1.toFixed(2)}..${r.ratioQ3.toFixed(2)}`,
     ]);
   }
   flush();

@@ -10,8 +10,8 @@
 // Kicks go through transport.queueNotify(), the call DeviceModelServer makes when a queue's
 // ioeventfd fires (ARCHITECTURE.md "The hot path"), not through a trapped QueueNotify write.
 //
-// Run: node node_modules/vite-node/vite-node.mjs bench/virtqueue.bench.ts [--rounds 10]
-//      [--slice-ms 40] [--warmup-ms 150] [--only a|b|c] [--json out.json]   (bench/README.md)
+// Run: node node_modules/vite-node/vite-node.mjs bench/virtqueue.bench.ts [--rounds 30]
+//      [--slice-ms 12] [--warmup-ms 150] [--only a|b|c] [--json out.json]   (bench/README.md)
 
 import { randomFillSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -230,8 +230,8 @@ function sectionC(): Variant[] {
 
 function main(): void {
   const options = {
-    rounds: numberArg('rounds', 10),
-    sliceMs: numberArg('slice-ms', 40),
+    rounds: numberArg('rounds', 30),
+    sliceMs: numberArg('slice-ms', 12),
     warmupMs: numberArg('warmup-ms', 150),
   };
   const only = stringArg('only');
@@ -243,7 +243,7 @@ function main(): void {
   ];
   console.log(
     `node-bao virtqueue bench: node ${process.version}, ${options.rounds} interleaved rounds x ${options.sliceMs} ms per variant ` +
-      `(ratio = median of per-round ratios to the group's baseline; range = min..max over rounds)`,
+      `(ops per second of process CPU time; ratio = median of per-round ratios to the group's baseline; IQR = their quartiles)`,
   );
   const all: Row[] = [];
   for (const [key, unit, make] of sections) {
