@@ -106,7 +106,8 @@ awk '
     if (!("c-floor" in p50)) exit
     printf "\nsingle round trips, the paths alternating access by access (ns):\n"
     printf "%-10s %7s %9s %9s %9s %9s %9s %10s  %9s %9s\n", "path", "samples", "min", "p10", "p50", "p90", "p99", "max", "p50 vs C", "p90 vs C"
-    for (k = 1; k <= 3; k++) {
+    order[4] = "node-alone"
+    for (k = 1; k <= 4; k++) {
       v = order[k]; if (!(v in p50)) continue
       split(s[v], f, " ")
       printf "%-10s %7d %9d %9d %9d %9d %9d %10d  %8.2fx %8.2fx\n", v, f[4], f[6], f[8], f[10], f[12], f[14], f[16], p50[v] / p50["c-floor"], p90[v] / p90["c-floor"]

@@ -82,6 +82,9 @@ while [ $r -le "$ROUNDS" ]; do
 done
 # Second view: single round trips, the three paths taking turns access by access (percentiles).
 bao-bench-sample "$SAMPLES" node-bao:0:0 c-floor:1:0 in-kernel:1:0x50 | sed 's/^/sample /' >> $OUT || fail "bao-bench-sample"
+# Diagnostic: node-bao's single trips alone (nothing else running between its accesses), to
+# tell its own tail from the cost of sharing the vCPU with the other responder.
+bao-bench-sample "$((SAMPLES / 2))" node-alone:0:0 | sed 's/^/sample /' >> $OUT || fail "bao-bench-sample"
 echo "# node-bao requests: $(dmstat 0 requests), completions: $(dmstat 0 completions); dm1 requests: $(dmstat 1 requests), ioeventfd_swallowed: $(dmstat 1 ioeventfd_swallowed)" >> $OUT
 cat $OUT
 
