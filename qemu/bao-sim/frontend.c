@@ -26,6 +26,7 @@ struct bs_fe {
 	struct work_struct probe_work;
 	struct mutex irq_mutex;		/* handler vs find_vqs/del_vqs (virtio_mmio's request_irq) */
 	bool handler_live;
+	bool dead;			/* unloading: queues are broken as soon as they exist */
 	bool registered;
 	bool reg_failed;
 };
@@ -257,6 +258,8 @@ static int bs_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct vir
 			return err;
 		}
 	}
+	if (fe->dead)
+		virtio_break_device(vdev);
 	mutex_unlock(&fe->irq_mutex);
 	return 0;
 }
@@ -407,6 +410,16 @@ void bs_fe_destroy(struct bs_dm *dm)
 	struct bs_fe *fe = dm->fe;
 	struct platform_device *pdev = fe->pdev;
 
+	/*
+	 * Drivers busy-wait for some replies (virtio_console's and virtio_net's control messages:
+	 * "until the buffer is used or the queue is broken"); with the backend gone, break the
+	 * queues so a probe or remove in progress can finish.
+	 */
+	mutex_lock(&fe->irq_mutex);
+	fe->dead = true;
+	if (fe->handler_live)
+		virtio_break_device(&fe->vdev);
+	mutex_unlock(&fe->irq_mutex);
 	flush_work(&fe->probe_work);
 	WRITE_ONCE(dm->fe, NULL);
 	cancel_work_sync(&dm->irq_work);
