@@ -8,5 +8,5 @@ bash scripts/setup.sh --no-cross
 bash qemu/provision.sh >/dev/null
 make -s -C qemu/bao-sim >/dev/null
 bash qemu/build-image.sh
-exec bash qemu/run.sh --name demo --timeout "${DEMO_TIMEOUT:-600}" \
+exec bash qemu/run.sh --name demo --smp 2 --timeout "${DEMO_TIMEOUT:-600}" \
   --file examples/qemu-demo.yaml:/project/examples/qemu-demo.yaml --script scripts/demo-guest.sh
