@@ -16,7 +16,8 @@
 #   --qemu-arg <arg>     extra QEMU argument (repeatable), e.g. a -drive or -netdev for later tests
 #   --name <name>        log name (default run)
 #   --quiet              do not stream the console (the log still has it)
-# Environment: BAO_QEMU_ACCEL=tcg|kvm forces the accelerator (skips the probe).
+# Environment: BAO_QEMU_ACCEL=tcg|kvm forces the accelerator (skips the probe);
+#   BAO_QEMU_APPEND adds kernel command-line words (e.g. loglevel=7 for debugging).
 # Exit: the guest's status; 124 timeout; 125 no result marker (guest crashed/panicked); 2 usage.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -105,7 +106,7 @@ fi
 cpu=max
 [ "$accel" = kvm ] && cpu=host
 base_args=(-accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" -nographic -no-reboot -nic none
-  -kernel "$kernel" -append "console=ttyS0 quiet loglevel=3 panic=-1")
+  -kernel "$kernel" -append "console=ttyS0 quiet loglevel=3 panic=-1 ${BAO_QEMU_APPEND:-}")
 
 # ---- boot
 echo "run.sh: booting ($accel, $mem, timeout ${timeout_s}s), log $logf" >&2
