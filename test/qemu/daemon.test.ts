@@ -12,17 +12,31 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
 
 // Bao runs frontend and backend VMs on different physical CPUs, and Linux's virtio_console
-// relies on it: hvc's put_chars spins, interrupts off, until the device returns the buffer. On
-// one guest CPU that spin would starve the daemon forever, so the daemon is pinned to CPU 1 and
-// every frontend write to /dev/hvc0 is made from CPU 0 (the runner boots two vCPUs).
+// relies on it: hvc's put_chars spins, interrupts off, until the device returns the buffer. So
+// the test machine plays two CPUs: qemu/run-tests.sh pins the test processes, and with them the
+// daemon, to CPU 1 (the backend), and frontend writes to /dev/hvc0 are made from CPU 0.
+//
+// Even so, a frontend spin with interrupts off can freeze this single-kernel machine whenever
+// the backend side needs that CPU to answer an IPI (a TLB shootdown, say): a risk real Bao does
+// not have, since frontend and backend are different VMs. Writes to /dev/hvc0 therefore run only
+// when BAO_QEMU_HVC_WRITES=1; the console's transmit path is specified by the unit tests, and
+// here the guest's console is exercised in the direction that does not spin (backend to guest).
 const BACKEND_CPU = '1';
 const FRONTEND_CPU = '0';
 const cpuSkipReason = os.cpus().length < 2 ? `the guest has ${os.cpus().length} CPU; the console tests need 2 (frontend and backend CPUs, as on Bao)` : undefined;
-if (guestSkipReason === undefined && cpuSkipReason !== undefined) console.warn(`skipped: ${cpuSkipReason}`);
+const hvcWriteSkipReason =
+  process.env.BAO_QEMU_HVC_WRITES === '1'
+    ? undefined
+    : 'frontend writes to /dev/hvc0 spin with interrupts off and can freeze this single-kernel test machine (see qemu/bao-sim/README.md); set BAO_QEMU_HVC_WRITES=1 to run them';
+if (guestSkipReason === undefined) {
+  if (cpuSkipReason !== undefined) console.warn(`skipped: ${cpuSkipReason}`);
+  if (hvcWriteSkipReason !== undefined) console.warn(`skipped (guest-to-backend console writes): ${hvcWriteSkipReason}`);
+}
 
-/** A frontend store to the console, from the frontend CPU, bounded in time. */
+/** A frontend store to the console, from the frontend CPU, raw (hvc resets termios on close). */
 function writeConsole(path: string, text: string): void {
-  execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `printf '%s' "$1" > ${path}`, 'sh', text], { timeout: 20_000 });
+  const script = `exec 3<>${path}; stty raw -echo <&3; printf '%s' "$1" >&3`;
+  execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', script, 'sh', text], { timeout: 20_000 });
 }
 
 const RNG_DM = 0;
@@ -37,10 +51,17 @@ function virtioDevice(deviceId: number): string | undefined {
   return fs.readdirSync(root).find((d) => Number(fs.readFileSync(`${root}/${d}/device`, 'utf8').trim()) === deviceId);
 }
 
-/** Read `count` bytes from a device file in a child (a blocking read must not stall the test). */
+/**
+ * Read `count` bytes from a device file in a child (a blocking read must not stall the test).
+ * A tty is switched to raw, no echo, on the descriptor that reads: an echo on /dev/hvc0 would be
+ * a frontend write (see above), and hvc resets termios when the last descriptor closes.
+ */
 function readDevice(path: string, count: number, timeoutMs = 20_000): Promise<Buffer> {
+  const tty = path.startsWith('/dev/hvc') || path.startsWith('/tmp/');
+  const dd = `dd bs=${count} count=1 iflag=fullblock status=none`;
+  const script = tty ? `exec 3<${path}; stty raw -echo <&3; ${dd} <&3` : `${dd} if=${path}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('dd', [`if=${path}`, `bs=${count}`, 'count=1', 'iflag=fullblock', 'status=none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -150,20 +171,24 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     expect(a.some((x) => x !== 0)).toBe(true);
   });
 
-  it('carries /dev/hvc0 output to the console backend and backend input back to /dev/hvc0', async () => {
-    execFileSync('stty', ['-F', '/dev/hvc0', 'raw', '-echo']);
+  it('carries console backend input to /dev/hvc0', async () => {
+    const socket = net.createConnection(SOCKET);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const reading = readDevice('/dev/hvc0', 'hello from the backend\n'.length);
+    await new Promise((r) => setTimeout(r, 300));
+    socket.write('hello from the backend\n');
+    expect((await reading).toString()).toBe('hello from the backend\n');
+    socket.destroy();
+  });
+
+  it.skipIf(hvcWriteSkipReason !== undefined)('carries /dev/hvc0 output to the console backend', async () => {
     const socket = net.createConnection(SOCKET);
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     let received = '';
     socket.on('data', (d: Buffer) => (received += d.toString()));
-
+    await new Promise((r) => setTimeout(r, 200));
     writeConsole('/dev/hvc0', 'hello from the frontend\n');
     await waitFor(() => received.includes('hello from the frontend'), 10_000, 'guest output at the socket');
-
-    const reading = readDevice('/dev/hvc0', 'hello from the backend\n'.length);
-    await new Promise((r) => setTimeout(r, 200));
-    socket.write('hello from the backend\n');
-    expect((await reading).toString()).toBe('hello from the backend\n');
     socket.destroy();
   });
 
@@ -205,9 +230,15 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('a
     unloadBaoSim();
   }, 60_000);
 
-  it('runs unchanged: guest output written to /dev/hvc0 comes out of the pty alias', async () => {
-    execFileSync('stty', ['-F', '/dev/hvc0', 'raw', '-echo']);
-    execFileSync('stty', ['-F', alias, 'raw', '-echo']);
+  it('runs unchanged: input typed on the pty alias reaches the guest at /dev/hvc0', async () => {
+    const message = 'typed on the pty\n';
+    const reading = readDevice('/dev/hvc0', message.length);
+    await new Promise((r) => setTimeout(r, 300));
+    fs.writeFileSync(alias, message);
+    expect((await reading).toString()).toBe(message);
+  });
+
+  it.skipIf(hvcWriteSkipReason !== undefined)('runs unchanged: guest output written to /dev/hvc0 comes out of the pty alias', async () => {
     const message = 'written by the frontend\n';
     const reading = readDevice(alias, message.length);
     await new Promise((r) => setTimeout(r, 300));
