@@ -46,10 +46,12 @@ if [ "$want_cross" = 1 ]; then
   bash scripts/prebuild-cross.sh --install-only
 fi
 
-# npm ci only when the installed tree is older than the lockfile: it wipes node_modules.
+# Only when the installed tree is older than the lockfile. `npm install` installs the locked
+# versions; `npm ci` is not used because npm 11 refuses lockfiles that lack other platforms'
+# optional packages (rollup's), which npm itself writes that way.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm packages (npm ci)"
-  npm ci --no-audit --no-fund
+  say "npm packages"
+  npm install --no-audit --no-fund
 fi
 
 say "Addon and TypeScript build"
