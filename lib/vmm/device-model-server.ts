@@ -34,8 +34,6 @@ export interface DeviceModelServerOptions {
   readonly log: Logger;
 }
 
-const WRITE_MASKS = [0, 0xff, 0xffff, 0xffffff, 0xffffffff];
-
 export class DeviceModelServer {
   readonly stats: DeviceModelServerStats = { requests: 0, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 0 };
   readonly transport: MmioTransport;
@@ -100,9 +98,8 @@ export class DeviceModelServer {
       } else if (req.op === IoOp.Read) {
         readValue = transport.read(offset, width);
       } else {
-        // §3.9: the value is the whole source register; only `width` bytes were stored.
-        const low = width >= 4 ? Number(req.value & 0xffffffffn) : Number(req.value & 0xffffffffn) & (WRITE_MASKS[width] ?? 0);
-        transport.write(offset, width, low);
+        // §3.9: the value is the whole source register; the transport keeps `width` bytes of it.
+        transport.write(offset, width, Number(req.value & 0xffffffffn));
       }
       this.complete(req, readValue);
     }

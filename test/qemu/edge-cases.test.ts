@@ -3,52 +3,24 @@
 // seen, qemu/tools/bao-attach-once: the addon's AttachLoop retries EFAULT by design).
 
 import * as fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { EventFd } from '../../lib/dispatcher/eventfd.js';
 import { Mapping } from '../../lib/dispatcher/mapping.js';
-import { addon, openDispatcher, PRIMARY, TestDm } from './support/backend.js';
+import { addon, PRIMARY, useDispatcher } from './support/backend.js';
 import {
   attachOnce,
   dmStats,
   frontendAccess,
   frontendKick,
   guestSkipReason,
-  loadBaoSim,
-  unloadBaoSim,
 } from './support/bao-sim.js';
 
 const base = (dm: number): number => 0xa000000 + dm * 0x200;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(guestSkipReason !== undefined)('spec §9 edge cases', () => {
-  let disp = -1;
-  let dms: TestDm[] = [];
-  const efds: EventFd[] = [];
-  const open = (id: number): TestDm => {
-    const d = new TestDm(disp, id);
-    dms.push(d);
-    return d;
-  };
-  const eventfd = (initval = 0): EventFd => {
-    const e = EventFd.create({ initval });
-    efds.push(e);
-    return e;
-  };
-
-  beforeAll(() => {
-    loadBaoSim({ ndms: 16, shmem_size: 0x10000 });
-    disp = openDispatcher();
-  });
-  afterEach(async () => {
-    await Promise.all(dms.map((d) => d.close()));
-    dms = [];
-  });
-  afterAll(() => {
-    for (const e of efds) e.close();
-    if (disp >= 0) fs.closeSync(disp);
-    unloadBaoSim();
-  });
+  const fixture = useDispatcher({ ndms: 16, shmem_size: 0x10000 });
+  const { open, eventfd } = fixture;
 
   it('Request FIFO per DM, delivered to at most one ATTACH caller; other sleepers get EFAULT.', async () => {
     const one = attachOnce(1, 20_000);
@@ -119,8 +91,8 @@ describe.skipIf(guestSkipReason !== undefined)('spec §9 edge cases', () => {
   });
 
   it('DM_GET_INFO creates a new fd every call; ioctl returns 0 (OOT: 1).', () => {
-    const a = addon().dmGetInfo(disp, 7);
-    const b = addon().dmGetInfo(disp, 7);
+    const a = addon().dmGetInfo(fixture.disp, 7);
+    const b = addon().dmGetInfo(fixture.disp, 7);
     try {
       expect(a.fd).toBeGreaterThanOrEqual(0);
       expect(b.fd).toBeGreaterThanOrEqual(0);
@@ -164,6 +136,6 @@ describe.skipIf(guestSkipReason !== undefined)('spec §9 edge cases', () => {
     expect(req.addr).toBe(base(15));
     last.complete(req, 0x74726976);
     expect(await answer).toBe(0x74726976n);
-    expect(() => addon().dmGetInfo(disp, 16)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => addon().dmGetInfo(fixture.disp, 16)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
 });

@@ -3,43 +3,18 @@
 // notifications per wake-up, deassign and POLLHUP removal.
 
 import * as fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { EventFd } from '../../lib/dispatcher/eventfd.js';
-import { addon, openDispatcher, PRIMARY, TestDm } from './support/backend.js';
-import { dmStats, frontendAccess, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+import { addon, PRIMARY, useDispatcher } from './support/backend.js';
+import { dmStats, frontendAccess, guestSkipReason, waitFor } from './support/bao-sim.js';
 
 const base = (dm: number): number => 0xa000000 + dm * 0x200;
 const DATAMATCH = 0x2;
 
 describe.skipIf(guestSkipReason !== undefined)('ioeventfd and irqfd (v2)', () => {
-  let disp = -1;
-  let dms: TestDm[] = [];
-  const efds: EventFd[] = [];
-  const open = (id: number): TestDm => {
-    const d = new TestDm(disp, id);
-    dms.push(d);
-    return d;
-  };
-  const eventfd = (initval = 0): EventFd => {
-    const e = EventFd.create({ initval });
-    efds.push(e);
-    return e;
-  };
-
-  beforeAll(() => {
-    loadBaoSim({ ndms: 8, shmem_size: 0x10000 });
-    disp = openDispatcher();
-  });
-  afterEach(async () => {
-    await Promise.all(dms.map((d) => d.close()));
-    dms = [];
-  });
-  afterAll(() => {
-    for (const e of efds) e.close();
-    if (disp >= 0) fs.closeSync(disp);
-    unloadBaoSim();
-  });
+  const fixture = useDispatcher({ ndms: 8, shmem_size: 0x10000 });
+  const { open, eventfd } = fixture;
 
   describe('ioeventfd', () => {
     it('refuses a length other than 1, 2, 4 or 8, and a range that wraps, with EINVAL', () => {

@@ -1,36 +1,17 @@
 // Conformance of the request path (spec §3.4 ATTACH/COMPLETE, §3.9, §3.10): frontend accesses
 // injected through bao-sim's debugfs reach the addon's ATTACH loop and are completed through it.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { openDispatcher, TestDm } from './support/backend.js';
-import { dmStats, frontendAccess, frontendKick, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
-import * as fs from 'node:fs';
+import { useDispatcher } from './support/backend.js';
+import { dmStats, frontendAccess, frontendKick, guestSkipReason, waitFor } from './support/bao-sim.js';
 
 const MMIO_BASE = 0xa000000;
 const base = (dm: number): number => MMIO_BASE + dm * 0x200;
 
 describe.skipIf(guestSkipReason !== undefined)('frontend requests, ATTACH and COMPLETE (v2)', () => {
-  let disp = -1;
-  let dms: TestDm[] = [];
-  const open = (id: number): TestDm => {
-    const d = new TestDm(disp, id);
-    dms.push(d);
-    return d;
-  };
-
-  beforeAll(() => {
-    loadBaoSim({ ndms: 8, shmem_size: 0x10000 });
-    disp = openDispatcher();
-  });
-  afterEach(async () => {
-    await Promise.all(dms.map((d) => d.close()));
-    dms = [];
-  });
-  afterAll(() => {
-    if (disp >= 0) fs.closeSync(disp);
-    unloadBaoSim();
-  });
+  const fixture = useDispatcher({ ndms: 8, shmem_size: 0x10000 });
+  const { open } = fixture;
 
   it('delivers a frontend READ as {dm_id, absolute address, op 1, width, request id} and returns the completed value to it', async () => {
     const dm = open(1).attach();

@@ -4,9 +4,13 @@
 
 import * as fs from 'node:fs';
 
+import { afterAll, afterEach, beforeAll } from 'vitest';
+
 import { loadAddon, type NativeAddon, type NativeDmInfo } from '../../../lib/native.js';
 import { AttachLoop } from '../../../lib/dispatcher/attach-loop.js';
+import { EventFd } from '../../../lib/dispatcher/eventfd.js';
 import type { IoRequest } from '../../../lib/dispatcher/request.js';
+import { loadBaoSim, unloadBaoSim, type ModuleParams } from './bao-sim.js';
 
 export const DISPATCHER = '/dev/bao-io-dispatcher';
 export const PRIMARY = 0;
@@ -114,5 +118,52 @@ export function noDeviceResponder(mmioBase: number): Responder {
       default:
         return 0;
     }
+  };
+}
+
+export interface DispatcherFixture {
+  /** The dispatcher fd, open for the whole file. */
+  readonly disp: number;
+  /** A DM fd for `id`, closed after the test. */
+  open(id: number): TestDm;
+  /** An eventfd, closed with the file (after bao-sim is done with it). */
+  eventfd(initval?: number): EventFd;
+}
+
+/**
+ * The hooks every dispatcher conformance file needs, registered in the calling describe:
+ * bao-sim loaded with `params` and the dispatcher open for the file, DMs closed after each test.
+ */
+export function useDispatcher(params: ModuleParams): DispatcherFixture {
+  let disp = -1;
+  let dms: TestDm[] = [];
+  const efds: EventFd[] = [];
+  beforeAll(() => {
+    loadBaoSim(params);
+    disp = openDispatcher();
+  });
+  afterEach(async () => {
+    await Promise.all(dms.map((d) => d.close()));
+    dms = [];
+  });
+  afterAll(() => {
+    for (const e of efds) e.close();
+    if (disp >= 0) fs.closeSync(disp);
+    unloadBaoSim();
+  });
+  return {
+    get disp() {
+      return disp;
+    },
+    open(id) {
+      const d = new TestDm(disp, id);
+      dms.push(d);
+      return d;
+    },
+    eventfd(initval = 0) {
+      const e = EventFd.create({ initval });
+      efds.push(e);
+      return e;
+    },
   };
 }
