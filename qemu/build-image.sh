@@ -47,6 +47,7 @@ if stale "$img/base.cpio" "$node_bin" "$busybox_bin" "$here/guest" "$0"; then
   cp "$busybox_bin" "$d/bin/busybox"
   install -m 0755 "$here/guest/init" "$d/init"
   install -m 0755 "$here/guest/bao-export" "$d/bin/bao-export"
+  install -m 0755 "$here/guest/bao-cpu-split" "$d/bin/bao-cpu-split"
   strip -o "$d/usr/bin/node" "$node_bin"
   ln -s node "$d/usr/bin/nodejs"
   for lib in $(ldd "$node_bin" | awk '/=>/ {print $3} !/=>/ && /^\t\// {print $1}'); do

@@ -40,9 +40,9 @@ cat > "$job" <<JOB
 # Watchdog: shortly before the host kills the guest, show what is stuck (processes, blocked tasks).
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
-# CPU 1 plays the backend VM, CPU 0 the frontend (test/qemu/daemon.test.ts says why).
+# CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""
-[ "\$(nproc)" -ge 2 ] && pin="taskset -c 1"
+if [ "\$(nproc)" -ge 2 ]; then pin="taskset -c 1"; bao-cpu-split 0; fi
 \$pin node node_modules/vitest/vitest.mjs run --project qemu --no-file-parallelism \
   --reporter=default --reporter=json --outputFile.json=/tmp/qemu.json ${QEMU_TEST_FILTER:-}
 rc=\$?

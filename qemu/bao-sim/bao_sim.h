@@ -185,6 +185,7 @@ struct bs_dm {
 extern struct bs_dm *bs_dms[BS_MAX_DMS];
 extern unsigned int bs_ndms;
 extern struct workqueue_struct *bs_wq;
+void bs_queue_frontend_work(struct work_struct *w);
 extern struct workqueue_struct *bs_cleanup_wq;
 extern struct dentry *bs_debugfs_root;
 

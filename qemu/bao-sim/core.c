@@ -16,6 +16,8 @@
 #include <linux/gfp.h>
 #include <linux/io.h>
 #include <linux/sched.h>
+#include <linux/cpumask.h>
+#include <linux/workqueue.h>
 #include <linux/debugfs.h>
 #include "bao_sim.h"
 
@@ -53,6 +55,10 @@ MODULE_PARM_DESC(ram_shmem_addr, "start of the shared region of DMs with a front
 static char *abi = "v2";
 module_param(abi, charp, 0444);
 MODULE_PARM_DESC(abi, "driver ABI revision offered: v2 (default, /dev/bao-io-dispatcher), revA (/dev/bao-dm<N>) or revB (/dev/bao, type 0xA7)");
+
+static int frontend_cpu;
+module_param(frontend_cpu, int, 0444);
+MODULE_PARM_DESC(frontend_cpu, "CPU playing the frontend VM's vCPU: frontend probe and device interrupts run there (default 0; -1: any CPU)");
 
 static int bs_abi = BS_ABI_V2;
 struct bs_dm *bs_dms[BS_MAX_DMS];
@@ -190,12 +196,27 @@ void bs_dm_abort(struct bs_dm *dm)
 	wake_up_interruptible_all(&dm->wq);
 }
 
+/*
+ * Frontend work (probe, the device interrupt) runs on the frontend CPU, as on Bao, where the
+ * frontend VM's interrupts are taken by its own vCPUs. It matters for drivers that spin with
+ * interrupts off while the backend works: virtio_console's put_chars holds the hvc lock while it
+ * waits, and the interrupt's in_intr takes that lock. Run elsewhere, on the backend's CPU, the
+ * handler would spin there too and the backend could never answer.
+ */
+void bs_queue_frontend_work(struct work_struct *w)
+{
+	if (frontend_cpu >= 0)
+		queue_work_on(frontend_cpu, bs_wq, w);
+	else
+		queue_work(bs_wq, w);
+}
+
 /* REMIO NOTIFY: the frontend interrupt of this DM fires. */
 void bs_dm_raise(struct bs_dm *dm)
 {
 	atomic64_inc(&dm->st.irqfd_notifications);
 	if (dm->fe)
-		queue_work(bs_wq, &dm->irq_work);
+		bs_queue_frontend_work(&dm->irq_work);
 }
 
 /* ------------------------------------------------------------------ DM fd */
@@ -681,7 +702,12 @@ static int __init bs_init(void)
 			return -EINVAL;
 		}
 	}
-	bs_wq = alloc_workqueue("bao-sim", WQ_UNBOUND, 0);
+	if (frontend_cpu >= (int)nr_cpu_ids || (frontend_cpu >= 0 && !cpu_online(frontend_cpu))) {
+		pr_err("bao-sim: frontend_cpu %d is not an online CPU\n", frontend_cpu);
+		return -EINVAL;
+	}
+	/* Per-CPU (bound) so that queue_work_on really runs on frontend_cpu. */
+	bs_wq = alloc_workqueue("bao-sim", frontend_cpu >= 0 ? 0 : WQ_UNBOUND, 0);
 	bs_cleanup_wq = alloc_workqueue("bao-sim-cleanup", 0, 0);
 	if (!bs_wq || !bs_cleanup_wq) {
 		if (bs_wq)
@@ -717,7 +743,8 @@ static int __init bs_init(void)
 				pr_warn("bao-sim: dm%u: frontend not created (%d)\n", i, ret);
 		}
 	}
-	pr_info("bao-sim: %u device models, %d with a frontend, ABI %s\n", ndms, nfrontends, abi);
+	pr_info("bao-sim: %u device models, %d with a frontend, ABI %s, frontend CPU %d\n", ndms,
+		nfrontends, abi, frontend_cpu);
 	return 0;
 fail:
 	bs_teardown();

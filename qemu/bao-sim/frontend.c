@@ -400,7 +400,7 @@ int bs_fe_create(struct bs_dm *dm)
 	mutex_init(&fe->irq_mutex);
 	INIT_WORK(&fe->probe_work, bs_fe_probe);
 	WRITE_ONCE(dm->fe, fe);
-	queue_work(bs_wq, &fe->probe_work);
+	bs_queue_frontend_work(&fe->probe_work);
 	return 0;
 }
 
