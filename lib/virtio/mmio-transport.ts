@@ -60,6 +60,8 @@ export interface TransportStats {
   notifies: number;
   /** Notifications dropped because the device was not active (e.g. stale ioeventfds). */
   droppedNotifies: number;
+  /** Queues found with buffers the driver made available but no kick announced (see serveUnkicked). */
+  missedKicks: number;
   activations: number;
   resets: number;
   /** Times the device entered DEVICE_NEEDS_RESET. */
@@ -97,7 +99,17 @@ interface QueueRegisters {
   deviceHigh: number;
 }
 
-type Lifecycle = { kind: 'inactive' } | { kind: 'active'; activation: Activation; queues: (SplitQueue | undefined)[] };
+interface ActiveState {
+  readonly kind: 'active';
+  readonly activation: Activation;
+  readonly queues: (SplitQueue | undefined)[];
+  /** Per queue: the driver's avail idx when the device last looked (a kick), or -1. */
+  readonly lookedAt: Int32Array;
+  /** Per queue: an avail idx found unannounced by serveUnkicked's previous call, or -1. */
+  readonly unannounced: Int32Array;
+}
+
+type Lifecycle = { kind: 'inactive' } | ActiveState;
 
 export class MmioTransport {
   readonly stats: TransportStats = {
@@ -107,6 +119,7 @@ export class MmioTransport {
     configInterrupts: 0,
     notifies: 0,
     droppedNotifies: 0,
+    missedKicks: 0,
     activations: 0,
     resets: 0,
     needsReset: 0,
@@ -313,11 +326,47 @@ export class MmioTransport {
       return;
     }
     this.stats.notifies += 1;
+    const q = state.queues[index];
+    if (q !== undefined) {
+      state.lookedAt[index] = q.availIndex();
+      state.unannounced[index] = -1;
+    }
     try {
       this.device.queueNotify(index);
     } catch (err) {
       this.enterNeedsReset('device queue handler threw', { queue: index, error: String(err) });
     }
+  }
+
+  /**
+   * The kick watchdog's look at the rings. A kick only says "look now"; a device may look at any
+   * time, so serving buffers nobody announced is always correct. It is needed when kicks go
+   * astray: on the v2 drivers a previous daemon's ioeventfds stay registered until the driver
+   * is removed, and the first registration of an address takes every kick (bao-abi.md §3.7).
+   * A queue whose avail idx moved since the device last looked is served now, or, with
+   * `grace`, on the next call if it is still unseen by then (its kick may be on the way).
+   * Returns how many queues were served.
+   */
+  serveUnkicked(grace: boolean): number {
+    const state = this.lifecycle;
+    if (state.kind !== 'active' || (this.statusValue & DEVICE_NEEDS_RESET) !== 0) return 0;
+    let served = 0;
+    for (let index = 0; index < state.queues.length; index += 1) {
+      const q = state.queues[index];
+      if (q === undefined || q.closed) continue;
+      const avail = q.availIndex();
+      if (avail === state.lookedAt[index]) continue;
+      if (grace && state.unannounced[index] === -1) {
+        state.unannounced[index] = avail;
+        continue;
+      }
+      this.stats.missedKicks += 1;
+      served += 1;
+      this.queueNotify(index);
+      // The handler may have reset the device or failed it: stop looking at this activation.
+      if (this.lifecycle !== state) break;
+    }
+    return served;
   }
 
   /** Device-side: set DEVICE_NEEDS_RESET (§2.1.2) and tell a live driver. Idempotent. */
@@ -407,7 +456,14 @@ export class MmioTransport {
       return;
     }
     const activation = new Activation(this, memory, queues, features, this.log);
-    this.lifecycle = { kind: 'active', activation, queues };
+    this.lifecycle = {
+      kind: 'active',
+      activation,
+      queues,
+      // A new ring starts at avail idx 0: whatever lies beyond it is unannounced so far.
+      lookedAt: Int32Array.from(queues, (q) => (q === undefined ? -1 : q.nextAvail)),
+      unannounced: new Int32Array(queues.length).fill(-1),
+    };
     this.stats.activations += 1;
     this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0) }, 'device activated');
     try {

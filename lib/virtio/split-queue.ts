@@ -151,6 +151,11 @@ export class SplitQueue {
     return this.isClosed;
   }
 
+  /** The driver's avail idx as it is now (free-running u16): how far its kicks would announce. */
+  availIndex(): number {
+    return Atomics.load(this.cells, this.availIdxCell);
+  }
+
   /**
    * The next available chain, or null when the driver has made none available. Throws
    * InvalidChainError (skip it: addUsed(err.head, 0)) or QueueCorruptError (fail the device).

@@ -2,7 +2,8 @@
 // of ARCHITECTURE.md runs: the ATTACH thread hands bursts of trapped MMIO accesses to
 // onRequests(), each is routed by address to the device's MmioTransport and completed at once;
 // queue kicks bypass it through one ioeventfd per queue (bao-abi.md §3.7), and used buffers are
-// signalled through the irqfd (§3.8) after the transport has set InterruptStatus.
+// signalled through the irqfd (§3.8) after the transport has set InterruptStatus. A kick
+// watchdog serves buffers whose kick went astray (a previous daemon's ioeventfds, §3.7).
 //
 // Lives in lib/vmm because it joins the two halves that must not know each other: lib/dispatcher
 // (Bao, the addon) and lib/virtio (the transport).
@@ -14,6 +15,7 @@ import { worthLogging, type Logger } from '../virtio/logger.js';
 import { MMIO_QUEUE_NOTIFY, MMIO_WINDOW_SIZE } from '../virtio/mmio-registers.js';
 import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
+import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 
 export interface DeviceModelServerStats {
   /** Trapped accesses answered through ATTACH/COMPLETE. */
@@ -24,6 +26,8 @@ export interface DeviceModelServerStats {
   rejectedCompletions: number;
   /** Queue kicks that arrived through an ioeventfd. */
   ioeventfdKicks: number;
+  /** Times the kick watchdog found buffers no kick had announced (transport.stats.missedKicks counts queues). */
+  watchdogFinds: number;
 }
 
 export interface DeviceModelServerOptions {
@@ -32,10 +36,12 @@ export interface DeviceModelServerOptions {
   /** Frontend GPA of the device's virtio-mmio window (remio `va`). */
   readonly mmioAddr: number;
   readonly log: Logger;
+  /** Timing of the kick watchdog (defaults in KickWatchdog). */
+  readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'fastMs' | 'holdMs'>;
 }
 
 export class DeviceModelServer {
-  readonly stats: DeviceModelServerStats = { requests: 0, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 0 };
+  readonly stats: DeviceModelServerStats = { requests: 0, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 0, watchdogFinds: 0 };
   readonly transport: MmioTransport;
   /** Settles when the request loop ends by itself (DM gone, syscall error): the reason. */
   readonly stopped: Promise<void>;
@@ -48,6 +54,7 @@ export class DeviceModelServer {
   private readonly loop: AttachLoop;
   /** Queue index -> its kick eventfd. Never deassigned: DEASSIGN is broken in the drivers (§3.7). */
   private readonly kicks = new Map<number, EventFd>();
+  private readonly watchdog: KickWatchdog;
   private closing: Promise<void> | undefined;
 
   private constructor(options: DeviceModelServerOptions) {
@@ -72,6 +79,11 @@ export class DeviceModelServer {
     });
     // The daemon may never look at `stopped`; an unobserved rejection must not kill the process.
     this.stopped.catch(() => {});
+    this.watchdog = new KickWatchdog({
+      ...options.kickWatchdog,
+      serve: (grace) => this.transport.serveUnkicked(grace),
+      onMissed: () => this.missedKicks(),
+    });
     this.loop = this.handle.attach(
       (requests) => this.onRequests(requests),
       (error) => {
@@ -79,6 +91,7 @@ export class DeviceModelServer {
         end(error);
       },
     );
+    this.watchdog.start();
   }
 
   /** Map the region, wire the irqfd and start the ATTACH loop; the caller still owns `handle`. */
@@ -122,6 +135,17 @@ export class DeviceModelServer {
     }
   }
 
+  private missedKicks(): void {
+    this.stats.watchdogFinds += 1;
+    if (!worthLogging(this.stats.watchdogFinds)) return;
+    this.log.warn(
+      { count: this.stats.watchdogFinds, ioeventfdKicks: this.stats.ioeventfdKicks },
+      this.stats.ioeventfdKicks === 0
+        ? 'queue kicks are not reaching this process: serving the queues by polling. On v2 drivers a previous daemon\'s ioeventfds stay registered until the driver is reloaded (bao-abi.md §3.7); reload it or reboot the backend VM for full speed'
+        : 'buffers found without a queue kick: served by the kick watchdog',
+    );
+  }
+
   /** One ioeventfd per queue on QueueNotify with datamatch = index, registered once per DM. */
   private armKicks(queues: readonly number[]): void {
     const transport = this.transport;
@@ -157,6 +181,7 @@ export class DeviceModelServer {
   }
 
   private async doClose(): Promise<void> {
+    this.watchdog.stop();
     await this.loop.stop();
     try {
       await this.device.reset();
@@ -169,5 +194,6 @@ export class DeviceModelServer {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
     await this.handle.close();
+    this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }
 }

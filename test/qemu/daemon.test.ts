@@ -37,6 +37,34 @@ function writeConsole(path: string, ...texts: string[]): void {
   execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', script, 'sh', ...texts], { timeout: 60_000 });
 }
 
+interface ConsoleClient {
+  readonly socket: net.Socket;
+  received(): string;
+}
+
+/**
+ * Connect to the console socket as its one client. The daemon refuses a second client ("console
+ * busy") and may not yet have seen the previous test's client hang up: try again until accepted.
+ */
+async function connectConsole(path: string): Promise<ConsoleClient> {
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const socket = net.createConnection(path);
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const refused = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!refused) return { socket, received: () => text };
+    socket.destroy();
+  }
+  throw new Error(`the console socket ${path} kept refusing this client`);
+}
+
 const RNG_DM = 0;
 const CONSOLE_DM = 1;
 const SOCKET = '/tmp/node-bao-console.sock';
@@ -174,8 +202,7 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
   });
 
   it('carries console backend input to /dev/hvc0', async () => {
-    const socket = net.createConnection(SOCKET);
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const { socket } = await connectConsole(SOCKET);
     const reading = readDevice('/dev/hvc0', 'hello from the backend\n'.length);
     await new Promise((r) => setTimeout(r, 300));
     socket.write('hello from the backend\n');
@@ -184,26 +211,22 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
   });
 
   it('carries /dev/hvc0 output to the console backend', async () => {
-    const socket = net.createConnection(SOCKET);
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    let received = '';
-    socket.on('data', (d: Buffer) => (received += d.toString()));
-    await new Promise((r) => setTimeout(r, 200));
+    const { socket, received } = await connectConsole(SOCKET);
     writeConsole('/dev/hvc0', 'hello from the frontend\n');
-    await waitFor(() => received.includes('hello from the frontend'), 10_000, 'guest output at the socket');
+    await waitFor(() => received().includes('hello from the frontend'), 10_000, 'guest output at the socket');
     socket.destroy();
   });
 
   it('carries many separate /dev/hvc0 writes to the backend whole and in order', async () => {
-    const socket = net.createConnection(SOCKET);
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    let received = '';
-    socket.on('data', (d: Buffer) => (received += d.toString()));
-    await new Promise((r) => setTimeout(r, 200));
+    const { socket, received } = await connectConsole(SOCKET);
     const lines = Array.from({ length: 200 }, (_, i) => `frontend line ${i}\n`);
     writeConsole('/dev/hvc0', ...lines);
-    await waitFor(() => received.length >= lines.join('').length, 20_000, 'all 200 lines at the socket');
-    expect(received).toBe(lines.join(''));
+    const expected = lines.join('');
+    await waitFor(() => received().length >= expected.length, 20_000, 'all 200 lines at the socket').catch((err: unknown) => {
+      const missing = lines.filter((l) => !received().includes(l)).map((l) => l.trim());
+      throw new Error(`${String(err)}: got ${received().length} of ${expected.length} bytes; missing ${missing.length} lines, first ${missing.slice(0, 5).join(', ')}`);
+    });
+    expect(received()).toBe(expected);
     socket.destroy();
   }, 90_000);
 
@@ -261,4 +284,51 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('a
     writeConsole('/dev/hvc0', message);
     expect((await reading).toString()).toBe(message);
   });
+});
+
+describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('a daemon started again on the same device model', () => {
+  let daemon: Daemon | undefined;
+  const config = '/tmp/node-bao-restart.yaml';
+
+  beforeAll(() => {
+    execFileSync('modprobe', ['virtio_rng']);
+    loadBaoSim({ ndms: 1, frontends: [0] });
+    fs.writeFileSync(config, ['devices:', '  - id: 0', '    type: rng', `    mmio_addr: ${hex(dmInfo(0).mmio_base)}`, '    data_plane: virtio', ''].join('\n'));
+  });
+
+  afterAll(async () => {
+    await stopDaemon(daemon).catch(() => {});
+    unloadBaoSim();
+  }, 60_000);
+
+  const rngReady = () => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng');
+
+  it('serves the re-probed frontend although the first daemon\u2019s ioeventfds still take every kick (bao-abi.md §3.7)', async () => {
+    const first = startDaemon(config);
+    daemon = first;
+    await waitFor(rngReady, 30_000, `virtio_rng from the first daemon:\n${first.output()}`);
+    expect((await readDevice('/dev/hwrng', 16)).length).toBe(16);
+    expect(await stopDaemon(first)).toBe(0);
+
+    // The frontend is reset and probed again (its VM rebooted, say) while a new daemon serves.
+    const second = startDaemon(config);
+    daemon = second;
+    const dev = virtioDevice(4);
+    expect(dev).toBeDefined();
+    const driver = '/sys/bus/virtio/drivers/virtio_rng';
+    fs.writeFileSync(`${driver}/unbind`, String(dev));
+    fs.writeFileSync(`${driver}/bind`, String(dev));
+    await waitFor(rngReady, 30_000, `virtio_rng from the second daemon:\n${second.output()}`);
+    expect((await readDevice('/dev/hwrng', 32)).length).toBe(32);
+
+    expect(await stopDaemon(second)).toBe(0);
+    const out = second.output();
+    // Every kick went to the first daemon's eventfd; the kick watchdog served the queue.
+    expect(out).toMatch(/kicks are not reaching this process/);
+    const closed = out.split('\n').find((l) => l.includes('device model closed'));
+    expect(closed, out).toBeDefined();
+    const stats = JSON.parse(closed ?? '{}') as { server: { ioeventfdKicks: number; watchdogFinds: number } };
+    expect(stats.server.ioeventfdKicks).toBe(0);
+    expect(stats.server.watchdogFinds).toBeGreaterThan(0);
+  }, 120_000);
 });

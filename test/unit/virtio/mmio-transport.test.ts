@@ -417,6 +417,68 @@ describe('queue notifications', () => {
   });
 });
 
+describe('serving buffers no kick announced (serveUnkicked, the kick watchdog\u2019s look)', () => {
+  it('serves a queue whose avail idx moved without a kick, and counts the missed kick', () => {
+    const { driver, device, transport } = setup();
+    driver.init();
+    driver.queue(1).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(false)).toBe(1);
+    expect(device.notifies).toEqual([1]);
+    expect(transport.stats.missedKicks).toBe(1);
+  });
+
+  it('leaves alone queues the device has looked at since their last change', () => {
+    const { driver, device, transport } = setup();
+    driver.init();
+    expect(transport.serveUnkicked(false)).toBe(0);
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    driver.kick(0);
+    expect(transport.serveUnkicked(false)).toBe(0);
+    expect(device.notifies).toEqual([0]);
+    expect(transport.stats.missedKicks).toBe(0);
+  });
+
+  it('with grace, gives a kick one more call to arrive before serving the queue itself', () => {
+    const { driver, device, transport } = setup();
+    driver.init();
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(true)).toBe(0);
+    expect(transport.serveUnkicked(true)).toBe(1);
+    expect(device.notifies).toEqual([0]);
+
+    // A kick arriving inside the grace period settles it: nothing is counted as missed.
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(true)).toBe(0);
+    driver.kick(0);
+    expect(transport.serveUnkicked(true)).toBe(0);
+    expect(transport.stats.missedKicks).toBe(1);
+  });
+
+  it('counts buffers made available before DRIVER_OK as unannounced when no kick follows', () => {
+    const { driver, device, transport } = setup();
+    driver.probe();
+    driver.negotiate((offered) => offered);
+    driver.setupQueue(0);
+    driver.setupQueue(1);
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    driver.driverOk();
+    expect(transport.serveUnkicked(false)).toBe(1);
+    expect(device.notifies).toEqual([0]);
+  });
+
+  it('does nothing before DRIVER_OK, after a reset or in NEEDS_RESET', () => {
+    const { driver, device, transport } = setup();
+    expect(transport.serveUnkicked(false)).toBe(0);
+    driver.init();
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    device.activation.fail('test');
+    expect(transport.serveUnkicked(false)).toBe(0);
+    driver.reset();
+    expect(transport.serveUnkicked(false)).toBe(0);
+    expect(device.notifies).toEqual([]);
+  });
+});
+
 describe('interrupts (§4.2.2 InterruptStatus, bao-abi §3.8)', () => {
   it('sets the VRING bit before signalling a used-buffer interrupt, and InterruptACK clears it', () => {
     const { driver, device, transport } = setup();

@@ -3,7 +3,7 @@
 // bao-sim in test/qemu). Each trapped access must be answered exactly once, with the value the
 // hypervisor needs, whatever the frontend sent.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import type { DeviceModelHandle, IoRequest } from '../../../lib/dispatcher/index.js';
 import { IoOp } from '../../../lib/uapi/constants.js';
@@ -95,10 +95,10 @@ function access(op: 'read' | 'write', offset: number, width = 4, value: bigint =
   return { dmId: 3, addr, op: op === 'read' ? IoOp.Read : IoOp.Write, value, accessWidth: width, requestId: nextId++ };
 }
 
-function setup() {
+function setup(log = silentLogger) {
   const handle = new FakeHandle();
   const device = new RngDevice();
-  const server = DeviceModelServer.start({ handle: handle as unknown as DeviceModelHandle, device, mmioAddr: MMIO, log: silentLogger });
+  const server = DeviceModelServer.start({ handle: handle as unknown as DeviceModelHandle, device, mmioAddr: MMIO, log });
   const send = (...reqs: IoRequest[]) => handle.deliver?.(reqs);
   const read = (offset: number, width = 4): number | bigint => {
     send(access('read', offset, width));
@@ -182,6 +182,29 @@ describe('DeviceModelServer', () => {
     expect(mem.getUint32(0x2000 + 4 + 4, true)).toBe(16); // used len
     expect(server.transport.interruptStatus & R.INTERRUPT_VRING).toBe(R.INTERRUPT_VRING);
     expect(handle.irqfd?.signals).toBe(1);
+  });
+
+  it('serves buffers whose kick went astray (a stale ioeventfd) through the kick watchdog, and says why', () => {
+    vi.useFakeTimers();
+    try {
+      const warnings: string[] = [];
+      const log = { ...silentLogger, warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''), child: () => log };
+      const { handle, server, bringUp } = setup(log);
+      bringUp();
+      const mem = new DataView(handle.bytes.buffer);
+      mem.setBigUint64(0, BigInt(SHMEM + 0x8000), true);
+      mem.setUint32(8, 16, true);
+      mem.setUint16(12, 2, true); // VIRTQ_DESC_F_WRITE
+      mem.setUint16(0x1000 + 4, 0, true);
+      mem.setUint16(0x1000 + 2, 1, true); // avail idx 1, and no kick
+      vi.advanceTimersByTime(120);
+      expect(mem.getUint16(0x2000 + 2, true)).toBe(1); // used idx
+      expect(handle.irqfd?.signals).toBe(1);
+      expect(server.stats.watchdogFinds).toBe(1);
+      expect(warnings.join('\n')).toMatch(/kicks are not reaching this process.*ioeventfds/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('closes in order: request loop first, then the device, then the irqfd and the device model', async () => {
