@@ -39,34 +39,31 @@ else
   record "rng      DM 0  virtio_rng never probed" fail
 fi
 
-# The console both ways, frontend side on CPU 0: text typed on the PTY (the backend side) is read
-# from /dev/hvc0, and text written to /dev/hvc0 comes out of the PTY. Both ends raw, no echo.
-if wait_for 60 test -e /dev/hvc0 && wait_for 20 test -e /tmp/bao-console; then
-  bao-cpu-split 0   # khvcd, started with the first console, joins the frontend CPU
+# console_check LABEL READ_CPU READ_PATH WRITE_CPU WRITE_PATH TEXT: writes TEXT (a line) to
+# WRITE_PATH from WRITE_CPU while READ_PATH is read from READ_CPU, both ends raw without echo
+# (an echo on /dev/hvc0 would be a stray frontend write), and records whether it came through.
+console_check() {
+  label=$1 rcpu=$2 rpath=$3 wcpu=$4 wpath=$5 text=$6
   out=/tmp/console.out
   : > "$out"
-  taskset -c 0 sh -c 'exec 3</dev/hvc0; stty raw -echo <&3; dd bs=20 count=1 iflag=fullblock status=none <&3' > "$out" &
+  taskset -c "$rcpu" sh -c 'exec 3<"$1"; stty raw -echo <&3; dd bs="$2" count=1 iflag=fullblock status=none <&3' \
+    sh "$rpath" $((${#text} + 1)) > "$out" &
   reader=$!
   sleep 0.5
-  printf 'hello from backend!\n' > /tmp/bao-console
+  taskset -c "$wcpu" sh -c 'exec 3<>"$1"; stty raw -echo <&3 2>/dev/null; printf "%s\n" "$2" >&3' sh "$wpath" "$text"
   wait_for 10 test -s "$out"
   sleep 0.3
   kill $reader 2>/dev/null
   got=$(cat "$out")
-  if [ "$got" = "hello from backend!" ]; then record "console  DM 1  pty /tmp/bao-console -> /dev/hvc0: '$got'" ok
-  else record "console  DM 1  pty -> /dev/hvc0: got '$got'" fail; fi
+  if [ "$got" = "$text" ]; then record "console  DM 1  $label: '$got'" ok
+  else record "console  DM 1  $label: got '$got'" fail; fi
+}
 
-  : > "$out"
-  taskset -c 1 sh -c 'exec 3</tmp/bao-console; stty raw -echo <&3; dd bs=21 count=1 iflag=fullblock status=none <&3' > "$out" &
-  reader=$!
-  sleep 0.5
-  taskset -c 0 sh -c 'exec 3<>/dev/hvc0; stty raw -echo <&3; printf "hello from frontend!\n" >&3'
-  wait_for 10 test -s "$out"
-  sleep 0.3
-  kill $reader 2>/dev/null
-  got=$(cat "$out")
-  if [ "$got" = "hello from frontend!" ]; then record "console  DM 1  /dev/hvc0 -> pty /tmp/bao-console: '$got'" ok
-  else record "console  DM 1  /dev/hvc0 -> pty: got '$got'" fail; fi
+# The console both ways, the frontend side on CPU 0, the backend's PTY on CPU 1.
+if wait_for 60 test -e /dev/hvc0 && wait_for 20 test -e /tmp/bao-console; then
+  bao-cpu-split 0   # khvcd, started with the first console, joins the frontend CPU
+  console_check "pty /tmp/bao-console -> /dev/hvc0" 0 /dev/hvc0 1 /tmp/bao-console "hello from backend!"
+  console_check "/dev/hvc0 -> pty /tmp/bao-console" 1 /tmp/bao-console 0 /dev/hvc0 "hello from frontend!"
 else
   record "console  DM 1  virtio_console never probed" fail
 fi

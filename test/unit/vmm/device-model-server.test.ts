@@ -121,7 +121,17 @@ function setup(log = silentLogger) {
     write(R.MMIO_QUEUE_READY, 1);
     write(R.MMIO_STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
   };
-  return { handle, device, server, send, read, write, bringUp };
+  /** One writable 16-byte buffer on queue 0 (descriptor 0, avail entry 0, avail idx 1), not kicked. */
+  const offerBuffer = (): DataView => {
+    const mem = new DataView(handle.bytes.buffer);
+    mem.setBigUint64(0, BigInt(SHMEM + 0x8000), true);
+    mem.setUint32(8, 16, true);
+    mem.setUint16(12, 2, true); // VIRTQ_DESC_F_WRITE
+    mem.setUint16(0x1000 + 4, 0, true);
+    mem.setUint16(0x1000 + 2, 1, true);
+    return mem;
+  };
+  return { handle, device, server, send, read, write, bringUp, offerBuffer };
 }
 
 describe('DeviceModelServer', () => {
@@ -167,15 +177,9 @@ describe('DeviceModelServer', () => {
   });
 
   it('routes an ioeventfd kick to the device, which raises the irqfd after setting InterruptStatus', () => {
-    const { handle, server, bringUp } = setup();
+    const { handle, server, bringUp, offerBuffer } = setup();
     bringUp();
-    // One writable 16-byte buffer on queue 0: descriptor 0, avail ring entry 0, idx 1.
-    const mem = new DataView(handle.bytes.buffer);
-    mem.setBigUint64(0, BigInt(SHMEM + 0x8000), true);
-    mem.setUint32(8, 16, true);
-    mem.setUint16(12, 2, true); // VIRTQ_DESC_F_WRITE
-    mem.setUint16(0x1000 + 4, 0, true);
-    mem.setUint16(0x1000 + 2, 1, true);
+    const mem = offerBuffer();
     handle.ioeventfds[0]?.eventfd.kick();
     expect(server.stats.ioeventfdKicks).toBe(1);
     expect(mem.getUint16(0x2000 + 2, true)).toBe(1); // used idx
@@ -189,14 +193,9 @@ describe('DeviceModelServer', () => {
     try {
       const warnings: string[] = [];
       const log = { ...silentLogger, warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''), child: () => log };
-      const { handle, server, bringUp } = setup(log);
+      const { handle, server, bringUp, offerBuffer } = setup(log);
       bringUp();
-      const mem = new DataView(handle.bytes.buffer);
-      mem.setBigUint64(0, BigInt(SHMEM + 0x8000), true);
-      mem.setUint32(8, 16, true);
-      mem.setUint16(12, 2, true); // VIRTQ_DESC_F_WRITE
-      mem.setUint16(0x1000 + 4, 0, true);
-      mem.setUint16(0x1000 + 2, 1, true); // avail idx 1, and no kick
+      const mem = offerBuffer(); // and no kick
       vi.advanceTimersByTime(120);
       expect(mem.getUint16(0x2000 + 2, true)).toBe(1); // used idx
       expect(handle.irqfd?.signals).toBe(1);
