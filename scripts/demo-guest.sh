@@ -68,6 +68,9 @@ else
   record "console  DM 1  virtio_console never probed" fail
 fi
 
+echo "== baoctl status (what the daemon says of its devices)"
+bin/baoctl status || record "baoctl status failed" fail
+
 kill -TERM $daemon
 wait $daemon
 rc=$?

@@ -355,7 +355,13 @@ export class MmioTransport {
       const q = state.queues[index];
       if (q === undefined || q.closed) continue;
       const avail = q.availIndex();
-      if (avail === state.lookedAt[index]) continue;
+      const lookedAt = state.lookedAt[index]!;
+      if (avail === lookedAt) continue;
+      if (!q.notificationDue(lookedAt)) {
+        // The device did not ask to be told (it has not re-armed): no kick was due, none lost.
+        state.unannounced[index] = -1;
+        continue;
+      }
       if (grace && state.unannounced[index] === -1) {
         state.unannounced[index] = avail;
         continue;
@@ -460,8 +466,7 @@ export class MmioTransport {
       kind: 'active',
       activation,
       queues,
-      // A new ring starts at avail idx 0: whatever lies beyond it is unannounced so far.
-      lookedAt: Int32Array.from(queues, (q) => (q === undefined ? -1 : q.nextAvail)),
+      lookedAt: new Int32Array(queues.length).fill(-1),
       unannounced: new Int32Array(queues.length).fill(-1),
     };
     this.stats.activations += 1;
@@ -478,6 +483,14 @@ export class MmioTransport {
       return;
     }
     if ((this.statusValue & DEVICE_NEEDS_RESET) !== 0) return;
+    // activate() is the device's first look at its rings: buffers made available before
+    // DRIVER_OK (their kicks were dropped) are its to take there, not kicks gone astray.
+    const active = this.lifecycle;
+    if (active.kind === 'active' && active.activation === activation) {
+      queues.forEach((q, i) => {
+        if (q !== undefined) active.lookedAt[i] = q.availIndex();
+      });
+    }
     const enabled = queues.flatMap((q, i) => (q ? [i] : []));
     this.options.onActivate?.({ queues: enabled, features });
   }

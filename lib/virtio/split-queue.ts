@@ -157,6 +157,23 @@ export class SplitQueue {
   }
 
   /**
+   * Whether the driver, moving avail idx from `from` to where it is now, was bound to notify the
+   * device: with EVENT_IDX when it passed the avail_event the device last wrote (§2.7.10), else
+   * unless the device had set VIRTQ_USED_F_NO_NOTIFY. A device that did not re-arm gets no kick
+   * by design, and that is no kick lost.
+   */
+  notificationDue(from: number): boolean {
+    if (this.isClosed) return false;
+    const to = this.availIndex();
+    if (to === from) return false;
+    if (this.eventIdx) {
+      const event = Atomics.load(this.cells, this.availEventCell);
+      return ((to - event - 1) & 0xffff) < ((to - from) & 0xffff);
+    }
+    return (Atomics.load(this.cells, this.usedFlagsCell) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+  }
+
+  /**
    * The next available chain, or null when the driver has made none available. Throws
    * InvalidChainError (skip it: addUsed(err.head, 0)) or QueueCorruptError (fail the device).
    */

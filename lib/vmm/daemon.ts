@@ -8,6 +8,7 @@ import type { Logger } from '../virtio/logger.js';
 import type { DaemonConfig, DeviceConfig } from './config/types.js';
 import type { BuildContext, BuiltDevice, DeviceBuilders } from './device-builder.js';
 import type { DeviceModelFactory, ServedDevice } from './device-model.js';
+import type { DeviceStatus } from './status.js';
 import {
   DeviceOpenError,
   DeviceStoppedError,
@@ -35,6 +36,7 @@ export interface ShutdownReport {
 
 interface RunningDevice {
   readonly ref: DeviceRef;
+  readonly mmioAddr: bigint;
   readonly built: BuiltDevice;
   readonly served: ServedDevice;
 }
@@ -126,6 +128,20 @@ export class Daemon {
     return this.running.map((d) => d.ref);
   }
 
+  /** Each device's counters now, in config order (`baoctl status`). */
+  deviceStatus(): DeviceStatus[] {
+    return this.running.map((d) => {
+      const deviceModel = d.served.snapshot?.();
+      const metrics = d.built.metrics?.();
+      return {
+        ...d.ref,
+        mmioAddr: `0x${d.mmioAddr.toString(16)}`,
+        ...(deviceModel === undefined ? {} : { deviceModel }),
+        ...(metrics === undefined ? {} : { metrics }),
+      };
+    });
+  }
+
   private get timeoutMs(): number {
     return this.options.shutdownTimeoutMs ?? this.options.config.shutdownTimeoutMs;
   }
@@ -145,7 +161,7 @@ export class Daemon {
       try {
         built = await builders[entry.type](entry, { ...options.context, log: deviceLog });
         const served = await factory.open({ entry, device: built.device, log: deviceLog.child({ module: 'dm' }) });
-        running.push({ ref, built, served });
+        running.push({ ref, mmioAddr: entry.mmioAddr, built, served });
         log.info(
           { device: ref, mmio: `0x${entry.mmioAddr.toString(16)}` },
           `${describeDevice(ref)}: serving at 0x${entry.mmioAddr.toString(16)}`,
@@ -194,9 +210,12 @@ export interface ServeResult extends ShutdownReport {
  * Starts the daemon, serves until `signal` aborts (SIGINT/SIGTERM in `baoctl run`) or a device
  * stops by itself, then shuts down. Throws DeviceOpenError (start) or ShutdownTimeoutError.
  */
-export async function serve(options: DaemonOptions & { readonly signal: AbortSignal }): Promise<ServeResult> {
+export async function serve(
+  options: DaemonOptions & { readonly signal: AbortSignal; readonly onStarted?: (daemon: Daemon) => void },
+): Promise<ServeResult> {
   const { signal, log } = options;
   const daemon = await Daemon.start(options);
+  options.onStarted?.(daemon);
   log.info({ devices: daemon.devices.length }, `serving ${daemon.devices.length} device(s)`);
 
   const aborted = new Promise<'abort'>((resolve) => {

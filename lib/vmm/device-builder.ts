@@ -13,6 +13,8 @@ export interface BuiltDevice {
   readonly device: VirtioDevice;
   /** Resets the device (idempotent) and closes its host-side resources. */
   close(): Promise<void>;
+  /** The device's own counters now (logged at close, shown by `baoctl status`). */
+  metrics?(): Readonly<Record<string, number>>;
 }
 
 /** Host resources a builder may use; everything injectable for tests. */

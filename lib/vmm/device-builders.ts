@@ -37,12 +37,13 @@ export const defaultDeviceBuilders: DeviceBuilders = {
     const backend = await openConsoleBackend(entry, context);
     const log = context.log.child({ module: 'console' });
     const device = new ConsoleDevice({ backend, log });
+    const metrics = () => ({ ...device.metrics.snapshot(), backendDiscardedBytes: backend.stats.discardedBytes });
     return {
       device,
+      metrics,
       close: async () => {
         await device.close();
-        // No metrics endpoint yet: the counters go to the log once, at shutdown.
-        log.info({ metrics: device.metrics.snapshot(), discardedBytes: backend.stats.discardedBytes }, 'console closed');
+        log.info({ metrics: metrics() }, 'console closed');
       },
     };
   },
@@ -50,6 +51,7 @@ export const defaultDeviceBuilders: DeviceBuilders = {
     const device = new RngDevice();
     return {
       device,
+      metrics: () => ({ ...device.metrics }),
       close: async () => {
         await device.reset();
         context.log.child({ module: 'rng' }).info({ metrics: { ...device.metrics } }, 'rng closed');

@@ -15,7 +15,9 @@ import { worthLogging, type Logger } from '../virtio/logger.js';
 import { MMIO_QUEUE_NOTIFY, MMIO_WINDOW_SIZE } from '../virtio/mmio-registers.js';
 import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
+import { formatStatus } from '../virtio/status.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
+import type { DeviceModelSnapshot } from './status.js';
 
 export interface DeviceModelServerStats {
   /** Trapped accesses answered through ATTACH/COMPLETE. */
@@ -92,6 +94,12 @@ export class DeviceModelServer {
       },
     );
     this.watchdog.start();
+  }
+
+  /** Counters and virtio status now (copies: the caller may keep them). */
+  snapshot(): DeviceModelSnapshot {
+    const t = this.transport.stats;
+    return { status: formatStatus(this.transport.status), server: { ...this.stats }, transport: { ...t, faults: { ...t.faults } } };
   }
 
   /** Map the region, wire the irqfd and start the ATTACH loop; the caller still owns `handle`. */

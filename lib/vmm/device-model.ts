@@ -7,6 +7,7 @@
 import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
 import type { DeviceConfig } from './config/types.js';
+import type { DeviceModelSnapshot } from './status.js';
 
 export interface OpenDeviceModelRequest {
   /** The validated config entry: DM id, mmio window, revB CREATE_DM parameters. */
@@ -24,6 +25,8 @@ export interface ServedDevice {
    * resolving or rejecting with the reason. Absent or never settling while all is well.
    */
   readonly stopped?: Promise<void>;
+  /** The device model's counters and virtio status now, for `baoctl status`. */
+  snapshot?(): DeviceModelSnapshot;
   /**
    * Stop taking requests, let in-flight ones complete, detach the device (reset it) and
    * release the device model. Idempotent; the daemon bounds it with its shutdown timeout.

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { DaemonStatus } from '../../lib/vmm/status.js';
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
 
 // Bao runs frontend and backend VMs on different physical CPUs, and Linux's virtio_console
@@ -229,6 +230,17 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     expect(received()).toBe(expected);
     socket.destroy();
   }, 90_000);
+
+  it('reports both devices live, with their counters, through `baoctl status` (run as bin/baoctl)', () => {
+    const text = execFileSync('bin/baoctl', ['status'], { encoding: 'utf8' });
+    expect(text).toMatch(/^0\s+rng\s+0x[0-9a-f]+\s+live\s+[1-9]/m);
+    expect(text).toMatch(/^1\s+console\s+0x[0-9a-f]+\s+live\s+[1-9]/m);
+    const status = JSON.parse(execFileSync('bin/baoctl', ['status', '--json'], { encoding: 'utf8' })) as DaemonStatus;
+    expect(status.state).toBe('serving');
+    const rng = status.devices.find((d) => d.type === 'rng');
+    expect(rng?.deviceModel?.server.ioeventfdKicks).toBeGreaterThan(0);
+    expect(rng?.metrics?.bytes).toBeGreaterThan(0);
+  });
 
   it('keeps serving after the guest driver is unbound and bound again (device reset and re-activation)', async () => {
     const dev = virtioDevice(4);

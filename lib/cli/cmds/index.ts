@@ -7,6 +7,7 @@ import { abiCommand } from './abi/index.js';
 import { configCommand } from './config/index.js';
 import { devicesCommand } from './devices/index.js';
 import { runCommand } from './run/index.js';
+import { statusCommand } from './status/index.js';
 
 /** Each descriptor keeps its own typed args; the list only needs to hand them to yargs. */
 export type BaoctlCommand = CommandModule<object, never>;
@@ -16,4 +17,5 @@ export const commands: BaoctlCommand[] = [
   devicesCommand as BaoctlCommand,
   configCommand as BaoctlCommand,
   runCommand as BaoctlCommand,
+  statusCommand as BaoctlCommand,
 ];

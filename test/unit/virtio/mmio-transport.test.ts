@@ -418,7 +418,14 @@ describe('queue notifications', () => {
 });
 
 describe('serving buffers no kick announced (serveUnkicked, the kick watchdog\u2019s look)', () => {
-  it('serves a queue whose avail idx moved without a kick, and counts the missed kick', () => {
+  /** What a device does with a chain it was told about: take it, then ask for the next kick. */
+  const takeAndRearm = (device: TestDevice, index: number): void => {
+    const q = device.activation.queues[index]!;
+    while (q.pop() !== null);
+    q.enableNotification();
+  };
+
+  it('serves a queue whose avail idx moved without the kick the device asked for, and counts it', () => {
     const { driver, device, transport } = setup();
     driver.init();
     driver.queue(1).add([{ length: 8, writable: true }]);
@@ -445,8 +452,9 @@ describe('serving buffers no kick announced (serveUnkicked, the kick watchdog\u2
     expect(transport.serveUnkicked(true)).toBe(0);
     expect(transport.serveUnkicked(true)).toBe(1);
     expect(device.notifies).toEqual([0]);
+    takeAndRearm(device, 0);
 
-    // A kick arriving inside the grace period settles it: nothing is counted as missed.
+    // A kick arriving inside the grace period settles it: nothing more is counted as missed.
     driver.queue(0).add([{ length: 8, writable: true }]);
     expect(transport.serveUnkicked(true)).toBe(0);
     driver.kick(0);
@@ -454,7 +462,30 @@ describe('serving buffers no kick announced (serveUnkicked, the kick watchdog\u2
     expect(transport.stats.missedKicks).toBe(1);
   });
 
-  it('counts buffers made available before DRIVER_OK as unannounced when no kick follows', () => {
+  it('owes nothing when the driver owed no kick: the device did not re-arm (EVENT_IDX avail_event behind)', () => {
+    const { driver, device, transport } = setup();
+    driver.init();
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    driver.kick(0); // the device looks but neither takes the chain nor moves avail_event
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(false)).toBe(0);
+    takeAndRearm(device, 0);
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(false)).toBe(1);
+  });
+
+  it('owes nothing while the device has set VIRTQ_USED_F_NO_NOTIFY (no EVENT_IDX)', () => {
+    const { driver, device, transport } = setup();
+    driver.init({ features: acceptOnly(0n) });
+    const q = device.activation.queues[0]!;
+    q.disableNotification();
+    driver.queue(0).add([{ length: 8, writable: true }]);
+    expect(transport.serveUnkicked(false)).toBe(0);
+    q.enableNotification();
+    expect(transport.serveUnkicked(false)).toBe(1);
+  });
+
+  it('takes activate() as the device\u2019s first look: buffers made available before DRIVER_OK are not missed kicks', () => {
     const { driver, device, transport } = setup();
     driver.probe();
     driver.negotiate((offered) => offered);
@@ -462,8 +493,8 @@ describe('serving buffers no kick announced (serveUnkicked, the kick watchdog\u2
     driver.setupQueue(1);
     driver.queue(0).add([{ length: 8, writable: true }]);
     driver.driverOk();
-    expect(transport.serveUnkicked(false)).toBe(1);
-    expect(device.notifies).toEqual([0]);
+    expect(transport.serveUnkicked(false)).toBe(0);
+    expect(device.notifies).toEqual([]);
   });
 
   it('does nothing before DRIVER_OK, after a reset or in NEEDS_RESET', () => {

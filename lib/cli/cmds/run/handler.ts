@@ -9,13 +9,15 @@
 
 import type { Logger } from '../../../virtio/logger.js';
 import { loadConfig, type LoadConfigOptions, type ValidatedConfig } from '../../../vmm/config/index.js';
-import { serve } from '../../../vmm/daemon.js';
+import { serve, type Daemon } from '../../../vmm/daemon.js';
 import type { BuildContext, DeviceBuilders } from '../../../vmm/device-builder.js';
 import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
 import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
+import type { DaemonStatus } from '../../../vmm/status.js';
+import { openStatusServer, type StatusServer } from '../../../vmm/status-server.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
 
@@ -42,6 +44,8 @@ export interface RunIo {
   readonly signals?: SignalSource;
   /** Aborts serving like a signal would (tests, embedding). */
   readonly signal?: AbortSignal;
+  /** The status socket when --status-socket is not given (the CLI: /run/node-bao/status.sock); default none. */
+  readonly defaultStatusSocket?: string;
 }
 
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
@@ -137,7 +141,24 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   if (external?.aborted) onExternal();
   else external?.addEventListener('abort', onExternal, { once: true });
 
+  // The status socket first: a taken path fails the start before any device is opened.
+  const statusPath = args.statusSocket ?? io.defaultStatusSocket;
+  const startedAt = Date.now();
+  let daemon: Daemon | undefined;
+  let statusServer: StatusServer | undefined;
+  const status = (): DaemonStatus => ({
+    pid: process.pid,
+    state: daemon === undefined ? 'starting' : controller.signal.aborted ? 'stopping' : 'serving',
+    config: file,
+    startedAt: new Date(startedAt).toISOString(),
+    uptimeMs: Date.now() - startedAt,
+    devices: daemon?.deviceStatus() ?? [],
+  });
+
   try {
+    if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
+      statusServer = await openStatusServer({ path: statusPath, status, log });
+    }
     let factory: DeviceModelFactory;
     try {
       factory =
@@ -157,6 +178,9 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       log,
       context: io.context ?? { ptyOpener: defaultPtyOpener() },
       signal: controller.signal,
+      onStarted: (started) => {
+        daemon = started;
+      },
     });
     if (report.stoppedBy !== undefined || report.failed.length > 0) {
       log.error({ failed: report.failed.length }, 'stopped with errors');
@@ -165,10 +189,11 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     log.info({}, 'stopped cleanly');
     return EXIT_OK;
   } catch (e) {
-    // DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
+    // StatusSocketError, DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
     log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
     return EXIT_FAILURE;
   } finally {
+    await statusServer?.close();
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
     external?.removeEventListener('abort', onExternal);

@@ -8,6 +8,8 @@ export interface RunArgs {
   readonly config?: string | undefined;
   readonly logLevel?: string | undefined;
   readonly logFormat?: string | undefined;
+  /** Where to serve status (`baoctl status`); 'none' for nowhere. */
+  readonly statusSocket?: string | undefined;
 }
 
 export const runOptions = {
@@ -21,5 +23,9 @@ export const runOptions = {
     type: 'string',
     choices: ['json', 'pretty'],
     description: 'log format (default: env BAO_LOG_FORMAT, then the config, then pretty on a terminal, json otherwise)',
+  },
+  'status-socket': {
+    type: 'string',
+    description: "unix socket for `baoctl status` (default /run/node-bao/status.sock; 'none': no status socket)",
   },
 } as const;

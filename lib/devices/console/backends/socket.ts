@@ -4,11 +4,12 @@
 // printing at boot never stalls on an absent client. A stale socket file left by a crashed
 // daemon is replaced; a live server or a non-socket file at the path is an error.
 
-import { lstat, unlink } from 'node:fs/promises';
-import { type Server, type Socket, connect, createServer } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import { type Server, type Socket, createServer } from 'node:net';
 
 import type { Logger } from '../../../virtio/logger.js';
 import { silentLogger } from '../../../virtio/logger.js';
+import { clearStaleSocket } from '../../unix-socket.js';
 import { ConsoleBackendError } from '../errors.js';
 import type { ConsoleBackend, ConsoleBackendEvents, ConsoleBackendStats } from './backend.js';
 
@@ -17,33 +18,12 @@ export interface SocketBackendOptions {
   readonly log?: Logger;
 }
 
-/** Resolves true when something accepts connections on `path`. */
-function isLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
-
-async function clearStalePath(path: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = (await lstat(path)).isSocket();
-  } catch (err) {
-    if ((err as { code?: unknown }).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!isSocket) {
-    throw new ConsoleBackendError('CONSOLE_SOCKET_PATH_OCCUPIED', `${path} exists and is not a socket; not removing it`, 'socket_path');
-  }
-  if (await isLive(path)) {
-    throw new ConsoleBackendError('CONSOLE_SOCKET_IN_USE', `${path}: another process is listening there`, 'socket_path');
-  }
-  await unlink(path);
+function clearStalePath(path: string): Promise<void> {
+  return clearStaleSocket(path, (why) =>
+    why === 'in-use'
+      ? new ConsoleBackendError('CONSOLE_SOCKET_IN_USE', `${path}: another process is listening there`, 'socket_path')
+      : new ConsoleBackendError('CONSOLE_SOCKET_PATH_OCCUPIED', `${path} exists and is not a socket; not removing it`, 'socket_path'),
+  );
 }
 
 class SocketBackend implements ConsoleBackend {

@@ -2,11 +2,17 @@
 // dispatcher on a board) -> serve until a signal -> clean shutdown; bad input exits non-zero.
 
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 
 import { describe, expect, it } from 'vitest';
 
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, loadDefaultFactory, runDaemonCommand, type RunIo } from '../../../../lib/cli/cmds/run/handler.js';
+import { fetchStatus } from '../../../../lib/cli/cmds/status/handler.js';
+import { formatStatus } from '../../../../lib/virtio/status.js';
 import { silentLogger } from '../../../../lib/virtio/logger.js';
 import { MockDriver } from '../../../../lib/virtio/testing/mock-driver.js';
 import type { DeviceModelFactory } from '../../../../lib/vmm/device-model.js';
@@ -31,6 +37,7 @@ class MockFactory implements DeviceModelFactory {
     driver.init();
     this.drivers.set(entry.id, driver);
     return {
+      snapshot: () => ({ status: formatStatus(driver.transport.status), server: { requests: 0 }, transport: { ...driver.transport.stats } }),
       close: async () => {
         this.closed.push(entry.id);
         driver.reset();
@@ -140,6 +147,52 @@ describe('baoctl run', () => {
     await expect(loadDefaultFactory(silentLogger, './no-such-dir/bao-device-model-factory.js')).rejects.toMatchObject({
       code: 'DEVICE_MODEL_FACTORY_UNAVAILABLE',
       message: expect.stringContaining('lib/vmm/bao-device-model-factory.js is missing') as unknown as string,
+    });
+  });
+
+  describe('its status socket', () => {
+    const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-status-'));
+
+    it('answers `baoctl status` while serving: every device, its driver stage and counters; gone after shutdown', async () => {
+      const socket = path.join(tmp(), 'run', 'status.sock');
+      const r = rig();
+      const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
+      await tick(30);
+      const status = await fetchStatus(socket);
+      expect(status).toMatchObject({ pid: process.pid, state: 'serving', config: 'vm.yaml' });
+      expect(status.devices.map((d) => [d.id, d.type, d.mmioAddr, d.deviceModel?.status])).toEqual([
+        [0, 'rng', '0xa000000', 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK'],
+        [1, 'console', '0xa000200', 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK'],
+      ]);
+      expect(status.devices[1]?.metrics).toHaveProperty('txBytes');
+      r.signals.emit('SIGTERM');
+      expect(await done).toBe(EXIT_OK);
+      expect(fs.existsSync(socket)).toBe(false);
+    });
+
+    it('refuses to start, opening no device, when another daemon serves status on that path', async () => {
+      const socket = path.join(tmp(), 'status.sock');
+      const other = net.createServer().listen(socket);
+      await new Promise((resolve) => other.once('listening', resolve));
+      try {
+        const r = rig();
+        expect(await runDaemonCommand({ file: 'vm.yaml', logFormat: 'json', statusSocket: socket }, r.io)).toBe(EXIT_FAILURE);
+        expect(r.factory.drivers.size).toBe(0);
+        expect(r.logs()).toContain(`status socket ${socket}: another daemon is serving status there; give another path with --status-socket, or --status-socket none`);
+      } finally {
+        other.close();
+      }
+    });
+
+    it("serves none with --status-socket none, whatever the default", async () => {
+      const socket = path.join(tmp(), 'status.sock');
+      const ac = new AbortController();
+      const r = rig({ signal: ac.signal, defaultStatusSocket: socket });
+      const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: 'none' }, r.io);
+      await tick(20);
+      expect(fs.existsSync(socket)).toBe(false);
+      ac.abort();
+      expect(await done).toBe(EXIT_OK);
     });
   });
 });
