@@ -34,9 +34,18 @@ devices:
     mmio_addr: $base0
     data_plane: virtio
 YAML
-node bin/baoctl run -c /tmp/bench-rng.yaml --log-level warn --log-format json > /tmp/baoctl.log 2>&1 &
+# With 2 vCPUs (--smp 2) the guest plays Bao's two VMs on their own CPUs, as the QEMU suite does:
+# the frontend (this shell, whose debugfs writes are the trapped accesses) and the kernel's own
+# threads on CPU 0, the backends on CPU 1. With one vCPU all share it.
+back=""
+if [ "$(nproc)" -ge 2 ]; then
+  bao-cpu-split 0
+  taskset -p 1 $$ > /dev/null
+  back="taskset -c 1"
+fi
+$back node bin/baoctl run -c /tmp/bench-rng.yaml --log-level warn --log-format json --status-socket none > /tmp/baoctl.log 2>&1 &
 node_pid=$!
-bao-bench-responder 1 "$base1" 0x50 > /tmp/responder.log 2>&1 &
+$back bao-bench-responder 1 "$base1" 0x50 > /tmp/responder.log 2>&1 &
 c_pid=$!
 
 # An access queued before a backend attaches waits for it (FIFO), so the first MagicValue read

@@ -343,11 +343,11 @@ export class MmioTransport {
    * time, so serving buffers nobody announced is always correct. It is needed when kicks go
    * astray: on the v2 drivers a previous daemon's ioeventfds stay registered until the driver
    * is removed, and the first registration of an address takes every kick (bao-abi.md §3.7).
-   * A queue whose avail idx moved since the device last looked is served now, or, with
-   * `grace`, on the next call if it is still unseen by then (its kick may be on the way).
-   * Returns how many queues were served.
+   * A queue whose avail idx moved since the device last looked, although the device had asked
+   * for a kick, is noted, and served at the next call if the device has still not looked by then
+   * (its kick may just be on the way). Returns how many queues were served.
    */
-  serveUnkicked(grace: boolean): number {
+  serveUnkicked(): number {
     const state = this.lifecycle;
     if (state.kind !== 'active' || (this.statusValue & DEVICE_NEEDS_RESET) !== 0) return 0;
     let served = 0;
@@ -362,7 +362,7 @@ export class MmioTransport {
         state.unannounced[index] = -1;
         continue;
       }
-      if (grace && state.unannounced[index] === -1) {
+      if (state.unannounced[index] === -1) {
         state.unannounced[index] = avail;
         continue;
       }

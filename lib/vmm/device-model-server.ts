@@ -83,7 +83,7 @@ export class DeviceModelServer {
     this.stopped.catch(() => {});
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
-      serve: (grace) => this.transport.serveUnkicked(grace),
+      serve: () => this.transport.serveUnkicked(),
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(
@@ -148,7 +148,8 @@ export class DeviceModelServer {
     if (!worthLogging(this.stats.watchdogFinds)) return;
     this.log.warn(
       { count: this.stats.watchdogFinds, ioeventfdKicks: this.stats.ioeventfdKicks },
-      this.stats.ioeventfdKicks === 0
+      // Kicks that did arrive, by ioeventfd or as QueueNotify requests (served ones excluded).
+      this.transport.stats.notifies === this.transport.stats.missedKicks
         ? 'queue kicks are not reaching this process: serving the queues by polling. On v2 drivers a previous daemon\'s ioeventfds stay registered until the driver is reloaded (bao-abi.md §3.7); reload it or reboot the backend VM for full speed'
         : 'buffers found without a queue kick: served by the kick watchdog',
     );

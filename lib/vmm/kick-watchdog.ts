@@ -1,19 +1,17 @@
 // KickWatchdog: the timer behind MmioTransport.serveUnkicked. Kicks normally reach the device
 // through its ioeventfds and the watchdog only glances at the rings now and then; once it has
 // found work that no kick announced, kicks are going astray (a previous daemon's ioeventfds
-// still registered, bao-abi.md §3.7), and it polls fast until the rings have been quiet for a
-// while. Lives in lib/vmm: the policy (when, how often) is the daemon's, the look is the
-// transport's.
+// still registered, bao-abi.md §3.7), and it polls fast until no kick has gone missing for a
+// while. Work is served when it has stayed unannounced for a whole period, so a kick that is
+// merely slow is never overtaken. Lives in lib/vmm: the policy (when, how often) is the
+// daemon's, the look is the transport's.
 
 export interface KickWatchdogOptions {
-  /**
-   * Serve queues with unannounced buffers; with `grace`, first note them and serve them on the
-   * next call if still unseen. Returns how many queues were served.
-   */
-  readonly serve: (grace: boolean) => number;
-  /** Period while kicks arrive as they should (default 50 ms). Work waits at most twice this. */
+  /** Serve the queues whose buffers stayed unannounced since the last call; returns how many. */
+  readonly serve: () => number;
+  /** Period while kicks arrive as they should (default 50 ms). Unannounced work waits 1-2 periods. */
   readonly idleMs?: number;
-  /** Period once kicks went missing (default 2 ms): the latency of every request then. */
+  /** Period once kicks went missing (default 2 ms): requests then wait 1-2 of these. */
   readonly fastMs?: number;
   /** Fast polling lasts this long after the last missed kick (default 10 s). */
   readonly holdMs?: number;
@@ -24,7 +22,7 @@ export interface KickWatchdogOptions {
 }
 
 export class KickWatchdog {
-  private readonly serve: (grace: boolean) => number;
+  private readonly serve: () => number;
   private readonly idleMs: number;
   private readonly fastMs: number;
   private readonly holdMs: number;
@@ -70,8 +68,7 @@ export class KickWatchdog {
   private tick(): void {
     this.timer = undefined;
     if (!this.running) return;
-    // While kicks are known to go astray, nothing is worth waiting for.
-    const served = this.serve(!this.polling);
+    const served = this.serve();
     if (served > 0) {
       this.lastMissAt = this.now();
       this.onMissed?.(served);
