@@ -4,6 +4,7 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 
@@ -240,6 +241,21 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     const rng = status.devices.find((d) => d.type === 'rng');
     expect(rng?.deviceModel?.server.ioeventfdKicks).toBeGreaterThan(0);
     expect(rng?.metrics?.bytes).toBeGreaterThan(0);
+  });
+
+  it('serves the same counters to Prometheus: GET /metrics on the status socket', async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ socketPath: '/run/node-bao/status.sock', path: '/metrics' }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', reject);
+    });
+    expect(text).toContain('node_bao_up 1');
+    expect(text).toMatch(new RegExp(`node_bao_rng_bytes_total\\{dm="${RNG_DM}",type="rng"\\} [1-9]`));
+    expect(text).toContain(`node_bao_device_driver_ok{dm="${CONSOLE_DM}",type="console"} 1`);
   });
 
   it('keeps serving after the guest driver is unbound and bound again (device reset and re-activation)', async () => {

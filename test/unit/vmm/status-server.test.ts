@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 
 import { silentLogger } from '../../../lib/virtio/logger.js';
 import type { DaemonStatus } from '../../../lib/vmm/status.js';
-import { openStatusServer } from '../../../lib/vmm/status-server.js';
+import { DaemonMetrics } from '../../../lib/vmm/metrics.js';
+import { openStatusServer, parseListenAddress } from '../../../lib/vmm/status-server.js';
 
 const STATUS: DaemonStatus = { pid: 1, state: 'serving', config: 'vm.yaml', startedAt: '2026-11-23T00:00:00.000Z', uptimeMs: 5, devices: [] };
 
@@ -103,5 +104,28 @@ describe('the status socket', () => {
     fs.writeFileSync(file, 'mine');
     await expect(openStatusServer({ path: file, status: () => STATUS, log: silentLogger })).rejects.toMatchObject({ code: 'STATUS_SOCKET_PATH_OCCUPIED' });
     expect(fs.readFileSync(file, 'utf8')).toBe('mine');
+  });
+
+  it('answers GET /metrics in Prometheus text format when given the metrics', async () => {
+    const socket = path.join(dir(), 'status.sock');
+    const server = await openStatusServer({ path: socket, status: () => STATUS, metrics: new DaemonMetrics(() => STATUS), log: silentLogger });
+    try {
+      const res = await httpGet(socket, '/metrics');
+      expect(res.status).toBe(200);
+      expect(res.body).toContain('node_bao_up 1');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('--metrics-listen addresses', () => {
+  it('accepts host:port and [v6]:port, and nothing else', () => {
+    expect(parseListenAddress('127.0.0.1:9464')).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(parseListenAddress('[::1]:9464')).toEqual({ host: '::1', port: 9464 });
+    expect(parseListenAddress('localhost:80')).toEqual({ host: 'localhost', port: 80 });
+    for (const bad of ['9464', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', '::1:9464', 'host:port', '']) {
+      expect(parseListenAddress(bad), bad).toBeUndefined();
+    }
   });
 });

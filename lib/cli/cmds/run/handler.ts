@@ -17,7 +17,8 @@ import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, 
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
-import { openStatusServer, type StatusServer } from '../../../vmm/status-server.js';
+import { DaemonMetrics } from '../../../vmm/metrics.js';
+import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
 
@@ -88,6 +89,12 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_USAGE;
   }
 
+  const metricsAddress = args.metricsListen === undefined ? undefined : parseListenAddress(args.metricsListen);
+  if (args.metricsListen !== undefined && metricsAddress === undefined) {
+    err.write(`baoctl run: --metrics-listen: expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464, got '${args.metricsListen}'\n`);
+    return EXIT_USAGE;
+  }
+
   let validated: ValidatedConfig;
   try {
     validated = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
@@ -145,7 +152,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   const statusPath = args.statusSocket ?? io.defaultStatusSocket;
   const startedAt = Date.now();
   let daemon: Daemon | undefined;
-  let statusServer: StatusServer | undefined;
+  const listeners: StatusServer[] = [];
   const status = (): DaemonStatus => ({
     pid: process.pid,
     state: daemon === undefined ? 'starting' : controller.signal.aborted ? 'stopping' : 'serving',
@@ -156,9 +163,11 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   });
 
   try {
+    const metrics = new DaemonMetrics(status);
     if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
-      statusServer = await openStatusServer({ path: statusPath, status, log });
+      listeners.push(await openStatusServer({ path: statusPath, status, metrics, log }));
     }
+    if (metricsAddress !== undefined) listeners.push(await openMetricsListener({ ...metricsAddress, status, metrics, log }));
     let factory: DeviceModelFactory;
     try {
       factory =
@@ -189,11 +198,11 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     log.info({}, 'stopped cleanly');
     return EXIT_OK;
   } catch (e) {
-    // StatusSocketError, DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
+    // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
     log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
     return EXIT_FAILURE;
   } finally {
-    await statusServer?.close();
+    await Promise.all(listeners.map((l) => l.close()));
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
     external?.removeEventListener('abort', onExternal);

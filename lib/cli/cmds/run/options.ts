@@ -10,6 +10,8 @@ export interface RunArgs {
   readonly logFormat?: string | undefined;
   /** Where to serve status (`baoctl status`); 'none' for nowhere. */
   readonly statusSocket?: string | undefined;
+  /** host:port to serve /metrics (and /status) on TCP, for Prometheus. */
+  readonly metricsListen?: string | undefined;
 }
 
 export const runOptions = {
@@ -26,6 +28,10 @@ export const runOptions = {
   },
   'status-socket': {
     type: 'string',
-    description: "unix socket for `baoctl status` (default /run/node-bao/status.sock; 'none': no status socket)",
+    description: "unix socket for `baoctl status` and GET /metrics (default /run/node-bao/status.sock; 'none': no status socket)",
+  },
+  'metrics-listen': {
+    type: 'string',
+    description: 'also serve GET /metrics (Prometheus) and GET /status on TCP at host:port, e.g. 127.0.0.1:9464 (default: not at all)',
   },
 } as const;

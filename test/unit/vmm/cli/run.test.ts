@@ -194,5 +194,31 @@ describe('baoctl run', () => {
       ac.abort();
       expect(await done).toBe(EXIT_OK);
     });
+
+    it('also serves /metrics on TCP with --metrics-listen, and refuses a bad or taken address before opening any device', async () => {
+      const probe = net.createServer().listen(0, '127.0.0.1');
+      await new Promise((resolve) => probe.once('listening', resolve));
+      const port = (probe.address() as net.AddressInfo).port;
+
+      const bad = rig();
+      expect(await runDaemonCommand({ file: 'vm.yaml', metricsListen: '9464' }, bad.io)).toBe(EXIT_USAGE);
+      expect(bad.err.text).toBe("baoctl run: --metrics-listen: expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464, got '9464'\n");
+
+      const taken = rig();
+      expect(await runDaemonCommand({ file: 'vm.yaml', logFormat: 'json', metricsListen: `127.0.0.1:${port}` }, taken.io)).toBe(EXIT_FAILURE);
+      expect(taken.factory.drivers.size).toBe(0);
+      expect(taken.logs()).toContain(`--metrics-listen 127.0.0.1:${port}: cannot listen`);
+      await new Promise((resolve) => probe.close(resolve));
+
+      const ac = new AbortController();
+      const r = rig({ signal: ac.signal });
+      const done = runDaemonCommand({ file: 'vm.yaml', metricsListen: `127.0.0.1:${port}` }, r.io);
+      await tick(30);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toContain('node_bao_up 1');
+      expect(text).toContain('node_bao_device_driver_ok{dm="1",type="console"} 1');
+      ac.abort();
+      expect(await done).toBe(EXIT_OK);
+    });
   });
 });

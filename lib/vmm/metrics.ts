@@ -1,0 +1,99 @@
+// The daemon's counters in Prometheus' text format (GET /metrics on the status socket, and on
+// `--metrics-listen host:port` for a Prometheus server to scrape). Built with prom-client, the
+// Node.js Prometheus client, from one DaemonStatus snapshot per scrape, so that every value of
+// a scrape belongs to the same instant. Device-specific counters (rng bytes, console tx bytes...)
+// become node_bao_<type>_<name>_total without a table to keep in step.
+
+import { Counter, Gauge, Registry } from 'prom-client';
+
+import type { DaemonStatus, DeviceStatus } from './status.js';
+
+const DEVICE_LABELS = ['dm', 'type'] as const;
+
+/** Transport and server counters every device model has: metric name, help, where it comes from. */
+const MODEL_COUNTERS: readonly (readonly [name: string, help: string, value: (d: DeviceStatus) => unknown])[] = [
+  ['node_bao_requests_total', 'Trapped register accesses answered (ATTACH/COMPLETE)', (d) => d.deviceModel?.server.requests],
+  ['node_bao_stray_accesses_total', 'Accesses outside the device window, answered 0', (d) => d.deviceModel?.server.strayAccesses],
+  ['node_bao_rejected_completions_total', 'COMPLETEs the hypervisor refused', (d) => d.deviceModel?.server.rejectedCompletions],
+  ['node_bao_ioeventfd_kicks_total', 'Queue kicks that arrived through an ioeventfd', (d) => d.deviceModel?.server.ioeventfdKicks],
+  ['node_bao_queue_notifies_total', 'Queue notifications delivered to the device', (d) => d.deviceModel?.transport.notifies],
+  ['node_bao_missed_kicks_total', 'Queues served by the kick watchdog: buffers no due kick announced', (d) => d.deviceModel?.transport.missedKicks],
+  ['node_bao_used_interrupts_total', 'Used-buffer interrupts raised through the irqfd', (d) => d.deviceModel?.transport.usedInterrupts],
+  ['node_bao_config_interrupts_total', 'Configuration-change interrupts raised', (d) => d.deviceModel?.transport.configInterrupts],
+  ['node_bao_device_activations_total', 'Times the driver set DRIVER_OK', (d) => d.deviceModel?.transport.activations],
+  ['node_bao_device_resets_total', 'Times the driver reset the device', (d) => d.deviceModel?.transport.resets],
+  ['node_bao_needs_reset_total', 'Times the device entered DEVICE_NEEDS_RESET', (d) => d.deviceModel?.transport.needsReset],
+];
+
+function snake(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^A-Za-z0-9_]/g, '_').toLowerCase();
+}
+
+function asCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly counters = new Map<string, Counter<string>>();
+  private readonly up: Gauge<string>;
+  private readonly uptime: Gauge<string>;
+  private readonly driverOk: Gauge<string>;
+  private readonly needsReset: Gauge<string>;
+  private readonly faults: Counter<string>;
+
+  constructor(private readonly status: () => DaemonStatus) {
+    const registers = [this.registry];
+    this.up = new Gauge({ name: 'node_bao_up', help: '1 while the daemon serves (0 while starting or stopping)', registers });
+    this.uptime = new Gauge({ name: 'node_bao_uptime_seconds', help: 'Seconds since the daemon started', registers });
+    this.driverOk = new Gauge({ name: 'node_bao_device_driver_ok', help: '1 when the frontend driver has set DRIVER_OK', labelNames: DEVICE_LABELS, registers });
+    this.needsReset = new Gauge({ name: 'node_bao_device_needs_reset', help: '1 while the device is in DEVICE_NEEDS_RESET', labelNames: DEVICE_LABELS, registers });
+    this.faults = new Counter({ name: 'node_bao_guest_faults_total', help: 'Bad frontend register accesses, ignored and counted, by kind', labelNames: [...DEVICE_LABELS, 'code'], registers });
+    for (const [name, help] of MODEL_COUNTERS) this.counter(name, help, DEVICE_LABELS);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The metrics text for one scrape. */
+  async render(): Promise<string> {
+    const s = this.status();
+    this.registry.resetMetrics();
+    this.up.set(s.state === 'serving' ? 1 : 0);
+    this.uptime.set(s.uptimeMs / 1000);
+    for (const d of s.devices) {
+      const labels = { dm: String(d.id), type: d.type };
+      const bits = new Set((d.deviceModel?.status ?? '').split('|'));
+      this.driverOk.set(labels, bits.has('DRIVER_OK') ? 1 : 0);
+      this.needsReset.set(labels, bits.has('DEVICE_NEEDS_RESET') ? 1 : 0);
+      for (const [name, help, value] of MODEL_COUNTERS) {
+        const v = asCount(value(d));
+        if (v !== undefined) this.counter(name, help, DEVICE_LABELS).inc(labels, v);
+      }
+      const faults = d.deviceModel?.transport.faults;
+      if (faults !== null && typeof faults === 'object') {
+        for (const [code, count] of Object.entries(faults)) {
+          const v = asCount(count);
+          if (v !== undefined) this.faults.inc({ ...labels, code }, v);
+        }
+      }
+      for (const [key, count] of Object.entries(d.metrics ?? {})) {
+        const v = asCount(count);
+        if (v === undefined) continue;
+        const name = `node_bao_${snake(d.type)}_${snake(key)}_total`;
+        this.counter(name, `${d.type} device counter ${key}`, DEVICE_LABELS).inc(labels, v);
+      }
+    }
+    return this.registry.metrics();
+  }
+
+  private counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {
+    let c = this.counters.get(name);
+    if (c === undefined) {
+      c = new Counter({ name, help, labelNames, registers: [this.registry] });
+      this.counters.set(name, c);
+    }
+    return c;
+  }
+}

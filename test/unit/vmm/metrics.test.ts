@@ -1,0 +1,80 @@
+// The daemon's counters in Prometheus' text format: one snapshot per scrape, every device
+// labelled by DM id and type, guest faults by kind, device counters under their own names.
+
+import { describe, expect, it } from 'vitest';
+
+import { DaemonMetrics } from '../../../lib/vmm/metrics.js';
+import type { DaemonStatus } from '../../../lib/vmm/status.js';
+
+const STATUS: DaemonStatus = {
+  pid: 7,
+  state: 'serving',
+  config: 'vm.yaml',
+  startedAt: '2026-11-24T00:00:00.000Z',
+  uptimeMs: 12_500,
+  devices: [
+    {
+      index: 0,
+      id: 0,
+      type: 'rng',
+      mmioAddr: '0xa000000',
+      deviceModel: {
+        status: 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK',
+        server: { requests: 35, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 12, watchdogFinds: 0 },
+        transport: { notifies: 12, missedKicks: 0, usedInterrupts: 11, configInterrupts: 0, activations: 1, resets: 0, needsReset: 0, guestFaults: 0, faults: {} },
+      },
+      metrics: { requests: 12, bytes: 768 },
+    },
+    {
+      index: 1,
+      id: 3,
+      type: 'console',
+      mmioAddr: '0xa000600',
+      deviceModel: {
+        status: 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK|DEVICE_NEEDS_RESET',
+        server: { requests: 40 },
+        transport: { notifies: 3, missedKicks: 5, guestFaults: 2, faults: { QUEUE_NOTIFY_INVALID: 2 } },
+      },
+      metrics: { txBytes: 21, backendDiscardedBytes: 4 },
+    },
+  ],
+};
+
+describe('DaemonMetrics', () => {
+  it('renders every device model counter with dm and type labels, from one snapshot', async () => {
+    const text = await new DaemonMetrics(() => STATUS).render();
+    expect(text).toContain('node_bao_up 1');
+    expect(text).toContain('node_bao_uptime_seconds 12.5');
+    expect(text).toContain('node_bao_requests_total{dm="0",type="rng"} 35');
+    expect(text).toContain('node_bao_ioeventfd_kicks_total{dm="0",type="rng"} 12');
+    expect(text).toContain('node_bao_missed_kicks_total{dm="3",type="console"} 5');
+    expect(text).toContain('node_bao_device_driver_ok{dm="0",type="rng"} 1');
+    expect(text).toContain('node_bao_device_needs_reset{dm="0",type="rng"} 0');
+    expect(text).toContain('node_bao_device_needs_reset{dm="3",type="console"} 1');
+    expect(text).toContain('node_bao_guest_faults_total{dm="3",type="console",code="QUEUE_NOTIFY_INVALID"} 2');
+    expect(text).toMatch(/# TYPE node_bao_requests_total counter/);
+  });
+
+  it('names device counters node_bao_<type>_<counter>_total', async () => {
+    const text = await new DaemonMetrics(() => STATUS).render();
+    expect(text).toContain('node_bao_rng_bytes_total{dm="0",type="rng"} 768');
+    expect(text).toContain('node_bao_console_tx_bytes_total{dm="3",type="console"} 21');
+    expect(text).toContain('node_bao_console_backend_discarded_bytes_total{dm="3",type="console"} 4');
+  });
+
+  it('reports the values of the latest snapshot at each scrape, never a sum of scrapes', async () => {
+    let requests = 35;
+    const metrics = new DaemonMetrics(() => ({
+      ...STATUS,
+      devices: [{ ...STATUS.devices[0]!, deviceModel: { ...STATUS.devices[0]!.deviceModel!, server: { requests } } }],
+    }));
+    await metrics.render();
+    requests = 50;
+    const text = await metrics.render();
+    expect(text).toContain('node_bao_requests_total{dm="0",type="rng"} 50');
+  });
+
+  it('says 0 for up while the daemon is starting or stopping', async () => {
+    expect(await new DaemonMetrics(() => ({ ...STATUS, state: 'stopping', devices: [] })).render()).toContain('node_bao_up 0');
+  });
+});
