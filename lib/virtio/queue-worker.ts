@@ -6,10 +6,12 @@
 // What a run does:
 //   * takes chains (take-chain.ts: a malformed chain or corrupt ring fails the device and ends
 //     the queue's service) and hands each to handler.handle();
-//   * serves at most `budget.chains` chains (at most the queue size; default 64) and about
-//     `budget.descriptors` descriptors (default 1024; a chain is never split, and one chain
-//     holds at most queue-size descriptors), then yields: the rest is served from
-//     scheduler.yield (setImmediate), after the event loop has answered everyone else;
+//   * serves at most `budget.chains` chains (at most the queue size; default 64), about
+//     `budget.descriptors` descriptors (default 1024) and about `budget.bytes` bytes (default
+//     256 KiB: the readable bytes of each chain plus what handle() wrote synchronously; a
+//     device whose handle() only submits I/O sets it to Infinity), then yields: the rest is
+//     served from scheduler.yield (setImmediate), after the event loop has answered everyone
+//     else. A chain is never split, and one chain holds at most queue-size descriptors;
 //   * before each chain asks handler.admit(): 'now' takes one, 'idle' ends the run until the
 //     next kick() (nothing to do with a chain yet), a number of milliseconds ends it until then
 //     (a rate limit; the worker wakes itself);
@@ -48,6 +50,8 @@ export interface QueueWorkerBudget {
   readonly chains?: number;
   /** Descriptors per run before yielding (default 1024). */
   readonly descriptors?: number;
+  /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 256 KiB). */
+  readonly bytes?: number;
 }
 
 /** When deferred work runs; tests inject a manual one. */
@@ -70,6 +74,7 @@ export const eventLoopScheduler: WorkerScheduler = {
 
 export const DEFAULT_CHAIN_BUDGET = 64;
 export const DEFAULT_DESCRIPTOR_BUDGET = 1024;
+export const DEFAULT_BYTE_BUDGET = 256 * 1024;
 
 export interface QueueWorkerStats {
   /** Runs started (kicks, continuations, wake-ups). */
@@ -112,6 +117,7 @@ export class QueueWorker {
   private readonly scheduler: WorkerScheduler;
   private readonly chainBudget: number;
   private readonly descriptorBudget: number;
+  private readonly byteBudget: number;
   private readonly abort = new AbortController();
 
   private stopped = false;
@@ -136,6 +142,7 @@ export class QueueWorker {
     const chains = Math.floor(options.budget?.chains ?? DEFAULT_CHAIN_BUDGET);
     this.chainBudget = Math.max(1, Math.min(this.queue.size, chains));
     this.descriptorBudget = Math.max(1, Math.floor(options.budget?.descriptors ?? DEFAULT_DESCRIPTOR_BUDGET));
+    this.byteBudget = Math.max(1, options.budget?.bytes ?? DEFAULT_BYTE_BUDGET);
   }
 
   /** Chains handed to handle() whose Promise has not settled yet. */
@@ -185,13 +192,14 @@ export class QueueWorker {
     this.stats.runs += 1;
     let chains = 0;
     let descriptors = 0;
+    let bytes = 0;
     let disabled = false;
     try {
       for (;;) {
         this.kickedWhileRunning = false;
         let idle = false;
         while (!this.done) {
-          if (chains >= this.chainBudget || descriptors >= this.descriptorBudget) {
+          if (chains >= this.chainBudget || descriptors >= this.descriptorBudget || bytes >= this.byteBudget) {
             if (this.queue.hasAvailable()) {
               this.stats.yields += 1;
               this.counters.queueYields += 1;
@@ -222,7 +230,7 @@ export class QueueWorker {
           chains += 1;
           descriptors += chain.readable.length + chain.writable.length;
           this.stats.chains += 1;
-          this.serve(chain);
+          bytes += chain.readableLength + this.serve(chain);
         }
         if (this.done) return;
         if (idle) {
@@ -240,12 +248,13 @@ export class QueueWorker {
     }
   }
 
-  private serve(chain: DescriptorChain): void {
+  /** Returns the bytes written synchronously (0 for a chain completing later). */
+  private serve(chain: DescriptorChain): number {
     const result = this.handler.handle(chain, this.abort.signal);
     if (typeof result === 'number') {
       this.queue.addUsed(chain.head, result);
       this.usedPending = true;
-      return;
+      return result;
     }
     this.inFlightCount += 1;
     result
@@ -260,6 +269,7 @@ export class QueueWorker {
           this.quiet = undefined;
         }
       });
+    return 0;
   }
 
   private completeLater(head: number, len: number): void {

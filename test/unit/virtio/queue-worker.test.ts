@@ -95,6 +95,15 @@ describe('QueueWorker: bounded work per notification', () => {
     expect(seen).toHaveLength(6);
   });
 
+  it('stops on its byte budget too: readable bytes plus what handle() wrote', () => {
+    const r = rig(64, { handle: (c) => c.writableLength }, { budget: { bytes: 1000 } });
+    r.post(10, 300);
+    r.worker.kick();
+    expect(r.driver.used()).toHaveLength(4); // 4 x 300 crosses 1000 on the fourth
+    r.scheduler.settle();
+    expect(r.driver.used()).toHaveLength(6);
+  });
+
   it('does not let kicks skip ahead of the yield: a kick while a continuation is due does nothing', () => {
     let handled = 0;
     const r = rig(64, { handle: () => (handled += 1, 0) }, { budget: { chains: 2 } });
