@@ -24,8 +24,8 @@
 // Chains complete in any order (IN_ORDER is not offered). Throwing or rejecting is a device bug,
 // never a guest fault: the device is failed (DEVICE_NEEDS_RESET), other devices are untouched.
 //
-// stop() (at reset) takes no more chains, cancels the timers, aborts the AbortSignal handed to
-// handle(), and returns a Promise that settles when the last in-flight handle() has settled, or
+// stop() (at reset) takes no more chains, cancels the timers, aborts `signal` (made on first
+// use: an AbortController per activation costs more than the activation), and returns a Promise that settles when the last in-flight handle() has settled, or
 // undefined when nothing is in flight; completions after stop() are not published. A device
 // returns that from VirtioDevice.reset(), which is how "reset waits for the device" holds.
 
@@ -41,8 +41,8 @@ export type Admission = 'now' | 'idle' | number;
 export interface ChainHandler {
   /** Asked before each chain is taken (default: always 'now'). */
   admit?(): Admission;
-  /** Serve one chain: the used length now, or a Promise of it. `signal` aborts at stop(). */
-  handle(chain: DescriptorChain, signal: AbortSignal): number | Promise<number>;
+  /** Serve one chain: the used length now, or a Promise of it (see worker.signal to cancel). */
+  handle(chain: DescriptorChain): number | Promise<number>;
 }
 
 export interface QueueWorkerBudget {
@@ -118,7 +118,7 @@ export class QueueWorker {
   private readonly chainBudget: number;
   private readonly descriptorBudget: number;
   private readonly byteBudget: number;
-  private readonly abort = new AbortController();
+  private abort: AbortController | undefined;
 
   private stopped = false;
   private running = false;
@@ -154,6 +154,15 @@ export class QueueWorker {
     return this.stopped;
   }
 
+  /** Aborted at stop(): asynchronous handlers pass it to their I/O to cancel it. */
+  get signal(): AbortSignal {
+    if (this.abort === undefined) {
+      this.abort = new AbortController();
+      if (this.stopped) this.abort.abort();
+    }
+    return this.abort.signal;
+  }
+
   /**
    * Serve the queue now (synchronously), unless a continuation or a rate-limit wake-up is
    * already due: then that one serves it, so a flood of kicks cannot skip the yield.
@@ -174,7 +183,7 @@ export class QueueWorker {
       this.stopped = true;
       this.cancelWake?.();
       this.cancelWake = undefined;
-      this.abort.abort();
+      this.abort?.abort();
     }
     if (this.inFlightCount === 0) return undefined;
     this.quietPromise ??= new Promise<void>((resolve) => {
@@ -250,7 +259,7 @@ export class QueueWorker {
 
   /** Returns the bytes written synchronously (0 for a chain completing later). */
   private serve(chain: DescriptorChain): number {
-    const result = this.handler.handle(chain, this.abort.signal);
+    const result = this.handler.handle(chain);
     if (typeof result === 'number') {
       this.queue.addUsed(chain.head, result);
       this.usedPending = true;
@@ -328,7 +337,7 @@ export class QueueWorker {
   private deviceError(err: unknown): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.abort.abort();
+    this.abort?.abort();
     this.activation.fail('device queue handler threw', { queue: this.queueIndex, error: String(err) });
   }
 }

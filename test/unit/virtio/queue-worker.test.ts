@@ -3,7 +3,7 @@
 // rings, device bugs, and stop() waiting for in-flight work.
 
 import { describe, expect, it } from 'vitest';
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type DescriptorChain } from '../../../lib/virtio/descriptor-chain.js';
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../lib/virtio/descriptor-chain.js';
 import type { DeviceActivation } from '../../../lib/virtio/device.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
@@ -213,9 +213,10 @@ describe('QueueWorker: asynchronous completion and stop()', () => {
   it('stop() takes no more chains, aborts the signal, and settles only once in-flight chains have', async () => {
     const settle: ((n: number) => void)[] = [];
     const signals: AbortSignal[] = [];
-    const r = rig(64, {
-      handle: (_c: DescriptorChain, signal: AbortSignal) => {
-        signals.push(signal);
+    let r: ReturnType<typeof rig>;
+    r = rig(64, {
+      handle: () => {
+        signals.push(r.worker.signal);
         return new Promise<number>((resolve) => settle.push(resolve));
       },
     });
@@ -237,6 +238,7 @@ describe('QueueWorker: asynchronous completion and stop()', () => {
     r.post(1);
     r.worker.kick();
     expect(r.worker.stats.chains).toBe(2);
+    expect(r.worker.signal.aborted).toBe(true);
   });
 
   it('stop() cancels a pending continuation and wake-up', () => {
