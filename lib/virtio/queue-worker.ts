@@ -8,7 +8,7 @@
 //     the queue's service) and hands each to handler.handle();
 //   * serves at most `budget.chains` chains (at most the queue size; default 64), about
 //     `budget.descriptors` descriptors (default 1024) and about `budget.bytes` bytes (default
-//     256 KiB: the readable bytes of each chain plus what handle() wrote synchronously; a
+//     64 KiB: the readable bytes of each chain plus what handle() wrote synchronously; a
 //     device whose handle() only submits I/O sets it to Infinity), then yields: the rest is
 //     served from scheduler.yield (setImmediate), after the event loop has answered everyone
 //     else. A chain is never split, and one chain holds at most queue-size descriptors;
@@ -50,7 +50,7 @@ export interface QueueWorkerBudget {
   readonly chains?: number;
   /** Descriptors per run before yielding (default 1024). */
   readonly descriptors?: number;
-  /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 256 KiB). */
+  /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 64 KiB). */
   readonly bytes?: number;
 }
 
@@ -74,7 +74,7 @@ export const eventLoopScheduler: WorkerScheduler = {
 
 export const DEFAULT_CHAIN_BUDGET = 64;
 export const DEFAULT_DESCRIPTOR_BUDGET = 1024;
-export const DEFAULT_BYTE_BUDGET = 256 * 1024;
+export const DEFAULT_BYTE_BUDGET = 64 * 1024;
 
 export interface QueueWorkerStats {
   /** Runs started (kicks, continuations, wake-ups). */
