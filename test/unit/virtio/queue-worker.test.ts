@@ -14,10 +14,10 @@ import { GuestAllocator, MockQueue } from '../../../lib/virtio/testing/mock-queu
 
 const BASE = 0x4000_0000;
 
-function rig(size = 64, handler: ChainHandler = { handle: () => 0 }, extra: Partial<QueueWorkerOptions> = {}) {
+function rig(size = 64, handler: ChainHandler = { handle: () => 0 }, extra: Partial<QueueWorkerOptions> & { indirect?: boolean } = {}) {
   const memory = new GuestMemory(BASE, new Uint8Array(1 << 20));
   const driver = new MockQueue(memory, new GuestAllocator(memory), size);
-  const queue = new SplitQueue(memory, driver.config());
+  const queue = new SplitQueue(memory, driver.config({ indirect: extra.indirect ?? false }));
   const interrupts: number[] = [];
   const failures: string[] = [];
   const ringFaults: string[] = [];
@@ -286,5 +286,54 @@ describe('QueueWorker: faults', () => {
     r.worker.kick();
     await new Promise((resolve) => setImmediate(resolve));
     expect(r.failures).toEqual(['device queue handler threw']);
+  });
+});
+
+describe('QueueWorker property: whatever the frontend writes, one run does bounded work', () => {
+  it('never serves more than the chain budget, nor much more than the descriptor budget, per run; never throws', async () => {
+    const fc = (await import('fast-check')).default;
+    const descriptor = fc.record({
+      addr: fc.oneof(fc.integer({ min: BASE, max: BASE + 0xffff }), fc.constantFrom(0, BASE - 16, BASE + (1 << 20))),
+      len: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.constantFrom(16 * 8, 16 * 64, 0xffff_fff0)),
+      flags: fc.integer({ min: 0, max: 7 }),
+      next: fc.integer({ min: 0, max: 70 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.record({
+          sizeLog2: fc.integer({ min: 0, max: 6 }),
+          table: fc.array(descriptor, { minLength: 64, maxLength: 64 }),
+          avail: fc.array(fc.integer({ min: 0, max: 70 }), { minLength: 64, maxLength: 64 }),
+          availIdx: fc.integer({ min: 0, max: 0xffff }),
+          chains: fc.integer({ min: 1, max: 80 }),
+          descriptors: fc.integer({ min: 1, max: 200 }),
+        }),
+        (c) => {
+          const size = 1 << c.sizeLog2;
+          const perRun: number[][] = [];
+          let current: number[] = [];
+          const r = rig(size, { handle: (chain) => (current.push(chain.readable.length + chain.writable.length), 0) }, {
+            budget: { chains: c.chains, descriptors: c.descriptors },
+            indirect: true,
+          });
+          for (let i = 0; i < size; i += 1) r.driver.writeDescriptor(i, c.table[i]!);
+          for (let i = 0; i < size; i += 1) r.driver.pushAvail(c.avail[i]!, false);
+          r.driver.setAvailIdx(c.availIdx);
+          expect(() => r.worker.kick()).not.toThrow();
+          perRun.push(current);
+          for (let turn = 0; turn < 100 && r.scheduler.pendingYields > 0; turn += 1) {
+            current = [];
+            expect(() => r.scheduler.turn()).not.toThrow();
+            perRun.push(current);
+          }
+          for (const run of perRun) {
+            expect(run.length).toBeLessThanOrEqual(Math.min(c.chains, size));
+            const descriptors = run.reduce((a, n) => a + n, 0);
+            expect(descriptors).toBeLessThan(c.descriptors + size + 1);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
