@@ -566,7 +566,12 @@ export class MmioTransport {
       this.resetting = undefined;
       this.stats.resets += 1;
       if (state.kind === 'active') this.log.info({}, 'device reset by the driver');
-      this.options.onReset?.();
+      try {
+        this.options.onReset?.();
+      } catch (err) {
+        // The Promise the dispatcher awaits must settle, never reject.
+        this.log.error({ error: String(err) }, 'onReset hook threw');
+      }
     };
     if (pending === undefined) {
       finish();

@@ -18,9 +18,6 @@ interface Chunk {
 }
 
 export class ConsoleOutput {
-  /** Bytes dropped because the bound was reached. */
-  droppedBytes = 0;
-
   private readonly queue: Chunk[] = [];
   private queuedBytes = 0;
   private inBackend = 0;
@@ -42,19 +39,18 @@ export class ConsoleOutput {
   }
 
   /**
-   * Copies as much of `data` as fits (it may be a view onto guest memory: it is not kept), drops
-   * and counts the rest; returns the bytes taken.
+   * Copies as much of `data` as fits (it may be a view onto guest memory: it is not kept) and
+   * returns the bytes taken; the caller counts the rest as dropped.
    */
   push(data: Uint8Array): number {
     const take = Math.min(data.length, this.room());
-    this.droppedBytes += data.length - take;
     if (take === 0) return 0;
     this.append(data.subarray(0, take));
     this.flush();
     return take;
   }
 
-  /** Adds bytes already copied by the caller (no second copy). */
+  /** Adds bytes already copied by the caller (no second copy); the caller checked room(). */
   pushCopy(copy: Uint8Array): void {
     this.queue.push({ bytes: copy, used: copy.length });
     this.queuedBytes += copy.length;
