@@ -20,6 +20,7 @@ import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
+import { ProcessSampler } from '../../../vmm/process-stats.js';
 import { installLastResort, type LastResortTarget } from '../../../vmm/last-resort.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
 import type { Output } from '../../io.js';
@@ -164,6 +165,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   // The status socket first: a taken path fails the start before any device is opened.
   const statusPath = args.statusSocket ?? io.defaultStatusSocket;
   const startedAt = Date.now();
+  const sampler = new ProcessSampler();
   let daemon: Daemon | undefined;
   const listeners: StatusServer[] = [];
   const status = (): DaemonStatus => ({
@@ -173,6 +175,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     startedAt: new Date(startedAt).toISOString(),
     uptimeMs: Date.now() - startedAt,
     devices: daemon?.deviceStatus() ?? [],
+    process: sampler.sample(),
   });
 
   const exit = io.exit;
@@ -229,6 +232,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_FAILURE;
   } finally {
     removeLastResort();
+    sampler.close();
     await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
