@@ -201,8 +201,10 @@ describe('baoctl run', () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
       const r = rig();
       const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
-      await tick(30);
+      for (let i = 0; i < 100 && !(fs.existsSync(socket) && r.factory.drivers.size === 2); i += 1) await tick(10);
       const status = await fetchStatus(socket);
+      expect(status.process?.rssBytes).toBeGreaterThan(0);
+      expect(status.process?.openFds).toBeGreaterThan(0);
       expect(status).toMatchObject({ pid: process.pid, state: 'serving', config: 'vm.yaml' });
       expect(status.devices.map((d) => [d.id, d.type, d.mmioAddr, d.deviceModel?.status])).toEqual([
         [0, 'rng', '0xa000000', 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK'],
