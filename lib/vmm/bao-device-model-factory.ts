@@ -45,7 +45,7 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
       try {
         const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log });
         log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
-        return { stopped: server.stopped, snapshot: () => server.snapshot(), close: () => server.close() };
+        return { stopped: server.stopped, snapshot: () => server.snapshot(), completePending: () => server.completePending(), close: () => server.close() };
       } catch (err) {
         await handle.close();
         throw err;

@@ -142,6 +142,22 @@ export class Daemon {
     });
   }
 
+  /**
+   * Completes every trapped access still unanswered on every device model (with 0); the last
+   * resort before the process exits. Never throws; returns how many were completed.
+   */
+  completePending(): number {
+    let count = 0;
+    for (const d of this.running) {
+      try {
+        count += d.served.completePending?.() ?? 0;
+      } catch (err) {
+        this.options.log.error({ err, device: d.ref }, `${describeDevice(d.ref)}: completing pending accesses failed`);
+      }
+    }
+    return count;
+  }
+
   private get timeoutMs(): number {
     return this.options.shutdownTimeoutMs ?? this.options.config.shutdownTimeoutMs;
   }

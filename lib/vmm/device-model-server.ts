@@ -12,7 +12,7 @@ import type { AttachLoop, DeviceModelHandle, EventFd, IoRequest } from '../dispa
 import { IoOp } from '../uapi/constants.js';
 import { GuestMemory } from '../virtio/guest-memory.js';
 import { worthLogging, type Logger } from '../virtio/logger.js';
-import { MMIO_QUEUE_NOTIFY, MMIO_WINDOW_SIZE } from '../virtio/mmio-registers.js';
+import { MMIO_QUEUE_NOTIFY, MMIO_STATUS, MMIO_WINDOW_SIZE } from '../virtio/mmio-registers.js';
 import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
@@ -30,6 +30,34 @@ export interface DeviceModelServerStats {
   ioeventfdKicks: number;
   /** Times the kick watchdog found buffers no kick had announced (transport.stats.missedKicks counts queues). */
   watchdogFinds: number;
+  /** Requests whose op was neither READ nor WRITE: a guest fault, answered 0, never executed. */
+  badOps: number;
+  /** Errors thrown while a trapped access, a kick or the watchdog was handled (each put the device in NEEDS_RESET). */
+  handlerErrors: number;
+  /** Device resets that did not finish within resetTimeoutMs (the access was completed anyway). */
+  resetTimeouts: number;
+  /** Poll errors on a queue's kick eventfd (that queue is then served by the kick watchdog). */
+  pollErrors: number;
+  /** Interrupts that could not be raised (irqfd write failed). */
+  irqErrors: number;
+}
+
+/** How long a trapped access may wait for the device's reset to finish before it is completed anyway. */
+export const DEFAULT_RESET_TIMEOUT_MS = 1000;
+
+type Settled = 'done' | 'timeout' | { error: unknown };
+
+/** Waits for `work` at most `ms` milliseconds; never rejects. */
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<Settled> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => 'done' as const, (error: unknown) => ({ error })), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface DeviceModelServerOptions {
@@ -40,10 +68,23 @@ export interface DeviceModelServerOptions {
   readonly log: Logger;
   /** Timing of the kick watchdog (defaults in KickWatchdog). */
   readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'fastMs' | 'holdMs'>;
+  /** Bound on the wait for a device's reset (a Status 0 write, shutdown); default DEFAULT_RESET_TIMEOUT_MS. */
+  readonly resetTimeoutMs?: number;
 }
 
 export class DeviceModelServer {
-  readonly stats: DeviceModelServerStats = { requests: 0, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 0, watchdogFinds: 0 };
+  readonly stats: DeviceModelServerStats = {
+    requests: 0,
+    strayAccesses: 0,
+    rejectedCompletions: 0,
+    ioeventfdKicks: 0,
+    watchdogFinds: 0,
+    badOps: 0,
+    handlerErrors: 0,
+    resetTimeouts: 0,
+    pollErrors: 0,
+    irqErrors: 0,
+  };
   readonly transport: MmioTransport;
   /** Settles when the request loop ends by itself (DM gone, syscall error): the reason. */
   readonly stopped: Promise<void>;
@@ -57,13 +98,26 @@ export class DeviceModelServer {
   /** Queue index -> its kick eventfd. Never deassigned: DEASSIGN is broken in the drivers (§3.7). */
   private readonly kicks = new Map<number, EventFd>();
   private readonly watchdog: KickWatchdog;
+  private readonly resetTimeoutMs: number;
   private closing: Promise<void> | undefined;
+  /** Set once close() began: kicks and the watchdog no longer reach the device. */
+  private shuttingDown = false;
+  /**
+   * The access whose write is waiting for the device (a reset that must finish first), and the
+   * requests that arrived meanwhile: they are handled in order once it is completed, so no
+   * access sees the device half reset. Bounded by the frontend's vCPUs (each waits on one).
+   */
+  private waiting: { readonly req: IoRequest; readonly settled: Promise<void> } | undefined;
+  private readonly held: IoRequest[] = [];
+  /** Requests handed to us and not yet completed (for completePending). */
+  private readonly uncompleted = new Set<IoRequest>();
 
   private constructor(options: DeviceModelServerOptions) {
     this.handle = options.handle;
     this.mmioAddr = options.mmioAddr;
     this.log = options.log;
     this.device = options.device;
+    this.resetTimeoutMs = options.resetTimeoutMs ?? DEFAULT_RESET_TIMEOUT_MS;
     const mapping = this.handle.map();
     const memory = new GuestMemory(Number(this.handle.info.shmemAddr), mapping.bytes);
     this.irq = this.handle.createEventFd();
@@ -71,7 +125,7 @@ export class DeviceModelServer {
     const irq = this.irq;
     this.transport = new MmioTransport(options.device, {
       memory,
-      interrupt: { signal: () => irq.signal() },
+      interrupt: { signal: () => this.raiseInterrupt(irq) },
       log: options.log,
       onActivate: (info) => this.armKicks(info.queues),
     });
@@ -83,7 +137,7 @@ export class DeviceModelServer {
     this.stopped.catch(() => {});
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
-      serve: () => this.transport.serveUnkicked(),
+      serve: () => this.guarded('kick watchdog', () => this.transport.serveUnkicked(), 0),
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(
@@ -107,22 +161,126 @@ export class DeviceModelServer {
     return new DeviceModelServer(options);
   }
 
+  /**
+   * Every request handed over is completed exactly once, whatever happens while it is handled:
+   * an exception puts this device (only) in NEEDS_RESET and the access is answered 0; the rest
+   * of the batch is still served.
+   */
   private onRequests(requests: readonly IoRequest[]): void {
-    const transport = this.transport;
     for (const req of requests) {
       this.stats.requests += 1;
+      this.uncompleted.add(req);
+    }
+    if (this.waiting !== undefined) {
+      this.held.push(...requests);
+      return;
+    }
+    this.serveInOrder(requests, 0);
+  }
+
+  private serveInOrder(requests: readonly IoRequest[], from: number): void {
+    for (let i = from; i < requests.length; i += 1) {
+      const req = requests[i]!;
+      const pending = this.handle1(req);
+      if (pending !== undefined) {
+        // The rest waits behind this access, in order.
+        this.held.unshift(...requests.slice(i + 1));
+        this.waitFor(req, pending);
+        return;
+      }
+    }
+  }
+
+  /** Handles one access; completes it, or returns the device work its completion must wait for. */
+  private handle1(req: IoRequest): Promise<void> | undefined {
+    let readValue = 0;
+    let pending: Promise<void> | undefined;
+    try {
       const offset = req.addr - this.mmioAddr;
       const width = req.accessWidth;
-      let readValue = 0;
       if (offset < 0 || offset >= MMIO_WINDOW_SIZE) {
         this.stray(req);
       } else if (req.op === IoOp.Read) {
-        readValue = transport.read(offset, width);
-      } else {
+        readValue = this.transport.read(offset, width);
+      } else if (req.op === IoOp.Write) {
         // §3.9: the value is the whole source register; the transport keeps `width` bytes of it.
-        transport.write(offset, width, Number(req.value & 0xffffffffn));
+        const result = this.transport.write(offset, width, Number(req.value & 0xffffffffn)) as void | Promise<void>;
+        if (result instanceof Promise) pending = result;
+      } else {
+        this.badOp(req);
       }
-      this.complete(req, readValue);
+    } catch (err) {
+      readValue = 0;
+      pending = undefined;
+      this.deviceError('register access', err, { offset: req.addr - this.mmioAddr, op: req.op });
+    } finally {
+      if (pending === undefined) this.complete(req, readValue);
+    }
+    return pending;
+  }
+
+  private waitFor(req: IoRequest, work: Promise<void>): void {
+    const settled = settleWithin(work, this.resetTimeoutMs).then((outcome) => {
+      if (outcome === 'timeout') {
+        this.stats.resetTimeouts += 1;
+        this.transport.enterNeedsReset('device reset did not finish in time', { timeoutMs: this.resetTimeoutMs });
+      } else if (outcome !== 'done') {
+        this.deviceError('device reset', outcome.error, {});
+      }
+      this.waiting = undefined;
+      this.complete(req, 0);
+      const next = this.held.splice(0);
+      this.serveInOrder(next, 0);
+    });
+    this.waiting = { req, settled };
+  }
+
+  /**
+   * Completes, with 0, every access handed to this server and not answered yet (the one waiting
+   * for a reset and those held behind it). The last resort before the process exits: the
+   * frontend's vCPUs must not stay paused on a dead process. Returns how many were completed.
+   */
+  completePending(): number {
+    const pending = [...this.uncompleted];
+    this.held.length = 0;
+    for (const req of pending) this.complete(req, 0);
+    return pending.length;
+  }
+
+  private badOp(req: IoRequest): void {
+    this.stats.badOps += 1;
+    if (worthLogging(this.stats.badOps)) {
+      this.log.warn({ op: req.op, addr: `0x${req.addr.toString(16)}`, count: this.stats.badOps }, 'request with an op other than read or write: answered 0, not executed');
+    }
+  }
+
+  /** A device callback or the transport threw: that device alone goes to NEEDS_RESET. */
+  private deviceError(where: string, err: unknown, detail: Record<string, unknown>): void {
+    this.stats.handlerErrors += 1;
+    if (worthLogging(this.stats.handlerErrors)) this.log.error({ err, ...detail, count: this.stats.handlerErrors }, `error in ${where}`);
+    try {
+      this.transport.enterNeedsReset(`error in ${where}`, { error: String(err) });
+    } catch (inner) {
+      this.log.error({ err: inner }, 'could not set DEVICE_NEEDS_RESET');
+    }
+  }
+
+  /** Runs `fn`; an exception is a device error (NEEDS_RESET) and yields `fallback`. */
+  private guarded<T>(where: string, fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.deviceError(where, err, {});
+      return fallback;
+    }
+  }
+
+  private raiseInterrupt(irq: EventFd): void {
+    try {
+      irq.signal();
+    } catch (err) {
+      this.stats.irqErrors += 1;
+      if (worthLogging(this.stats.irqErrors)) this.log.error({ err, count: this.stats.irqErrors }, 'cannot raise the frontend interrupt (irqfd write failed)');
     }
   }
 
@@ -134,6 +292,7 @@ export class DeviceModelServer {
   }
 
   private complete(req: IoRequest, readValue: number): void {
+    if (!this.uncompleted.delete(req)) return; // already answered (completePending)
     try {
       this.handle.complete(req, readValue);
     } catch (err) {
@@ -155,12 +314,21 @@ export class DeviceModelServer {
     );
   }
 
-  /** One ioeventfd per queue on QueueNotify with datamatch = index, registered once per DM. */
+  /**
+   * One ioeventfd per queue on QueueNotify with datamatch = index, registered once per DM. Runs
+   * inside the DRIVER_OK write: a failure here (EMFILE creating the eventfd) is this device's
+   * error (NEEDS_RESET), never the request loop's.
+   */
   private armKicks(queues: readonly number[]): void {
-    const transport = this.transport;
     for (const index of queues) {
       if (this.kicks.has(index)) continue;
-      const kick = this.handle.createEventFd();
+      let kick: EventFd;
+      try {
+        kick = this.handle.createEventFd();
+      } catch (err) {
+        this.deviceError('queue kick setup', err, { queue: index });
+        return;
+      }
       try {
         this.handle.assignIoeventfd({ eventfd: kick, addr: this.mmioAddr + MMIO_QUEUE_NOTIFY, len: 4, datamatch: index });
       } catch (err) {
@@ -170,19 +338,41 @@ export class DeviceModelServer {
         continue;
       }
       this.kicks.set(index, kick);
-      kick.poll(() => {
-        if (kick.read() === null) return;
-        this.stats.ioeventfdKicks += 1;
-        transport.queueNotify(index);
-      });
+      try {
+        const poller = kick.poll(() => this.onKick(kick, index), {
+          onError: (err) => {
+            // The kernel still signals the eventfd; the kick watchdog serves the queue from now on.
+            this.stats.pollErrors += 1;
+            this.log.error({ err, queue: index }, 'polling the queue kick eventfd failed; the queue is served by the kick watchdog');
+            poller?.stop();
+          },
+        });
+      } catch (err) {
+        this.deviceError('queue kick setup', err, { queue: index });
+        return;
+      }
+    }
+  }
+
+  private onKick(kick: EventFd, index: number): void {
+    if (this.shuttingDown) return;
+    try {
+      if (kick.read() === null) return;
+      this.stats.ioeventfdKicks += 1;
+      this.transport.queueNotify(index);
+    } catch (err) {
+      this.deviceError('queue kick', err, { queue: index });
     }
   }
 
   /**
-   * Stop taking requests, then reset the device, which finishes its in-flight work while the
-   * shared region is still mapped, then release the irqfd and the device model (mapping,
-   * eventfds, fd). Requests still queued in the driver stay there for the next device model
-   * process, as on Bao (§3.11). Idempotent.
+   * Stop taking requests (the ATTACH thread is joined), let a pending access finish, reset the
+   * device through its transport and wait for the reset (bounded by resetTimeoutMs), which
+   * finishes in-flight work while the shared region is still mapped; then release the irqfd and
+   * the device model (mapping, eventfds, fd). A device whose reset did not finish keeps its
+   * mapping until the process exits: late work must not fault on unmapped memory. Requests
+   * still queued in the driver stay there for the next device model process, as on Bao (§3.11).
+   * Idempotent.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -190,10 +380,26 @@ export class DeviceModelServer {
   }
 
   private async doClose(): Promise<void> {
+    this.shuttingDown = true;
     this.watchdog.stop();
     await this.loop.stop();
+    await this.waiting?.settled;
+    let finished = true;
     try {
-      await this.device.reset();
+      // Status 0 through the transport: its queues are closed at once, so nothing reaches the
+      // rings afterwards; the device's own reset is then awaited.
+      const viaTransport = this.transport.write(MMIO_STATUS, 4, 0) as void | Promise<void>;
+      // A transport that does not hand back the device's reset work: ask the device for it
+      // (reset() is idempotent) so that it is awaited all the same.
+      const work = viaTransport instanceof Promise ? viaTransport : Promise.resolve().then(() => this.device.reset());
+      const outcome = await settleWithin(work, this.resetTimeoutMs);
+      if (outcome === 'timeout') {
+        finished = false;
+        this.stats.resetTimeouts += 1;
+        this.log.error({ timeoutMs: this.resetTimeoutMs }, 'device reset at shutdown did not finish; its shared memory stays mapped until the process exits');
+      } else if (outcome !== 'done') {
+        this.log.error({ err: outcome.error }, 'device reset at shutdown failed');
+      }
     } catch (err) {
       this.log.error({ err }, 'device reset at shutdown failed');
     }
@@ -202,7 +408,7 @@ export class DeviceModelServer {
     } catch (err) {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
-    await this.handle.close();
+    if (finished) await this.handle.close();
     this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }
 }

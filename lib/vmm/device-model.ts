@@ -28,6 +28,11 @@ export interface ServedDevice {
   /** The device model's counters and virtio status now, for `baoctl status`. */
   snapshot?(): DeviceModelSnapshot;
   /**
+   * Completes (with 0) every trapped access handed over and not answered yet; returns how many.
+   * The last resort before the process exits, so that no frontend vCPU stays paused.
+   */
+  completePending?(): number;
+  /**
    * Stop taking requests, let in-flight ones complete, detach the device (reset it) and
    * release the device model. Idempotent; the daemon bounds it with its shutdown timeout.
    */

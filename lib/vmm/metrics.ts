@@ -4,7 +4,7 @@
 // a scrape belongs to the same instant. Device-specific counters (rng bytes, console tx bytes...)
 // become node_bao_<type>_<name>_total without a table to keep in step.
 
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import type { DaemonStatus, DeviceStatus } from './status.js';
 
@@ -23,6 +23,9 @@ const MODEL_COUNTERS: readonly (readonly [name: string, help: string, value: (d:
   ['node_bao_device_activations_total', 'Times the driver set DRIVER_OK', (d) => d.deviceModel?.transport.activations],
   ['node_bao_device_resets_total', 'Times the driver reset the device', (d) => d.deviceModel?.transport.resets],
   ['node_bao_needs_reset_total', 'Times the device entered DEVICE_NEEDS_RESET', (d) => d.deviceModel?.transport.needsReset],
+  ['node_bao_bad_ops_total', 'Requests with an op other than read or write, answered 0', (d) => d.deviceModel?.server.badOps],
+  ['node_bao_handler_errors_total', 'Errors while an access or kick was handled (the device went to NEEDS_RESET)', (d) => d.deviceModel?.server.handlerErrors],
+  ['node_bao_reset_timeouts_total', 'Device resets that did not finish in time', (d) => d.deviceModel?.server.resetTimeouts],
 ];
 
 function snake(key: string): string {
@@ -41,8 +44,13 @@ export class DaemonMetrics {
   private readonly driverOk: Gauge<string>;
   private readonly needsReset: Gauge<string>;
   private readonly faults: Counter<string>;
+  /** prom-client's process and Node.js metrics, when sampled. */
+  private readonly processRegistry: Registry | undefined;
 
-  constructor(private readonly status: () => DaemonStatus) {
+  constructor(
+    private readonly status: () => DaemonStatus,
+    options: { readonly processMetrics?: boolean } = {},
+  ) {
     const registers = [this.registry];
     this.up = new Gauge({ name: 'node_bao_up', help: '1 while the daemon serves (0 while starting or stopping)', registers });
     this.uptime = new Gauge({ name: 'node_bao_uptime_seconds', help: 'Seconds since the daemon started', registers });
@@ -50,6 +58,13 @@ export class DaemonMetrics {
     this.needsReset = new Gauge({ name: 'node_bao_device_needs_reset', help: '1 while the device is in DEVICE_NEEDS_RESET', labelNames: DEVICE_LABELS, registers });
     this.faults = new Counter({ name: 'node_bao_guest_faults_total', help: 'Bad frontend register accesses, ignored and counted, by kind', labelNames: [...DEVICE_LABELS, 'code'], registers });
     for (const [name, help] of MODEL_COUNTERS) this.counter(name, help, DEVICE_LABELS);
+    // prom-client's process and Node.js metrics: process_resident_memory_bytes, process_open_fds,
+    // nodejs_heap_size_used_bytes, nodejs_eventloop_lag_p99_seconds (perf_hooks), GC times...
+    // They keep their own registry: the per-scrape reset below must not clear what they accumulate.
+    if (options.processMetrics !== false) {
+      this.processRegistry = new Registry();
+      collectDefaultMetrics({ register: this.processRegistry });
+    }
   }
 
   get contentType(): string {
@@ -85,7 +100,8 @@ export class DaemonMetrics {
         this.counter(name, `${d.type} device counter ${key}`, DEVICE_LABELS).inc(labels, v);
       }
     }
-    return this.registry.metrics();
+    const devices = await this.registry.metrics();
+    return this.processRegistry === undefined ? devices : `${devices}\n${await this.processRegistry.metrics()}`;
   }
 
   private counter(name: string, help: string, labelNames: readonly string[]): Counter<string> {

@@ -24,6 +24,8 @@ export interface DeviceStatus {
   readonly metrics?: Readonly<Record<string, number>>;
 }
 
+import type { ProcessStats } from './process-stats.js';
+
 export type DaemonState = 'starting' | 'serving' | 'stopping';
 
 export interface DaemonStatus {
@@ -34,4 +36,6 @@ export interface DaemonStatus {
   readonly startedAt: string;
   readonly uptimeMs: number;
   readonly devices: readonly DeviceStatus[];
+  /** Memory, descriptors and event-loop delay of the daemon process (absent in embeddings that do not sample it). */
+  readonly process?: ProcessStats;
 }

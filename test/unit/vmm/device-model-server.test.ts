@@ -10,7 +10,7 @@ import { IoOp } from '../../../lib/uapi/constants.js';
 import { RngDevice } from '../../../lib/devices/rng/index.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
-import { ACKNOWLEDGE, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
+import { ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
 import { DeviceModelServer } from '../../../lib/vmm/device-model-server.js';
 
 const MMIO = 0xa003e00;
@@ -20,17 +20,23 @@ class FakeEventFd {
   signals = 0;
   closed = false;
   onReadable: (() => void) | undefined;
+  onPollError: ((err: Error) => void) | undefined;
+  pollerStopped = false;
+  failRead: Error | undefined;
   pending = 0n;
   signal(): void {
     this.signals += 1;
   }
   read(): bigint | null {
+    if (this.failRead !== undefined) throw this.failRead;
     const v = this.pending;
     this.pending = 0n;
     return v === 0n ? null : v;
   }
-  poll(cb: () => void): void {
+  poll(cb: () => void, options: { onError?: (err: Error) => void } = {}) {
     this.onReadable = cb;
+    this.onPollError = options.onError;
+    return { stop: () => void (this.pollerStopped = true) };
   }
   close(): void {
     this.closed = true;
@@ -51,12 +57,17 @@ class FakeHandle {
   readonly events: string[] = [];
   irqfd: FakeEventFd | undefined;
   rejectNext = false;
+  /** createEventFd throws EMFILE from this call on (0 = the irqfd's). */
+  failEventFdFrom: number | undefined;
   deliver: ((reqs: IoRequest[]) => void) | undefined;
 
   map() {
     return { bytes: this.bytes };
   }
   createEventFd(): FakeEventFd {
+    if (this.failEventFdFrom !== undefined && this.eventfds.length >= this.failEventFdFrom) {
+      throw Object.assign(new Error('EMFILE: too many open files, eventfd'), { code: 'EMFILE' });
+    }
     const e = new FakeEventFd();
     this.eventfds.push(e);
     return e;
@@ -95,10 +106,16 @@ function access(op: 'read' | 'write', offset: number, width = 4, value: bigint =
   return { dmId: 3, addr, op: op === 'read' ? IoOp.Read : IoOp.Write, value, accessWidth: width, requestId: nextId++ };
 }
 
-function setup(log = silentLogger) {
-  const handle = new FakeHandle();
+function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutMs?: number } = {}) {
+  const handle = options.handle ?? new FakeHandle();
   const device = new RngDevice();
-  const server = DeviceModelServer.start({ handle: handle as unknown as DeviceModelHandle, device, mmioAddr: MMIO, log });
+  const server = DeviceModelServer.start({
+    handle: handle as unknown as DeviceModelHandle,
+    device,
+    mmioAddr: MMIO,
+    log,
+    ...(options.resetTimeoutMs === undefined ? {} : { resetTimeoutMs: options.resetTimeoutMs }),
+  });
   const send = (...reqs: IoRequest[]) => handle.deliver?.(reqs);
   const read = (offset: number, width = 4): number | bigint => {
     send(access('read', offset, width));
@@ -215,6 +232,161 @@ describe('DeviceModelServer', () => {
       return originalReset();
     };
     await Promise.all([server.close(), server.close()]);
-    expect(handle.events).toEqual(['loop stopped', 'device reset', 'irqfd deassigned', 'handle closed']);
+    // (reset() is idempotent: the transport's Status 0 and the server may both ask for it)
+    const order = handle.events.filter((e, i, all) => e !== all[i - 1]);
+    expect(order).toEqual(['loop stopped', 'device reset', 'irqfd deassigned', 'handle closed']);
+  });
+});
+
+describe('DeviceModelServer containment: whatever the frontend or the device does, every access is completed', () => {
+  const completedIds = (handle: FakeHandle) => handle.completed.map((c) => c.req.requestId);
+
+  it('completes the whole batch when handling one access throws, and puts only that device in NEEDS_RESET', () => {
+    const { handle, server, send, bringUp } = setup();
+    const other = setup();
+    bringUp();
+    other.bringUp();
+    const realRead = server.transport.read.bind(server.transport);
+    server.transport.read = (offset: number, width: number) => {
+      if (offset === R.MMIO_DEVICE_ID) throw new Error('bug in a register handler');
+      return realRead(offset, width);
+    };
+    const batch = [access('read', R.MMIO_MAGIC_VALUE), access('read', R.MMIO_DEVICE_ID), access('read', R.MMIO_VERSION)];
+    handle.completed.length = 0;
+    send(...batch);
+    expect(completedIds(handle)).toEqual(batch.map((r) => r.requestId));
+    expect(handle.completed.map((c) => c.value)).toEqual([R.MAGIC_VALUE, 0, 2]);
+    expect(server.stats.handlerErrors).toBe(1);
+    expect(server.transport.status & DEVICE_NEEDS_RESET).toBe(DEVICE_NEEDS_RESET);
+    expect(other.server.transport.status & DEVICE_NEEDS_RESET).toBe(0);
+    expect(other.read(R.MMIO_STATUS)).toBe(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+  });
+
+  it('answers ops other than READ and WRITE with 0, counts them and never executes them (an ASK at Status does not reset a live device)', () => {
+    const { handle, server, send, bringUp } = setup();
+    bringUp();
+    const odd = [IoOp.Ask, IoOp.Notify, 7].map((op) => ({ ...access('write', R.MMIO_STATUS, 4, 0n), op }));
+    const resets = server.transport.stats.resets;
+    handle.completed.length = 0;
+    send(...odd);
+    expect(handle.completed.map((c) => c.value)).toEqual([0, 0, 0]);
+    expect(server.stats.badOps).toBe(3);
+    expect(server.transport.stats.resets).toBe(resets);
+    expect(server.transport.status).toBe(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+  });
+
+  it('answers the DRIVER_OK write and sets NEEDS_RESET when the kick eventfd cannot be created (EMFILE), leaving other device models live', () => {
+    const starved = new FakeHandle();
+    starved.failEventFdFrom = 1; // the irqfd exists; the first queue's kick eventfd fails
+    const { handle, server, bringUp } = setup(silentLogger, { handle: starved });
+    const other = setup();
+    bringUp();
+    other.bringUp();
+    expect(handle.completed).toHaveLength(13);
+    expect(server.transport.status & DEVICE_NEEDS_RESET).toBe(DEVICE_NEEDS_RESET);
+    expect(server.stats.handlerErrors).toBe(1);
+    expect(other.server.transport.status).toBe(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+    expect(other.handle.ioeventfds).toHaveLength(1);
+  });
+
+  it('turns an error in the ioeventfd handler into NEEDS_RESET of that device, not an exception on the event loop', () => {
+    const { handle, server, bringUp } = setup();
+    bringUp();
+    const kick = handle.ioeventfds[0]!.eventfd;
+    kick.failRead = Object.assign(new Error('EBADF'), { code: 'EBADF' });
+    expect(() => kick.kick()).not.toThrow();
+    expect(server.transport.status & DEVICE_NEEDS_RESET).toBe(DEVICE_NEEDS_RESET);
+  });
+
+  it('survives a poll error on a kick eventfd: counted, that poller stopped, the watchdog serves the queue', () => {
+    const { handle, server, bringUp } = setup();
+    bringUp();
+    const kick = handle.ioeventfds[0]!.eventfd;
+    expect(() => kick.onPollError?.(Object.assign(new Error('poll failed'), { code: 'EBADF' }))).not.toThrow();
+    expect(server.stats.pollErrors).toBe(1);
+    expect(kick.pollerStopped).toBe(true);
+    expect(server.transport.status & DEVICE_NEEDS_RESET).toBe(0);
+  });
+
+  it('completes an access whose write returns a Promise only when it settles, and serves the accesses behind it afterwards, in order', async () => {
+    const { handle, server, send, bringUp } = setup();
+    bringUp();
+    let finish: () => void = () => {};
+    const realWrite = server.transport.write.bind(server.transport);
+    server.transport.write = ((offset: number, width: number, value: number) => {
+      realWrite(offset, width, value);
+      if (offset === R.MMIO_STATUS && value === 0) return new Promise<void>((r) => (finish = r));
+      return undefined;
+    }) as typeof server.transport.write;
+    handle.completed.length = 0;
+    const reset = access('write', R.MMIO_STATUS, 4, 0n);
+    const readBack = access('read', R.MMIO_STATUS);
+    send(reset, readBack);
+    const later = access('read', R.MMIO_MAGIC_VALUE);
+    send(later);
+    expect(handle.completed).toHaveLength(0);
+    finish();
+    await vi.waitFor(() => expect(handle.completed).toHaveLength(3));
+    expect(completedIds(handle)).toEqual([reset.requestId, readBack.requestId, later.requestId]);
+    expect(handle.completed.map((c) => c.value)).toEqual([0, 0, R.MAGIC_VALUE]);
+  });
+
+  it('completes the access anyway when the device reset does not finish in time, and sets NEEDS_RESET', async () => {
+    const { handle, server, send, bringUp } = setup(silentLogger, { resetTimeoutMs: 30 });
+    bringUp();
+    const realWrite = server.transport.write.bind(server.transport);
+    server.transport.write = ((offset: number, width: number, value: number) => {
+      realWrite(offset, width, value);
+      if (offset === R.MMIO_STATUS && value === 0) return new Promise<void>(() => {});
+      return undefined;
+    }) as typeof server.transport.write;
+    handle.completed.length = 0;
+    send(access('write', R.MMIO_STATUS, 4, 0n), access('read', R.MMIO_STATUS));
+    await vi.waitFor(() => expect(handle.completed).toHaveLength(2), { timeout: 1000 });
+    expect(server.stats.resetTimeouts).toBe(1);
+    expect(handle.completed[1]?.value).toBe(DEVICE_NEEDS_RESET);
+  });
+
+  it('completePending() answers, with 0, every access still waiting (the last resort before exiting)', () => {
+    const { handle, server, send, bringUp } = setup();
+    bringUp();
+    server.transport.write = (() => new Promise<void>(() => {})) as unknown as typeof server.transport.write;
+    handle.completed.length = 0;
+    send(access('write', R.MMIO_STATUS, 4, 0n), access('read', R.MMIO_MAGIC_VALUE));
+    expect(handle.completed).toHaveLength(0);
+    expect(server.completePending()).toBe(2);
+    expect(handle.completed.map((c) => c.value)).toEqual([0, 0]);
+    expect(server.completePending()).toBe(0);
+  });
+
+  it('waits at shutdown for the device reset to finish before releasing the mapping', async () => {
+    const { handle, device, server } = setup();
+    device.reset = () =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          handle.events.push('device reset done');
+          resolve();
+        }, 20),
+      );
+    await server.close();
+    expect(handle.events.indexOf('device reset done')).toBeLessThan(handle.events.indexOf('handle closed'));
+  });
+
+  it('keeps the mapping when the device reset never finishes at shutdown (late work must not fault), and still returns', async () => {
+    const { handle, device, server } = setup(silentLogger, { resetTimeoutMs: 30 });
+    device.reset = () => new Promise<void>(() => {});
+    await server.close();
+    expect(server.stats.resetTimeouts).toBe(1);
+    expect(handle.events).not.toContain('handle closed');
+  });
+
+  it('ignores kicks once shutdown began', async () => {
+    const { handle, server, bringUp, offerBuffer } = setup();
+    bringUp();
+    const mem = offerBuffer();
+    const closing = server.close();
+    handle.ioeventfds[0]?.eventfd.kick();
+    await closing;
+    expect(mem.getUint16(0x2000 + 2, true)).toBe(0);
   });
 });

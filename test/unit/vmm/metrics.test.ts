@@ -78,3 +78,14 @@ describe('DaemonMetrics', () => {
     expect(await new DaemonMetrics(() => ({ ...STATUS, state: 'stopping', devices: [] })).render()).toContain('node_bao_up 0');
   });
 });
+
+describe('process metrics', () => {
+  it('adds prom-client\u2019s process and Node.js metrics (memory, fds, heap, event-loop delay) to every scrape', async () => {
+    const text = await new DaemonMetrics(() => STATUS).render();
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^process_open_fds \d+/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+/m);
+    expect(text).toContain('node_bao_requests_total{dm="0",type="rng"} 35');
+  });
+});

@@ -5,7 +5,9 @@
 //
 // Exit codes: 0 after a clean shutdown on a signal; 1 when the config is bad, a device cannot be
 // opened (nothing stays open), a device stops serving by itself, or shutdown fails or times out;
-// 2 when no config file was given.
+// 2 when no config file was given. When the shutdown timeout passes, or an exception nobody
+// handled reaches the top (last-resort handlers), every pending access is completed and the
+// process is ended with 1 (io.exit), so that a supervisor can restart it.
 
 import type { Logger } from '../../../virtio/logger.js';
 import { loadConfig, type LoadConfigOptions, type ValidatedConfig } from '../../../vmm/config/index.js';
@@ -13,11 +15,13 @@ import { serve, type Daemon } from '../../../vmm/daemon.js';
 import type { BuildContext, DeviceBuilders } from '../../../vmm/device-builder.js';
 import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
-import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
+import { ComponentUnavailableError, ConfigInvalidError, ShutdownTimeoutError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
+import { ProcessSampler } from '../../../vmm/process-stats.js';
+import { installLastResort, type LastResortTarget } from '../../../vmm/last-resort.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
@@ -47,6 +51,16 @@ export interface RunIo {
   readonly signal?: AbortSignal;
   /** The status socket when --status-socket is not given (the CLI: /run/node-bao/status.sock); default none. */
   readonly defaultStatusSocket?: string;
+  /**
+   * Where the last-resort handlers go (the CLI: `process`): an uncaught exception or unhandled
+   * rejection completes every pending access, logs and exits 1. Default none (tests, embedding).
+   */
+  readonly lastResort?: LastResortTarget;
+  /**
+   * Ends the process (the CLI: process.exit). Called when the shutdown timeout passed (what is
+   * still closing would keep the process alive) and by the last-resort handlers. Default none.
+   */
+  readonly exit?: (code: number) => void;
 }
 
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
@@ -151,6 +165,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   // The status socket first: a taken path fails the start before any device is opened.
   const statusPath = args.statusSocket ?? io.defaultStatusSocket;
   const startedAt = Date.now();
+  const sampler = new ProcessSampler();
   let daemon: Daemon | undefined;
   const listeners: StatusServer[] = [];
   const status = (): DaemonStatus => ({
@@ -160,8 +175,15 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     startedAt: new Date(startedAt).toISOString(),
     uptimeMs: Date.now() - startedAt,
     devices: daemon?.deviceStatus() ?? [],
+    process: sampler.sample(),
   });
 
+  const exit = io.exit;
+  const removeLastResort =
+    io.lastResort === undefined || exit === undefined
+      ? () => {}
+      : installLastResort({ target: io.lastResort, log, completePending: () => daemon?.completePending() ?? 0, flush: () => root.flush(), exit });
+  let endProcess = false;
   try {
     const metrics = new DaemonMetrics(status);
     if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
@@ -200,12 +222,22 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   } catch (e) {
     // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
     log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
+    if (e instanceof ShutdownTimeoutError) {
+      // What is still closing (a device, an ATTACH thread) would keep the process alive: answer
+      // what it holds and end it, so that a supervisor can start a new one.
+      const completed = daemon?.completePending() ?? 0;
+      log.error({ completed }, 'ending the process after the shutdown timeout');
+      endProcess = true;
+    }
     return EXIT_FAILURE;
   } finally {
-    await Promise.all(listeners.map((l) => l.close()));
+    removeLastResort();
+    sampler.close();
+    await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
     external?.removeEventListener('abort', onExternal);
     root.flush();
+    if (endProcess) exit?.(EXIT_FAILURE);
   }
 }

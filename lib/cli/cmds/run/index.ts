@@ -16,6 +16,6 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .example('$0 run vm2.yaml', 'serve the devices of vm2.yaml')
       .example('$0 run -c vm2.yaml', "the same, with bao-virtio-dm's flag") as unknown as Argv<RunArgs>,
   handler: async (args) => {
-    process.exitCode = await runDaemonCommand(args, { defaultStatusSocket: DEFAULT_STATUS_SOCKET });
+    process.exitCode = await runDaemonCommand(args, { defaultStatusSocket: DEFAULT_STATUS_SOCKET, lastResort: process, exit: (code) => process.exit(code) });
   },
 };

@@ -106,6 +106,50 @@ describe('baoctl run', () => {
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['serving 2 device(s)', 'shutting down (SIGTERM)', 'stopped cleanly']));
   });
 
+  it('ends the process with 1 when the shutdown timeout passes, after completing what each device model holds', async () => {
+    const exits: number[] = [];
+    let completed = 0;
+    const hanging: DeviceModelFactory = {
+      open: async () => ({
+        completePending: () => {
+          completed += 1;
+          return 1;
+        },
+        close: () => new Promise<void>(() => {}),
+      }),
+    };
+    const r = rig({ factory: hanging, exit: (code) => void exits.push(code), readFile: async () => `${CONFIG}\nshutdown_timeout_ms: 50\n` });
+    const done = runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, r.io);
+    await tick(30);
+    r.signals.emit('SIGTERM');
+    expect(await done).toBe(EXIT_FAILURE);
+    expect(exits).toEqual([EXIT_FAILURE]);
+    expect(completed).toBe(2);
+    expect(r.logs()).toContain('ending the process after the shutdown timeout');
+  });
+
+  it('installs last-resort handlers while serving: an uncaught exception completes pending accesses, logs and exits 1', async () => {
+    const exits: number[] = [];
+    const target = new EventEmitter();
+    let completed = 0;
+    const factory: DeviceModelFactory = {
+      open: async () => ({ completePending: () => ((completed += 3), 3), close: async () => {} }),
+    };
+    const r = rig({ factory, exit: (code) => void exits.push(code), lastResort: target as unknown as NonNullable<RunIo['lastResort']> });
+    const done = runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, r.io);
+    await tick(30);
+    expect(target.listenerCount('uncaughtException')).toBe(1);
+    target.emit('uncaughtException', new Error('boom in a callback'));
+    expect(exits).toEqual([1]);
+    expect(completed).toBe(6);
+    expect(r.logs()).toMatch(/fatal: uncaught exception: boom in a callback/);
+    expect(r.logs()).toMatch(/completed 6 pending access/);
+    r.signals.emit('SIGTERM');
+    await done;
+    expect(target.listenerCount('uncaughtException')).toBe(0);
+    expect(target.listenerCount('unhandledRejection')).toBe(0);
+  });
+
   it("accepts bao-virtio-dm's -c/--config instead of the positional", async () => {
     const ac = new AbortController();
     const r = rig({ signal: ac.signal });
@@ -157,8 +201,10 @@ describe('baoctl run', () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
       const r = rig();
       const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
-      await tick(30);
+      for (let i = 0; i < 100 && !(fs.existsSync(socket) && r.factory.drivers.size === 2); i += 1) await tick(10);
       const status = await fetchStatus(socket);
+      expect(status.process?.rssBytes).toBeGreaterThan(0);
+      expect(status.process?.openFds).toBeGreaterThan(0);
       expect(status).toMatchObject({ pid: process.pid, state: 'serving', config: 'vm.yaml' });
       expect(status.devices.map((d) => [d.id, d.type, d.mmioAddr, d.deviceModel?.status])).toEqual([
         [0, 'rng', '0xa000000', 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK'],
