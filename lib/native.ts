@@ -113,7 +113,8 @@ export interface NativeAddon {
   /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
   openpty(): { fd: number; path: string };
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
-  AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
+  /** `options.testStallMs` (tests only): the thread ignores signals that long before its first ATTACH. */
+  AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback, options?: { testStallMs?: number }) => NativeAttachLoop;
   constants: NativeConstants;
 }
 

@@ -174,6 +174,9 @@ export class DeviceModelServer {
         if (kick.read() === null) return;
         this.stats.ioeventfdKicks += 1;
         transport.queueNotify(index);
+      }, {
+        // The watcher has stopped: this queue's kicks are now found by the kick watchdog.
+        onError: (err) => this.log.warn({ err, queue: index }, 'queue kick eventfd cannot be watched; the kick watchdog serves this queue'),
       });
     }
   }
