@@ -375,6 +375,12 @@ export class MmioTransport {
     return served;
   }
 
+  /** Whether serveUnkicked noted unannounced buffers it will serve at its next call. */
+  get awaitingKick(): boolean {
+    const state = this.lifecycle;
+    return state.kind === 'active' && state.unannounced.some((avail) => avail !== -1);
+  }
+
   /** Device-side: set DEVICE_NEEDS_RESET (§2.1.2) and tell a live driver. Idempotent. */
   enterNeedsReset(reason: string, detail: Record<string, unknown> = {}): void {
     if ((this.statusValue & DEVICE_NEEDS_RESET) !== 0) return;

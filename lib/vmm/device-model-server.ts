@@ -39,7 +39,7 @@ export interface DeviceModelServerOptions {
   readonly mmioAddr: number;
   readonly log: Logger;
   /** Timing of the kick watchdog (defaults in KickWatchdog). */
-  readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'fastMs' | 'holdMs'>;
+  readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'maxIdleMs' | 'fastMs' | 'holdMs'>;
 }
 
 export class DeviceModelServer {
@@ -73,7 +73,10 @@ export class DeviceModelServer {
       memory,
       interrupt: { signal: () => irq.signal() },
       log: options.log,
-      onActivate: (info) => this.armKicks(info.queues),
+      onActivate: (info) => {
+        this.armKicks(info.queues);
+        this.watchdog.poke();
+      },
     });
     let end: (error?: Error) => void = () => {};
     this.stopped = new Promise<void>((resolve, reject) => {
@@ -84,6 +87,7 @@ export class DeviceModelServer {
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
       serve: () => this.transport.serveUnkicked(),
+      pending: () => this.transport.awaitingKick,
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(

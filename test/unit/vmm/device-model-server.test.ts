@@ -206,6 +206,21 @@ describe('DeviceModelServer', () => {
     }
   });
 
+  it('costs (almost) nothing while idle: the kick watchdog backs off to a look every 2 s', () => {
+    vi.useFakeTimers();
+    try {
+      const { server, bringUp } = setup();
+      bringUp();
+      const looks = vi.spyOn(server.transport, 'serveUnkicked');
+      vi.advanceTimersByTime(60_000);
+      // 50 ms doubling to 2 s: 6 looks in the first 3.15 s, then one every 2 s.
+      expect(looks.mock.calls.length).toBeLessThanOrEqual(36);
+      expect(server.stats.watchdogFinds).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('closes in order: request loop first, then the device, then the irqfd and the device model', async () => {
     const { handle, device, server } = setup();
     const resets: string[] = handle.events;
