@@ -1,7 +1,8 @@
 // AttachLoop: the request pump of one device model (spec §3.4, §5.3; STYLE.md 9).
 //
-// new AttachLoop(dmFd, revision, callback) starts one dedicated thread that blocks in
-// IO_CLIENT_ATTACH. Requests are queued natively and one ThreadSafeFunction call drains all that
+// new AttachLoop(dmFd, revision, callback, options?) starts one dedicated thread that blocks in
+// IO_CLIENT_ATTACH. With options.cells (an ArrayBuffer in the cells.h layout), accesses that hit a
+// register cell are answered and COMPLETEd by that thread and never reach JS (cells.cc). Requests are queued natively and one ThreadSafeFunction call drains all that
 // accumulated, so a burst wakes JS once: callback(requests: ArrayBuffer | null, count, error, end).
 // `requests` holds `count` raw 48-byte bao_virtio_request structs. When the thread ends, a last call
 // carries end = 'stopped' | 'dm-gone' | 'error' (error set for 'error' and 'dm-gone').
@@ -123,10 +124,21 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
   const uapi::DmIoctls* table = uapi::DmIoctlsFor(s->revision);
   if (table == nullptr) throw Napi::RangeError::New(env, "revision must be 0 (primary), 1 (revA) or 2 (revB)");
   s->attachRequest = table->attach;
+  s->completeRequest = table->complete;
   if (info.Length() < 3 || !info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
   if (info.Length() > 3 && info[3].IsObject()) {
-    Napi::Value stall = info[3].As<Napi::Object>().Get("testStallMs");
+    Napi::Object opts = info[3].As<Napi::Object>();
+    Napi::Value stall = opts.Get("testStallMs");
     if (stall.IsNumber()) s->testStallMs = stall.As<Napi::Number>().Int32Value();
+    Napi::Value cells = opts.Get("cells");
+    if (cells.IsArrayBuffer()) {
+      Napi::ArrayBuffer ab = cells.As<Napi::ArrayBuffer>();
+      if (reinterpret_cast<uintptr_t>(ab.Data()) % 4 != 0) throw Napi::RangeError::New(env, "cells must be 4-byte aligned");
+      s->cells = cells::Table{static_cast<uint32_t*>(ab.Data()), ab.ByteLength() / 4};
+      cellsRef_ = Napi::Persistent(ab);
+    } else if (!cells.IsUndefined()) {
+      throw Napi::TypeError::New(env, "cells must be an ArrayBuffer");
+    }
   }
 
   uv_loop_t* loop = nullptr;
@@ -194,11 +206,24 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
     req.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
     int ret = ioctl(s.fd, s.attachRequest, &req);
     if (ret >= 0) {
-      std::lock_guard<std::mutex> g(s.lock);
-      s.queue.push_back(req);
-      if (!s.drainScheduled && !s.abandoned) {
-        s.drainScheduled = true;
-        s.tsfn.NonBlockingCall([sp](Napi::Env env, Napi::Function cb) { Deliver(sp, env, cb, false); });
+      bool hit = false;
+      {
+        std::lock_guard<std::mutex> g(s.lock);
+        if (s.abandoned) continue;
+        hit = cells::Answer(s.cells, &req);
+        if (!hit) {
+          s.queue.push_back(req);
+          if (!s.drainScheduled) {
+            s.drainScheduled = true;
+            s.tsfn.NonBlockingCall([sp](Napi::Env env, Napi::Function cb) { Deliver(sp, env, cb, false); });
+          }
+        }
+      }
+      // A hot cell: the vCPU is released from this thread; JS reads the hit counters later.
+      if (hit && ioctl(s.fd, s.completeRequest, &req) != 0) {
+        int e = errno;
+        std::lock_guard<std::mutex> g(s.lock);
+        if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
       }
       continue;
     }
@@ -328,7 +353,10 @@ void AttachLoop::StopBlocking() {
   {
     std::lock_guard<std::mutex> g(shared_->lock);
     done = shared_->threadDone.load();
-    if (!done) shared_->abandoned = true;
+    if (!done) {
+      shared_->abandoned = true;
+      shared_->cells = cells::Table{};  // its memory goes with this object
+    }
   }
   if (done) {
     pthread_join(tid_, nullptr);

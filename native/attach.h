@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bao_uapi.h"
+#include "cells.h"
 
 namespace nodebao {
 
@@ -25,6 +26,7 @@ struct AttachShared {
   int fd = -1;
   int revision = 0;
   unsigned long attachRequest = 0;
+  unsigned long completeRequest = 0;
   int testStallMs = 0;  // tests only: plays a driver that ignores the stop signal this long
   Napi::ThreadSafeFunction tsfn;
   std::atomic<bool> stopFlag{false};
@@ -35,8 +37,10 @@ struct AttachShared {
   bool drainScheduled = false;
   End end = End::kNone;
   int endErrno = 0;
-  // Set (under `lock`) when the owner gave the thread up: the env may be gone, with the tsfn.
+  // Set (under `lock`) when the owner gave the thread up: the env may be gone, with the tsfn
+  // and the cell table's memory.
   bool abandoned = false;
+  cells::Table cells;  // words == nullptr: no cells, every request goes to JS
 
   AttachLoop* owner = nullptr;  // JS thread only; nulled by ~AttachLoop
 };
@@ -69,6 +73,7 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
   bool joined_ = false;    // ... and joined or detached: tid_ is no longer ours
   bool finished_ = false;  // JS side has joined the thread and released everything
 
+  Napi::Reference<Napi::ArrayBuffer> cellsRef_;  // keeps the table's memory while the thread may read it
   uv_timer_t* kickTimer_ = nullptr;
   std::vector<Napi::Promise::Deferred> stopWaiters_;
 };

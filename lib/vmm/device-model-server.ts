@@ -16,6 +16,7 @@ import { MMIO_QUEUE_NOTIFY, MMIO_WINDOW_SIZE } from '../virtio/mmio-registers.js
 import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
+import { HotRegisters } from './hot-registers.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import type { DeviceModelSnapshot } from './status.js';
 
@@ -30,6 +31,8 @@ export interface DeviceModelServerStats {
   ioeventfdKicks: number;
   /** Times the kick watchdog found buffers no kick had announced (transport.stats.missedKicks counts queues). */
   watchdogFinds: number;
+  /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
+  hotAccesses?: number;
 }
 
 export interface DeviceModelServerOptions {
@@ -40,6 +43,8 @@ export interface DeviceModelServerOptions {
   readonly log: Logger;
   /** Timing of the kick watchdog (defaults in KickWatchdog). */
   readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'maxIdleMs' | 'fastMs' | 'holdMs'>;
+  /** Answer the hot registers in the native thread (lib/vmm/hot-registers.ts). Default: on, unless NODE_BAO_HOT_REGISTERS=0. */
+  readonly hotRegisters?: boolean;
 }
 
 export class DeviceModelServer {
@@ -57,6 +62,7 @@ export class DeviceModelServer {
   /** Queue index -> its kick eventfd. Never deassigned: DEASSIGN is broken in the drivers (§3.7). */
   private readonly kicks = new Map<number, EventFd>();
   private readonly watchdog: KickWatchdog;
+  private readonly hot: HotRegisters | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(options: DeviceModelServerOptions) {
@@ -69,7 +75,10 @@ export class DeviceModelServer {
     this.irq = this.handle.createEventFd();
     this.handle.assignIrqfd(this.irq);
     const irq = this.irq;
+    const hot = (options.hotRegisters ?? process.env['NODE_BAO_HOT_REGISTERS'] !== '0') ? new HotRegisters(options.mmioAddr) : undefined;
+    this.hot = hot;
     this.transport = new MmioTransport(options.device, {
+      ...(hot === undefined ? {} : { interruptStatusWord: hot.interruptStatus }),
       memory,
       interrupt: { signal: () => irq.signal() },
       log: options.log,
@@ -84,6 +93,7 @@ export class DeviceModelServer {
     });
     // The daemon may never look at `stopped`; an unobserved rejection must not kill the process.
     this.stopped.catch(() => {});
+    hot?.publish(this.transport);
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
       serve: () => this.transport.serveUnkicked(),
@@ -96,12 +106,14 @@ export class DeviceModelServer {
         this.log.error({ err: error }, 'request loop ended');
         end(error);
       },
+      hot === undefined ? {} : { cells: hot.table },
     );
     this.watchdog.start();
   }
 
   /** Counters and virtio status now (copies: the caller may keep them). */
   snapshot(): DeviceModelSnapshot {
+    this.countHot();
     const t = this.transport.stats;
     return { status: formatStatus(this.transport.status), server: { ...this.stats }, transport: { ...t, faults: { ...t.faults } } };
   }
@@ -109,6 +121,10 @@ export class DeviceModelServer {
   /** Map the region, wire the irqfd and start the ATTACH loop; the caller still owns `handle`. */
   static start(options: DeviceModelServerOptions): DeviceModelServer {
     return new DeviceModelServer(options);
+  }
+
+  private countHot(): void {
+    if (this.hot !== undefined) this.stats.hotAccesses = this.hot.hits;
   }
 
   private onRequests(requests: readonly IoRequest[]): void {
@@ -210,6 +226,7 @@ export class DeviceModelServer {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
     await this.handle.close();
+    this.countHot();
     this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }
 }

@@ -44,7 +44,7 @@ export interface MockDriverCreateOptions {
   readonly guardBytes?: number;
   readonly log?: Logger;
   /** Extra transport options (hooks). */
-  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId'>>;
+  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'interruptStatusWord'>>;
 }
 
 export interface InitOptions {
