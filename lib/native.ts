@@ -113,7 +113,19 @@ export interface NativeAddon {
   /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
   openpty(): { fd: number; path: string };
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
-  AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
+  /**
+   * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread
+   * answers and COMPLETEs itself. `options.testStallMs` (tests only): the thread ignores signals
+   * that long before its first ATTACH.
+   */
+  AttachLoop: new (
+    fd: number,
+    revision: RevisionId,
+    callback: AttachCallback,
+    options?: { cells?: ArrayBuffer; testStallMs?: number },
+  ) => NativeAttachLoop;
+  /** The native thread's cell lookup without the ioctl: the read value or echoed write value on a hit, else null. */
+  answerCell(table: ArrayBuffer, addr: U64, op: U64, width: U64, value: U64): number | null;
   constants: NativeConstants;
 }
 

@@ -1,7 +1,8 @@
 // AttachLoop: the request pump of one device model (spec §3.4, §5.3; STYLE.md 9).
 //
-// new AttachLoop(dmFd, revision, callback) starts one dedicated thread that blocks in
-// IO_CLIENT_ATTACH. Requests are queued natively and one ThreadSafeFunction call drains all that
+// new AttachLoop(dmFd, revision, callback, options?) starts one dedicated thread that blocks in
+// IO_CLIENT_ATTACH. With options.cells (an ArrayBuffer in the cells.h layout), accesses that hit a
+// register cell are answered and COMPLETEd by that thread and never reach JS (cells.cc). Requests are queued natively and one ThreadSafeFunction call drains all that
 // accumulated, so a burst wakes JS once: callback(requests: ArrayBuffer | null, count, error, end).
 // `requests` holds `count` raw 48-byte bao_virtio_request structs. When the thread ends, a last call
 // carries end = 'stopped' | 'dm-gone' | 'error' (error set for 'error' and 'dm-gone').
@@ -11,6 +12,13 @@
 // before the thread enters the ioctl; a libuv timer therefore repeats it until the thread is out.
 // ATTACH reports the interruption as EFAULT (v2) or EINTR/EAGAIN (revB); with the stop flag unset
 // the same errnos mean a competing consumer took the request, and the thread retries.
+//
+// Lifetime: the thread owns a reference to AttachShared and touches nothing else, so it can
+// outlive the JS object (a thread that never returns from the ioctl is detached at teardown
+// after 2 s). Every tsfn call of the thread is made under AttachShared::lock after checking
+// `abandoned`: once the owner gave the thread up, the env (and the tsfn with it) may be gone.
+// A thread that cannot be started leaves nothing behind: the tsfn is released (it would keep
+// the event loop alive), the loop unregistered, and the constructor throws the errno error.
 #include "attach.h"
 
 #include <signal.h>
@@ -19,6 +27,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <thread>
 
 #include "errors.h"
 
@@ -71,11 +81,18 @@ void Unregister(Registry* r, AttachLoop* l) {
   }
 }
 
-const char* EndName(int end) {
+const char* EndName(AttachShared::End end) {
   switch (end) {
-    case 1: return "stopped";
-    case 2: return "dm-gone";
+    case AttachShared::End::kStopped: return "stopped";
+    case AttachShared::End::kDmGone: return "dm-gone";
     default: return "error";
+  }
+}
+
+// Sleeps `ms` whatever signals arrive (the test stand-in for a driver deaf to the wake signal).
+void StallIgnoringSignals(int ms) {
+  struct timespec left = {ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
+  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
   }
 }
 
@@ -101,12 +118,28 @@ void AttachLoop::Init(Napi::Env env, Napi::Object exports) {
 
 AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AttachLoop>(info) {
   Napi::Env env = info.Env();
-  fd_ = ArgFd(info, 0, "fd");
-  revision_ = ArgInt(info, 1, "revision");
-  const uapi::DmIoctls* table = uapi::DmIoctlsFor(revision_);
+  auto s = std::make_shared<AttachShared>();
+  s->fd = ArgFd(info, 0, "fd");
+  s->revision = ArgInt(info, 1, "revision");
+  const uapi::DmIoctls* table = uapi::DmIoctlsFor(s->revision);
   if (table == nullptr) throw Napi::RangeError::New(env, "revision must be 0 (primary), 1 (revA) or 2 (revB)");
-  attachRequest_ = table->attach;
+  s->attachRequest = table->attach;
+  s->completeRequest = table->complete;
   if (info.Length() < 3 || !info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object opts = info[3].As<Napi::Object>();
+    Napi::Value stall = opts.Get("testStallMs");
+    if (stall.IsNumber()) s->testStallMs = stall.As<Napi::Number>().Int32Value();
+    Napi::Value cells = opts.Get("cells");
+    if (cells.IsArrayBuffer()) {
+      Napi::ArrayBuffer ab = cells.As<Napi::ArrayBuffer>();
+      if (reinterpret_cast<uintptr_t>(ab.Data()) % 4 != 0) throw Napi::RangeError::New(env, "cells must be 4-byte aligned");
+      s->cells = cells::Table{static_cast<uint32_t*>(ab.Data()), ab.ByteLength() / 4};
+      cellsRef_ = Napi::Persistent(ab);
+    } else if (!cells.IsUndefined()) {
+      throw Napi::TypeError::New(env, "cells must be an ArrayBuffer");
+    }
+  }
 
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
@@ -116,82 +149,118 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
   uv_unref(reinterpret_cast<uv_handle_t*>(kickTimer_));
 
   // Unlimited queue: the thread never waits for the JS thread, so stop() can always join it.
-  tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "bao:attach", 0, 1);
-  Ref();  // alive while the thread runs, whatever JS drops
+  s->tsfn = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "bao:attach", 0, 1);
+  s->owner = this;
+  shared_ = s;
   registry_ = env.GetInstanceData<Registry>();
+
+  auto* arg = new std::shared_ptr<AttachShared>(s);
+  int err = pthread_create(&tid_, nullptr, &AttachLoop::ThreadMain, arg);
+  if (err != 0) {
+    delete arg;
+    s->owner = nullptr;
+    s->tsfn.Release();  // the thread's count: the tsfn closes and no longer holds the loop
+    CloseKickTimer();
+    finished_ = true;
+    ThrowErrno(env, err, "pthread_create");
+  }
+  started_ = true;
+  Ref();  // alive while the thread runs, whatever JS drops
   Register(registry_, this);
-  thread_ = std::thread([this] { Run(); });
-  tid_ = thread_.native_handle();
 }
 
 AttachLoop::~AttachLoop() {
   StopBlocking();
-  if (kickTimer_ != nullptr) {
-    uv_timer_stop(kickTimer_);
-    uv_close(reinterpret_cast<uv_handle_t*>(kickTimer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    kickTimer_ = nullptr;
-  }
+  if (shared_) shared_->owner = nullptr;
+  CloseKickTimer();
 }
 
-void AttachLoop::Run() {
+void AttachLoop::CloseKickTimer() {
+  if (kickTimer_ == nullptr) return;
+  uv_timer_stop(kickTimer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(kickTimer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  kickTimer_ = nullptr;
+}
+
+void* AttachLoop::ThreadMain(void* arg) {
+  std::shared_ptr<AttachShared> s = std::move(*static_cast<std::shared_ptr<AttachShared>*>(arg));
+  delete static_cast<std::shared_ptr<AttachShared>*>(arg);
+  Run(s);
+  return nullptr;
+}
+
+// The ATTACH thread. Uses only `s` (see the lifetime note at the top).
+void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
+  AttachShared& s = *sp;
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, WakeSignal());
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 
+  using End = AttachShared::End;
   End end = End::kStopped;
   int err = 0;
-  while (!stopFlag_.load()) {
+  if (s.testStallMs > 0) StallIgnoringSignals(s.testStallMs);
+  while (!s.stopFlag.load()) {
     uapi::VirtioRequest req{};
     req.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
-    int ret = ioctl(fd_, attachRequest_, &req);
+    int ret = ioctl(s.fd, s.attachRequest, &req);
     if (ret >= 0) {
-      bool schedule = false;
+      bool hit = false;
       {
-        std::lock_guard<std::mutex> g(lock_);
-        queue_.push_back(req);
-        if (!drainScheduled_) schedule = drainScheduled_ = true;
+        std::lock_guard<std::mutex> g(s.lock);
+        if (s.abandoned) continue;
+        hit = cells::Answer(s.cells, &req);
+        if (!hit) {
+          s.queue.push_back(req);
+          if (!s.drainScheduled) {
+            s.drainScheduled = true;
+            s.tsfn.NonBlockingCall([sp](Napi::Env env, Napi::Function cb) { Deliver(sp, env, cb, false); });
+          }
+        }
       }
-      if (schedule) tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) { Deliver(env, cb, false); });
+      // A hot cell: the vCPU is released from this thread; JS reads the hit counters later.
+      if (hit && ioctl(s.fd, s.completeRequest, &req) != 0) {
+        int e = errno;
+        std::lock_guard<std::mutex> g(s.lock);
+        if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
+      }
       continue;
     }
     int e = errno;
-    if (stopFlag_.load()) break;
+    if (s.stopFlag.load()) break;
     // §3.4: signal / empty-queue wake-ups. EFAULT on v2 (the wait result is dropped), EINTR or
     // EAGAIN on revB. Without the stop flag these are a competing consumer winning: retry.
-    if (e == EINTR || e == EAGAIN || (e == EFAULT && revision_ != uapi::kRevB)) continue;
-    if (e == EPERM) {
-      end = End::kDmGone;
-    } else {
-      end = End::kError;
-    }
+    if (e == EINTR || e == EAGAIN || (e == EFAULT && s.revision != uapi::kRevB)) continue;
+    end = e == EPERM ? End::kDmGone : End::kError;
     err = e;
     break;
   }
   {
-    std::lock_guard<std::mutex> g(lock_);
-    end_ = end;
-    endErrno_ = err;
+    std::lock_guard<std::mutex> g(s.lock);
+    s.end = end;
+    s.endErrno = err;
+    if (!s.abandoned) {
+      s.tsfn.BlockingCall([sp](Napi::Env env, Napi::Function cb) { Deliver(sp, env, cb, true); });
+      s.tsfn.Release();
+    }
+    s.threadDone.store(true);
   }
-  tsfn_.BlockingCall([this](Napi::Env env, Napi::Function cb) {
-    Deliver(env, cb, true);
-  });
-  threadDone_.store(true);
-  tsfn_.Release();
 }
 
 // JS thread: hand every queued request over in one call; on the final call also report the end.
-void AttachLoop::Deliver(Napi::Env env, Napi::Function cb, bool final) {
+void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env, Napi::Function cb, bool final) {
   if (env == nullptr) return;  // env torn down: nobody to tell
+  AttachShared& s = *sp;
   std::vector<uapi::VirtioRequest> batch;
-  End end;
+  AttachShared::End end;
   int err;
   {
-    std::lock_guard<std::mutex> g(lock_);
-    batch.swap(queue_);
-    drainScheduled_ = false;
-    end = end_;
-    err = endErrno_;
+    std::lock_guard<std::mutex> g(s.lock);
+    batch.swap(s.queue);
+    s.drainScheduled = false;
+    end = s.end;
+    err = s.endErrno;
   }
   Napi::HandleScope scope(env);
   auto call = [&](Napi::Value reqs, size_t count, Napi::Value error, Napi::Value endName) {
@@ -209,19 +278,22 @@ void AttachLoop::Deliver(Napi::Env env, Napi::Function cb, bool final) {
   }
   if (!final) return;
   Napi::Value error = env.Null();
-  if (end != End::kStopped) {
+  if (end != AttachShared::End::kStopped) {
     Napi::Error e = ErrnoError(env, err, "ioctl(BAO_IOCTL_IO_CLIENT_ATTACH)");
     error = e.Value();
   }
-  call(env.Null(), 0, error, Napi::String::New(env, EndName(static_cast<int>(end))));
-  Finish(env);
+  call(env.Null(), 0, error, Napi::String::New(env, EndName(end)));
+  if (s.owner != nullptr) s.owner->Finish(env);
 }
 
 // JS thread, after the final delivery: join, stop kicking, settle stop() promises, drop the self-ref.
 void AttachLoop::Finish(Napi::Env env) {
   if (finished_) return;
   finished_ = true;
-  if (thread_.joinable()) thread_.join();
+  if (started_ && !joined_) {
+    pthread_join(tid_, nullptr);
+    joined_ = true;
+  }
   if (kickTimer_ != nullptr) uv_timer_stop(kickTimer_);
   Unregister(registry_, this);
   for (auto& d : stopWaiters_) d.Resolve(env.Undefined());
@@ -230,12 +302,12 @@ void AttachLoop::Finish(Napi::Env env) {
 }
 
 void AttachLoop::Kick() {
-  if (!threadDone_.load()) pthread_kill(tid_, WakeSignal());
+  if (started_ && !joined_ && !shared_->threadDone.load()) pthread_kill(tid_, WakeSignal());
 }
 
 void AttachLoop::OnKickTimer(uv_timer_t* timer) {
   AttachLoop* self = static_cast<AttachLoop*>(timer->data);
-  if (self->threadDone_.load()) {
+  if (self->shared_->threadDone.load()) {
     uv_timer_stop(timer);
     return;
   }
@@ -243,7 +315,7 @@ void AttachLoop::OnKickTimer(uv_timer_t* timer) {
 }
 
 void AttachLoop::RequestStop() {
-  stopFlag_.store(true);
+  shared_->stopFlag.store(true);
   Kick();
 }
 
@@ -256,10 +328,10 @@ Napi::Value AttachLoop::Stop(const Napi::CallbackInfo& info) {
     return d.Promise();
   }
   stopWaiters_.push_back(d);
-  if (!stopFlag_.load()) {
+  if (!shared_->stopFlag.load()) {
     RequestStop();
-    // The thread may not have entered the ioctl yet (or not even recorded its id): repeat the
-    // signal until it is out. Referenced while stopping so the process waits for the join.
+    // The thread may not have entered the ioctl yet: repeat the signal until it is out.
+    // Referenced while stopping so the process waits for the join.
     uv_ref(reinterpret_cast<uv_handle_t*>(kickTimer_));
     uv_timer_start(kickTimer_, &AttachLoop::OnKickTimer, 1, 5);
   }
@@ -267,19 +339,31 @@ Napi::Value AttachLoop::Stop(const Napi::CallbackInfo& info) {
 }
 
 // Teardown path (cleanup hook, destructor): no event loop to wait on, so kick and join here.
+// A thread still in the ioctl after 2 s is given up (detached, `abandoned`): it keeps its own
+// reference to the shared state and never touches this object or the tsfn again.
 void AttachLoop::StopBlocking() {
-  if (!thread_.joinable()) return;
-  stopFlag_.store(true);
+  if (!started_ || joined_) return;
+  shared_->stopFlag.store(true);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (!threadDone_.load() && std::chrono::steady_clock::now() < deadline) {
+  while (!shared_->threadDone.load() && std::chrono::steady_clock::now() < deadline) {
     Kick();
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (threadDone_.load()) {
-    thread_.join();
-  } else {
-    thread_.detach();  // a driver that ignores signals: leak the thread rather than hang the exit
+  bool done;
+  {
+    std::lock_guard<std::mutex> g(shared_->lock);
+    done = shared_->threadDone.load();
+    if (!done) {
+      shared_->abandoned = true;
+      shared_->cells = cells::Table{};  // its memory goes with this object
+    }
   }
+  if (done) {
+    pthread_join(tid_, nullptr);
+  } else {
+    pthread_detach(tid_);  // a driver that ignores signals: leak the thread rather than hang the exit
+  }
+  joined_ = true;
   Unregister(registry_, this);
 }
 

@@ -5,15 +5,45 @@
 #include <uv.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "bao_uapi.h"
+#include "cells.h"
 
 namespace nodebao {
 
 struct Registry;
+class AttachLoop;
+
+// Everything the ATTACH thread touches. It holds its own reference (shared_ptr), so the JS
+// object may be finalized while the thread still runs (env teardown with a thread that did not
+// answer the stop signal): the thread then only ever sees this, never the AttachLoop.
+struct AttachShared {
+  enum class End { kNone, kStopped, kDmGone, kError };
+
+  int fd = -1;
+  int revision = 0;
+  unsigned long attachRequest = 0;
+  unsigned long completeRequest = 0;
+  int testStallMs = 0;  // tests only: plays a driver that ignores the stop signal this long
+  Napi::ThreadSafeFunction tsfn;
+  std::atomic<bool> stopFlag{false};
+  std::atomic<bool> threadDone{false};
+
+  std::mutex lock;  // guards everything below, and every use of tsfn by the thread
+  std::vector<uapi::VirtioRequest> queue;
+  bool drainScheduled = false;
+  End end = End::kNone;
+  int endErrno = 0;
+  // Set (under `lock`) when the owner gave the thread up: the env may be gone, with the tsfn
+  // and the cell table's memory.
+  bool abandoned = false;
+  cells::Table cells;  // words == nullptr: no cells, every request goes to JS
+
+  AttachLoop* owner = nullptr;  // JS thread only; nulled by ~AttachLoop
+};
 
 class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
  public:
@@ -25,34 +55,25 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
   void StopBlocking();
 
  private:
-  enum class End { kNone, kStopped, kDmGone, kError };
-
   Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value IsRunning(const Napi::CallbackInfo& info);
-  void Run();
+  static void* ThreadMain(void* arg);
+  static void Run(const std::shared_ptr<AttachShared>& s);
+  static void Deliver(const std::shared_ptr<AttachShared>& s, Napi::Env env, Napi::Function cb, bool final);
   void RequestStop();
   void Kick();
-  void Deliver(Napi::Env env, Napi::Function cb, bool final);
   void Finish(Napi::Env env);
+  void CloseKickTimer();
   static void OnKickTimer(uv_timer_t* timer);
 
   Registry* registry_ = nullptr;
-  int fd_;
-  int revision_;
-  unsigned long attachRequest_;
-  Napi::ThreadSafeFunction tsfn_;
-  std::thread thread_;
+  std::shared_ptr<AttachShared> shared_;
   pthread_t tid_{};
-  std::atomic<bool> stopFlag_{false};
-  std::atomic<bool> threadDone_{false};
+  bool started_ = false;   // a thread was created
+  bool joined_ = false;    // ... and joined or detached: tid_ is no longer ours
   bool finished_ = false;  // JS side has joined the thread and released everything
 
-  std::mutex lock_;  // guards queue_, drainScheduled_, end_, endErrno_
-  std::vector<uapi::VirtioRequest> queue_;
-  bool drainScheduled_ = false;
-  End end_ = End::kNone;
-  int endErrno_ = 0;
-
+  Napi::Reference<Napi::ArrayBuffer> cellsRef_;  // keeps the table's memory while the thread may read it
   uv_timer_t* kickTimer_ = nullptr;
   std::vector<Napi::Promise::Deferred> stopWaiters_;
 };

@@ -2,6 +2,9 @@
 // itself, so queue ioeventfds, tap and pty fds cost no thread (bindings-cpp poller pattern).
 // new Poller(fd, callback(err, events)); start(events = READABLE); stop(); close() (idempotent).
 // While watching, the object holds a strong reference to itself so it is not collected.
+// A poll error (libuv reports POLLERR as UV_EBADF and has already stopped its watcher) ends the
+// watching here too before the callback sees it: the self-reference is dropped, `active` turns
+// false, and start() may be called again if the owner wants to retry.
 #include "poller.h"
 
 #include "errors.h"
@@ -50,9 +53,13 @@ void Poller::OnPoll(uv_poll_t* handle, int status, int events) {
   Napi::Env env = self->Env();
   Napi::HandleScope scope(env);
   Napi::Value err = env.Null();
-  if (status < 0) err = ErrnoError(env, -status, "uv_poll").Value();
+  Napi::Value keep = self->Value();  // StopWatching may drop the last reference
+  if (status < 0) {
+    err = ErrnoError(env, -status, "uv_poll").Value();
+    self->StopWatching();
+  }
   try {
-    self->callback_.MakeCallback(self->Value(), {err, Napi::Number::New(env, events)}, *self->context_);
+    self->callback_.MakeCallback(keep.As<Napi::Object>(), {err, Napi::Number::New(env, events)}, *self->context_);
   } catch (const Napi::Error& e) {
     // A throwing JS callback must surface as an uncaught exception, not unwind through libuv.
     napi_fatal_exception(env, e.Value());

@@ -11,11 +11,17 @@ import {
   type RevisionId,
 } from '../native.js';
 import { DeviceModelGoneError } from './errors.js';
+import type { RegisterCellTable } from './register-cells.js';
 import { decodeRequests, type IoRequest } from './request.js';
 
 export type OnRequests = (requests: IoRequest[]) => void;
 /** Errors that end the loop: a syscall error (code/errno/syscall) or DeviceModelGoneError. */
 export type OnAttachError = (error: Error) => void;
+
+export interface AttachOptions {
+  /** Accesses hitting these cells are answered by the native thread and never reach onRequests. */
+  readonly cells?: RegisterCellTable;
+}
 
 export interface AttachEnd {
   readonly reason: AttachEndReason;
@@ -36,6 +42,7 @@ export class AttachLoop {
     onRequests: OnRequests,
     onError: OnAttachError,
     addon: NativeAddon = loadAddon(),
+    options: AttachOptions = {},
   ) {
     let settle: (end: AttachEnd) => void = () => {};
     this.ended = new Promise<AttachEnd>((resolve) => {
@@ -54,7 +61,7 @@ export class AttachLoop {
       // Settle first: an onError that throws must not leave `ended` pending.
       settle(error === undefined ? { reason: end } : { reason: end, error });
       if (error !== undefined) onError(error);
-    });
+    }, options.cells === undefined ? undefined : { cells: options.cells.buffer });
   }
 
   get running(): boolean {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { NativeAddon, RevisionId } from '../native.js';
 import { ACCESS_WIDTHS, IOEVENTFD_FLAG_DATAMATCH, IOEVENTFD_FLAG_DEASSIGN, IRQFD_FLAG_DEASSIGN, IoOp } from '../uapi/constants.js';
 import type { Revision } from '../uapi/revisions.js';
-import { AttachLoop, type OnAttachError, type OnRequests } from './attach-loop.js';
+import { AttachLoop, type AttachOptions, type OnAttachError, type OnRequests } from './attach-loop.js';
 import { HandleClosedError, InvalidArgumentError } from './errors.js';
 import { EventFd, type EventFdOptions } from './eventfd.js';
 import { Mapping } from './mapping.js';
@@ -100,8 +100,8 @@ export class DeviceModelHandle {
    * Answer each with complete(). `onError` gets the error that ended the loop (syscall error, or
    * DeviceModelGoneError when the driver tears the DM down).
    */
-  attach(onRequests: OnRequests, onError: OnAttachError): AttachLoop {
-    const loop = new AttachLoop(this.fd, this.revId, this.id, onRequests, onError, this.addon);
+  attach(onRequests: OnRequests, onError: OnAttachError, options: AttachOptions = {}): AttachLoop {
+    const loop = new AttachLoop(this.fd, this.revId, this.id, onRequests, onError, this.addon, options);
     this.loops.add(loop);
     void loop.ended.then(() => this.loops.delete(loop));
     return loop;

@@ -10,5 +10,6 @@ export * from './mapping.js';
 export * from './nodes.js';
 export * from './poller.js';
 export * from './pty.js';
+export * from './register-cells.js';
 export * from './request.js';
 export type { CreateDeviceModelParams, DeviceModelInfo, DmFdClosePolicy } from './revision-ops.js';

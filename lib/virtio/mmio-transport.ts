@@ -99,6 +99,13 @@ export interface MmioTransportOptions {
   readonly onActivate?: (info: ActivationInfo) => void;
   /** The driver reset the device (status 0), once the device's reset has finished. */
   readonly onReset?: () => void;
+  /**
+   * Where InterruptStatus lives (default: a word of its own). Another thread may answer the
+   * frontend's InterruptStatus reads and InterruptACK writes from this word (lib/vmm's hot
+   * registers), so the transport changes it only atomically: bits are set (Atomics.or) before
+   * the interrupt is signalled, ACKs clear only the bits written (Atomics.and).
+   */
+  readonly interruptStatusWord?: { readonly words: Int32Array; readonly index: number };
 }
 
 interface QueueRegisters {
@@ -145,7 +152,9 @@ export class MmioTransport {
   private readonly queueRegs: QueueRegisters[];
   private lifecycle: Lifecycle = { kind: 'inactive' };
   private statusValue = 0;
-  private interruptStatusValue = 0;
+  /** InterruptStatus: Atomics only (see MmioTransportOptions.interruptStatusWord). */
+  private readonly isrWords: Int32Array;
+  private readonly isrIndex: number;
   private generation = 0;
   private deviceFeaturesSel = 0;
   private driverFeaturesSel = 0;
@@ -162,6 +171,9 @@ export class MmioTransport {
     this.vendorId = options.vendorId ?? R.BAO_VENDOR_ID;
     this.offered = device.features | TRANSPORT_FEATURES;
     this.queueRegs = device.queueMaxSizes.map((maxSize) => newQueueRegisters(maxSize));
+    this.isrWords = options.interruptStatusWord?.words ?? new Int32Array(1);
+    this.isrIndex = options.interruptStatusWord?.index ?? 0;
+    Atomics.store(this.isrWords, this.isrIndex, 0);
   }
 
   get status(): number {
@@ -169,7 +181,7 @@ export class MmioTransport {
   }
 
   get interruptStatus(): number {
-    return this.interruptStatusValue;
+    return Atomics.load(this.isrWords, this.isrIndex) >>> 0;
   }
 
   get configGeneration(): number {
@@ -220,7 +232,7 @@ export class MmioTransport {
       case R.MMIO_QUEUE_READY:
         return q?.ready ? 1 : 0;
       case R.MMIO_INTERRUPT_STATUS:
-        return this.interruptStatusValue;
+        return this.interruptStatus;
       case R.MMIO_STATUS:
         return this.statusValue;
       case R.MMIO_SHM_LEN_LOW:
@@ -308,7 +320,7 @@ export class MmioTransport {
         this.queueNotify(v);
         return;
       case R.MMIO_INTERRUPT_ACK:
-        this.interruptStatusValue &= ~v;
+        Atomics.and(this.isrWords, this.isrIndex, ~v);
         return;
       case R.MMIO_STATUS:
         return this.writeStatus(v);
@@ -401,6 +413,12 @@ export class MmioTransport {
       if (this.lifecycle !== state) break;
     }
     return served;
+  }
+
+  /** Whether serveUnkicked noted unannounced buffers it will serve at its next call. */
+  get awaitingKick(): boolean {
+    const state = this.lifecycle;
+    return state.kind === 'active' && state.unannounced.some((avail) => avail !== -1);
   }
 
   /** Device-side: set DEVICE_NEEDS_RESET (§2.1.2) and tell a live driver. Idempotent. */
@@ -583,7 +601,7 @@ export class MmioTransport {
 
   private clearRegisters(): void {
     this.statusValue = 0;
-    this.interruptStatusValue = 0;
+    Atomics.store(this.isrWords, this.isrIndex, 0);
     this.deviceFeaturesSel = 0;
     this.driverFeaturesSel = 0;
     this.driverFeatures = 0n;
@@ -716,7 +734,7 @@ export class MmioTransport {
     const q = state.queues[index];
     if (!q?.needsNotification()) return;
     // bao-abi.md §3.8: the hypervisor knows nothing of InterruptStatus; set it before the irq.
-    this.interruptStatusValue |= R.INTERRUPT_VRING;
+    Atomics.or(this.isrWords, this.isrIndex, R.INTERRUPT_VRING);
     this.stats.usedInterrupts += 1;
     this.options.interrupt.signal();
   }
@@ -728,7 +746,7 @@ export class MmioTransport {
   }
 
   private raiseConfigInterrupt(): void {
-    this.interruptStatusValue |= R.INTERRUPT_CONFIG;
+    Atomics.or(this.isrWords, this.isrIndex, R.INTERRUPT_CONFIG);
     this.stats.configInterrupts += 1;
     this.options.interrupt.signal();
   }

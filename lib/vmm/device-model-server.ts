@@ -16,6 +16,7 @@ import { MMIO_QUEUE_NOTIFY, MMIO_STATUS, MMIO_WINDOW_SIZE } from '../virtio/mmio
 import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
+import { HotRegisters } from './hot-registers.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import type { DeviceModelSnapshot } from './status.js';
 
@@ -40,6 +41,8 @@ export interface DeviceModelServerStats {
   pollErrors: number;
   /** Interrupts that could not be raised (irqfd write failed). */
   irqErrors: number;
+  /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
+  hotAccesses?: number;
 }
 
 /** How long a trapped access may wait for the device's reset to finish before it is completed anyway. */
@@ -67,9 +70,11 @@ export interface DeviceModelServerOptions {
   readonly mmioAddr: number;
   readonly log: Logger;
   /** Timing of the kick watchdog (defaults in KickWatchdog). */
-  readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'fastMs' | 'holdMs'>;
+  readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'maxIdleMs' | 'fastMs' | 'holdMs'>;
   /** Bound on the wait for a device's reset (a Status 0 write, shutdown); default DEFAULT_RESET_TIMEOUT_MS. */
   readonly resetTimeoutMs?: number;
+  /** Answer the hot registers in the native thread (lib/vmm/hot-registers.ts). Default: on, unless NODE_BAO_HOT_REGISTERS=0. */
+  readonly hotRegisters?: boolean;
 }
 
 export class DeviceModelServer {
@@ -99,6 +104,7 @@ export class DeviceModelServer {
   private readonly kicks = new Map<number, EventFd>();
   private readonly watchdog: KickWatchdog;
   private readonly resetTimeoutMs: number;
+  private readonly hot: HotRegisters | undefined;
   private closing: Promise<void> | undefined;
   /** Set once close() began: kicks and the watchdog no longer reach the device. */
   private shuttingDown = false;
@@ -123,11 +129,17 @@ export class DeviceModelServer {
     this.irq = this.handle.createEventFd();
     this.handle.assignIrqfd(this.irq);
     const irq = this.irq;
+    const hot = (options.hotRegisters ?? process.env['NODE_BAO_HOT_REGISTERS'] !== '0') ? new HotRegisters(options.mmioAddr) : undefined;
+    this.hot = hot;
     this.transport = new MmioTransport(options.device, {
+      ...(hot === undefined ? {} : { interruptStatusWord: hot.interruptStatus }),
       memory,
       interrupt: { signal: () => this.raiseInterrupt(irq) },
       log: options.log,
-      onActivate: (info) => this.armKicks(info.queues),
+      onActivate: (info) => {
+        this.armKicks(info.queues);
+        this.watchdog.poke();
+      },
     });
     let end: (error?: Error) => void = () => {};
     this.stopped = new Promise<void>((resolve, reject) => {
@@ -135,9 +147,11 @@ export class DeviceModelServer {
     });
     // The daemon may never look at `stopped`; an unobserved rejection must not kill the process.
     this.stopped.catch(() => {});
+    hot?.publish(this.transport);
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
       serve: () => this.guarded('kick watchdog', () => this.transport.serveUnkicked(), 0),
+      pending: () => this.transport.awaitingKick,
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(
@@ -146,12 +160,14 @@ export class DeviceModelServer {
         this.log.error({ err: error }, 'request loop ended');
         end(error);
       },
+      hot === undefined ? {} : { cells: hot.table },
     );
     this.watchdog.start();
   }
 
   /** Counters and virtio status now (copies: the caller may keep them). */
   snapshot(): DeviceModelSnapshot {
+    this.countHot();
     const t = this.transport.stats;
     return { status: formatStatus(this.transport.status), server: { ...this.stats }, transport: { ...t, faults: { ...t.faults } } };
   }
@@ -159,6 +175,10 @@ export class DeviceModelServer {
   /** Map the region, wire the irqfd and start the ATTACH loop; the caller still owns `handle`. */
   static start(options: DeviceModelServerOptions): DeviceModelServer {
     return new DeviceModelServer(options);
+  }
+
+  private countHot(): void {
+    if (this.hot !== undefined) this.stats.hotAccesses = this.hot.hits;
   }
 
   /**
@@ -409,6 +429,7 @@ export class DeviceModelServer {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
     if (finished) await this.handle.close();
+    this.countHot();
     this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }
 }

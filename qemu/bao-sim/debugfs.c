@@ -8,8 +8,8 @@
  *   access  write "read <off> <width>" | "write <off> <width> <value>" | "kick <off> <width> <value>"
  *           (kick = posted write, does not wait); read back "0x<value>\n" of the last access
  *           made through the same open file. <off> is relative to the virtio-mmio window.
- *   bench   write "<count> [<off> [<width>]]": count READ accesses one after another;
- *           read back "count N\nmin_ns X\navg_ns Y\nmax_ns Z\n"
+ *   bench   write "<count> [<off> [<width> [<value>]]]": count READ accesses one after another
+ *           (WRITEs of <value> when it is given); read back "count N\nmin_ns X\navg_ns Y\nmax_ns Z\n"
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -161,18 +161,19 @@ static ssize_t bs_bench_write(struct file *f, const char __user *ubuf, size_t co
 {
 	struct bs_dbg_file *d = f->private_data;
 	char cmd[64];
-	u64 n = 0, off = 0, i, t, min = U64_MAX, max = 0, sum = 0;
+	u64 n = 0, off = 0, value = 0, i, t, min = U64_MAX, max = 0, sum = 0;
 	u32 width = 4;
-	int err;
+	int err, fields;
 
 	err = bs_dbg_cmd(f, ubuf, count, cmd, sizeof(cmd));
 	if (err)
 		return err;
-	if (sscanf(cmd, "%llu %lli %u", &n, &off, &width) < 1 || n == 0 || !bs_width_ok(width))
+	fields = sscanf(cmd, "%llu %lli %u %lli", &n, &off, &width, &value);
+	if (fields < 1 || n == 0 || !bs_width_ok(width))
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		t = ktime_get_ns();
-		bs_access(d->dm, off, width, false, 0, &err, true);
+		bs_access(d->dm, off, width, fields >= 4, value, &err, true);
 		if (err)
 			return err;
 		t = ktime_get_ns() - t;

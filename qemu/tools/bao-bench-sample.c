@@ -7,7 +7,9 @@
  * one access), and the targets take turns sample by sample (the order rotating), so that noise
  * falls on all of them alike; the output has percentiles, the median being the robust figure.
  *
- *   bao-bench-sample <samples> <label>:<dm>:<offset> [<label>:<dm>:<offset>...]
+ *   bao-bench-sample <samples> <label>:<dm>:<offset>[:<value>] [<label>:<dm>:<offset>[:<value>]...]
+ *
+ * With a value, the target's accesses are WRITEs of it (bao-sim's bench then writes).
  *
  * Prints one line per target: "<label> n <n> min <ns> p10 <ns> p50 <ns> p90 <ns> p99 <ns> max <ns>".
  */
@@ -63,11 +65,12 @@ int main(int argc, char **argv)
 	int nt = argc - 2, k;
 
 	if (argc < 3 || nt > MAX_TARGETS || (samples = atol(argv[1])) <= 0) {
-		fprintf(stderr, "usage: bao-bench-sample <samples> <label>:<dm>:<offset>...\n");
+		fprintf(stderr, "usage: bao-bench-sample <samples> <label>:<dm>:<offset>[:<value>]...\n");
 		return 2;
 	}
 	for (k = 0; k < nt; k++) {
 		char *spec = argv[k + 2], *dm = strchr(spec, ':'), *off = dm ? strchr(dm + 1, ':') : NULL;
+		char *value = off ? strchr(off + 1, ':') : NULL;
 
 		if (!dm || !off) {
 			fprintf(stderr, "bad target '%s' (label:dm:offset)\n", spec);
@@ -75,9 +78,14 @@ int main(int argc, char **argv)
 		}
 		*dm++ = 0;
 		*off++ = 0;
+		if (value)
+			*value++ = 0;
 		t[k].label = spec;
 		snprintf(t[k].path, sizeof(t[k].path), "/sys/kernel/debug/bao-sim/dm%s/bench", dm);
-		snprintf(t[k].cmd, sizeof(t[k].cmd), "1 %s 4", off);
+		if (value)
+			snprintf(t[k].cmd, sizeof(t[k].cmd), "1 %s 4 %s", off, value);
+		else
+			snprintf(t[k].cmd, sizeof(t[k].cmd), "1 %s 4", off);
 		t[k].ns = calloc((size_t)samples, sizeof(*t[k].ns));
 		if (!t[k].ns)
 			return 1;

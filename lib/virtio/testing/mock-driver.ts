@@ -44,7 +44,7 @@ export interface MockDriverCreateOptions {
   readonly guardBytes?: number;
   readonly log?: Logger;
   /** Extra transport options (hooks). */
-  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'logLimit'>>;
+  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'logLimit' | 'interruptStatusWord'>>;
 }
 
 export interface InitOptions {

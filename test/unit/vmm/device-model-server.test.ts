@@ -5,7 +5,7 @@
 
 import { describe, expect, it, vi } from 'vitest';
 
-import type { DeviceModelHandle, IoRequest } from '../../../lib/dispatcher/index.js';
+import { CELL_LAYOUT, type DeviceModelHandle, type IoRequest, type RegisterCellTable } from '../../../lib/dispatcher/index.js';
 import { IoOp } from '../../../lib/uapi/constants.js';
 import { RngDevice } from '../../../lib/devices/rng/index.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
@@ -60,6 +60,7 @@ class FakeHandle {
   /** createEventFd throws EMFILE from this call on (0 = the irqfd's). */
   failEventFdFrom: number | undefined;
   deliver: ((reqs: IoRequest[]) => void) | undefined;
+  attachOptions: { cells?: RegisterCellTable } | undefined;
 
   map() {
     return { bytes: this.bytes };
@@ -81,8 +82,9 @@ class FakeHandle {
   assignIoeventfd(spec: FakeHandle['ioeventfds'][number]): void {
     this.ioeventfds.push(spec);
   }
-  attach(onRequests: (reqs: IoRequest[]) => void) {
+  attach(onRequests: (reqs: IoRequest[]) => void, _onError: unknown, options?: { cells?: RegisterCellTable }) {
     this.deliver = onRequests;
+    this.attachOptions = options;
     return {
       stop: async () => {
         this.events.push('loop stopped');
@@ -221,6 +223,43 @@ describe('DeviceModelServer', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('costs (almost) nothing while idle: the kick watchdog backs off to a look every 2 s', () => {
+    vi.useFakeTimers();
+    try {
+      const { server, bringUp } = setup();
+      bringUp();
+      const looks = vi.spyOn(server.transport, 'serveUnkicked');
+      vi.advanceTimersByTime(60_000);
+      // 50 ms doubling to 2 s: 6 looks in the first 3.15 s, then one every 2 s.
+      expect(looks.mock.calls.length).toBeLessThanOrEqual(36);
+      expect(server.stats.watchdogFinds).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('hands the ATTACH loop its hot register cells, whose InterruptStatus word is the transport\u2019s', () => {
+    const { handle, server, bringUp, offerBuffer } = setup();
+    const cells = handle.attachOptions?.cells;
+    expect(cells?.size).toBe(6); // 4 probe constants, InterruptStatus, InterruptACK
+    const w = cells?.words ?? new Int32Array(0);
+    const cellAddr = (n: number) => w[CELL_LAYOUT.headerWords + n * CELL_LAYOUT.cellWords + CELL_LAYOUT.addrLow];
+    expect([0, 1, 2, 3, 4, 5].map(cellAddr)).toEqual([0x00, 0x04, 0x08, 0x0c, 0x60, 0x64].map((o) => MMIO + o));
+    const isrIndex = w[CELL_LAYOUT.headerWords + 4 * CELL_LAYOUT.cellWords + CELL_LAYOUT.valueIndex] ?? -1;
+    bringUp();
+    offerBuffer();
+    handle.eventfds.at(-1)?.kick();
+    expect(server.transport.interruptStatus).toBe(R.INTERRUPT_VRING);
+    expect(Atomics.load(w, isrIndex)).toBe(R.INTERRUPT_VRING); // what the native thread answers
+    expect(server.snapshot().server.hotAccesses).toBe(0);
+  });
+
+  it('answers everything in JS when hot registers are off', () => {
+    const handle = new FakeHandle();
+    DeviceModelServer.start({ handle: handle as unknown as DeviceModelHandle, device: new RngDevice(), mmioAddr: MMIO, log: silentLogger, hotRegisters: false });
+    expect(handle.attachOptions?.cells).toBeUndefined();
   });
 
   it('closes in order: request loop first, then the device, then the irqfd and the device model', async () => {

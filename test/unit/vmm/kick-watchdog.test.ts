@@ -1,6 +1,7 @@
 // KickWatchdog: when and how often the daemon looks at the rings for buffers no kick announced.
-// Kicks that arrive are its normal case: it glances rarely. Once kicks go missing it polls fast,
-// until none has gone missing for the hold time.
+// Kicks that arrive are its normal case: it glances rarely, and ever more rarely while it finds
+// nothing (idle costs nothing). Once kicks go missing it polls fast, until none has gone missing
+// for the hold time.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -13,14 +14,16 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function watchdog(finds: () => number) {
+function watchdog(finds: () => number, pending: () => boolean = () => false) {
   const calls: { at: number }[] = [];
   const missed: number[] = [];
   const dog = new KickWatchdog({
     idleMs: 50,
     fastMs: 2,
     holdMs: 1000,
+    maxIdleMs: 400,
     now: () => Date.now(),
+    pending,
     serve: () => {
       calls.push({ at: Date.now() });
       return finds();
@@ -31,14 +34,52 @@ function watchdog(finds: () => number) {
 }
 
 describe('KickWatchdog', () => {
-  it('looks every idle period while kicks arrive as they should', () => {
+  it('backs off, doubling its period up to maxIdleMs, while its looks find nothing', () => {
     const start = Date.now();
     const { dog, calls, missed } = watchdog(() => 0);
     dog.start();
-    vi.advanceTimersByTime(200);
-    expect(calls.map((c) => c.at - start)).toEqual([50, 100, 150, 200]);
+    vi.advanceTimersByTime(2000);
+    expect(calls.map((c) => c.at - start)).toEqual([50, 150, 350, 750, 1150, 1550, 1950]);
     expect(missed).toEqual([]);
     expect(dog.polling).toBe(false);
+    expect(dog.period).toBe(400);
+    dog.stop();
+  });
+
+  it('looks again after idleMs once a look noted unannounced work, so it is served one idle period later', () => {
+    const start = Date.now();
+    let noted = false;
+    let served = 0;
+    const { dog, calls, missed } = watchdog(
+      () => {
+        // The second look after t=700 serves what the first one noted.
+        if (noted) {
+          noted = false;
+          served += 1;
+          return 1;
+        }
+        if (Date.now() - start >= 700 && served === 0) noted = true;
+        return 0;
+      },
+      () => noted,
+    );
+    dog.start();
+    vi.advanceTimersByTime(800);
+    // 50, 150, 350, 750 (notes), 800 (serves): 50 ms after the noting look, not 400.
+    expect(calls.map((c) => c.at - start)).toEqual([50, 150, 350, 750, 800]);
+    expect(missed).toEqual([1]);
+    expect(dog.polling).toBe(true);
+    dog.stop();
+  });
+
+  it('poke() brings a backed-off watchdog back to idleMs from now', () => {
+    const start = Date.now();
+    const { dog, calls } = watchdog(() => 0);
+    dog.start();
+    vi.advanceTimersByTime(1200); // looks at 50, 150, 350, 750, 1150; next due at 1550
+    dog.poke();
+    vi.advanceTimersByTime(100);
+    expect(calls.map((c) => c.at - start)).toEqual([50, 150, 350, 750, 1150, 1250]);
     dog.stop();
   });
 
@@ -71,6 +112,9 @@ describe('KickWatchdog', () => {
     const before = calls.length;
     vi.advanceTimersByTime(100);
     expect(calls.length - before).toBeLessThanOrEqual(3);
+    // ... and backs off from there.
+    vi.advanceTimersByTime(2000);
+    expect(dog.period).toBe(400);
     dog.stop();
   });
 
@@ -88,5 +132,6 @@ describe('KickWatchdog', () => {
   it('refuses periods that are not positive', () => {
     expect(() => new KickWatchdog({ serve: () => 0, fastMs: 0 })).toThrow(/fastMs/);
     expect(() => new KickWatchdog({ serve: () => 0, idleMs: Number.NaN })).toThrow(/idleMs/);
+    expect(() => new KickWatchdog({ serve: () => 0, maxIdleMs: -1 })).toThrow(/maxIdleMs/);
   });
 });
