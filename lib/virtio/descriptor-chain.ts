@@ -73,6 +73,9 @@ export function readDescriptorChain(
           len,
         });
       }
+      if (entries > size) {
+        throw invalid('CHAIN_TOO_LONG', head, index, 'indirect table longer than the queue', { entries, size });
+      }
       const offset = memory.offsetOf(addr, len);
       if (offset < 0) throw invalid('CHAIN_INDIRECT_OUT_OF_RANGE', head, index, 'indirect table outside the region', { addr, len });
       tableOffset = offset;
