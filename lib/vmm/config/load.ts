@@ -41,7 +41,16 @@ export function parseConfigText(text: string, source?: string): ValidatedConfig 
     }
     return undefined;
   };
-  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source === undefined ? { locate } : { source, locate });
+  // Some YAML errors surface only when the document is turned into values (an alias naming no
+  // anchor, an alias bomb beyond maxAliasCount): they are syntax errors of the file too.
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigSyntaxError(name, `${name}: YAML error: ${why}`, undefined, { cause: err });
+  }
+  return validateConfig(value, source === undefined ? { locate } : { source, locate });
 }
 
 /** Reads, parses and validates a config file. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */

@@ -1,0 +1,66 @@
+// What the fuzz targets found, each kept twice: its input in test/fuzz/corpus/<target>/finding-*
+// (replayed through the whole oracle by replay.test.ts) and here as the behaviour it pins, named.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { InvalidChainError } from '../../../lib/virtio/errors.js';
+import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
+import { SplitQueue } from '../../../lib/virtio/split-queue.js';
+import { parseConfigText } from '../../../lib/vmm/config/index.js';
+import { ConfigSyntaxError } from '../../../lib/vmm/errors.js';
+import { fuzz as fuzzConfig } from '../../fuzz/targets/config.js';
+import { fuzz as fuzzConsole } from '../../fuzz/targets/console.js';
+import { fuzz as fuzzSplitQueue } from '../../fuzz/targets/split-queue.js';
+
+const corpus = (target: string, name: string): Uint8Array =>
+  new Uint8Array(readFileSync(new URL(`../../fuzz/corpus/${target}/${name}`, import.meta.url)));
+
+describe('fuzz findings', () => {
+  describe('an indirect table longer than the queue (split-queue, console)', () => {
+    it('is refused as CHAIN_TOO_LONG: a chain holds at most queue-size buffers, indirect tables included', () => {
+      const memory = new GuestMemory(0x1000, new Uint8Array(0x4000));
+      const size = 2;
+      const queue = new SplitQueue(memory, { size, descTable: 0x1000, availRing: 0x1100, usedRing: 0x1200, indirect: true });
+      const table = 0x2000;
+      for (let i = 0; i < size + 1; i += 1) {
+        memory.writeU64(table + 16 * i, BigInt(0x3000 + 8 * i));
+        memory.writeU32(table + 16 * i + 8, 8);
+        memory.writeU16(table + 16 * i + 12, i < size ? 1 : 0);
+        memory.writeU16(table + 16 * i + 14, i + 1);
+      }
+      memory.writeU64(0x1000, BigInt(table));
+      memory.writeU32(0x1008, 16 * (size + 1));
+      memory.writeU16(0x100c, 4);
+      memory.writeU16(0x1104, 0);
+      memory.writeU16(0x1102, 1);
+      let caught: unknown;
+      try {
+        queue.pop();
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(InvalidChainError);
+      expect((caught as InvalidChainError).code).toBe('CHAIN_TOO_LONG');
+    });
+
+    it('replays the inputs that found it', () => {
+      expect(() => fuzzSplitQueue(corpus('split-queue', 'finding-indirect-table-longer-than-queue'))).not.toThrow();
+      expect(() => fuzzConsole(corpus('console', 'finding-indirect-table-longer-than-queue'))).not.toThrow();
+    });
+  });
+
+  describe('YAML errors found only when the document becomes values (config)', () => {
+    it('an alias naming no anchor is a syntax error of the file, not an internal error', () => {
+      expect(() => parseConfigText('devices: *a\n', 'c.yaml')).toThrow(ConfigSyntaxError);
+      expect(() => parseConfigText('devices: *a\n', 'c.yaml')).toThrow(/c\.yaml: YAML error: Unresolved alias/);
+      expect(() => fuzzConfig(corpus('config', 'finding-unresolved-alias'))).not.toThrow();
+    });
+
+    it('an alias bomb is refused as a syntax error', () => {
+      const text = readFileSync(new URL('../../fuzz/corpus/config/finding-alias-bomb', import.meta.url)).subarray(1).toString();
+      expect(() => parseConfigText(text, 'bomb.yaml')).toThrow(ConfigSyntaxError);
+      expect(() => parseConfigText(text, 'bomb.yaml')).toThrow(/Excessive alias count/);
+      expect(() => fuzzConfig(corpus('config', 'finding-alias-bomb'))).not.toThrow();
+    });
+  });
+});
