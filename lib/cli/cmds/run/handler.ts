@@ -3,9 +3,9 @@
 // close. The factory is injectable; by default it comes from lib/vmm/bao-device-model-factory.js, loaded
 // lazily so that a machine without the addon can still run `--help` and `config check`.
 //
-// Exit codes: 0 after a clean shutdown on a signal; 1 when the config is bad, a device cannot be
+// Exit codes (exit-codes.ts): 0 after a clean shutdown on a signal; 1 when a device cannot be
 // opened (nothing stays open), a device stops serving by itself, or shutdown fails or times out;
-// 2 when no config file was given.
+// 2 for a usage or config error: no config file, bad flags, a config that does not load.
 
 import type { Logger } from '../../../virtio/logger.js';
 import { loadConfig, type LoadConfigOptions, type ValidatedConfig } from '../../../vmm/config/index.js';
@@ -19,12 +19,11 @@ import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
 /** The part of `process` the command needs for signals; injectable for tests. */
 export interface SignalSource {
@@ -102,11 +101,11 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     if (e instanceof ConfigInvalidError) {
       err.write(`${file}: ${e.issues.length} error(s)\n`);
       for (const issue of e.issues) err.write(`  error: ${formatIssue(issue)}\n`);
-      return EXIT_FAILURE;
+      return EXIT_USAGE;
     }
     if (e instanceof VmmError) {
       err.write(`${e.message}\n`);
-      return EXIT_FAILURE;
+      return EXIT_USAGE;
     }
     throw e;
   }
