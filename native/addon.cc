@@ -6,6 +6,7 @@
 #include "attach.h"
 #include "fdutil.h"
 #include "ioctls.h"
+#include "notify.h"
 #include "poller.h"
 
 namespace {
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::InitFdUtil(env, exports);  // creates exports.constants
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
+  nodebao::InitNotify(env, exports);
   return exports;
 }
 

@@ -78,7 +78,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work !== '') fs.rmSync(work, { recursive: true, force: true });
-});
+}, 120_000);
 
 describe('the packed tarball', () => {
   it('holds dist/ with type declarations, the four prebuilds, the systemd unit and the docs, and no sources or tests', (ctx) => {
@@ -109,7 +109,7 @@ describe('the packed tarball', () => {
     // What `baoctl completion` installs into the shell asks this:
     const words = execFileSync(baoctl, ['--get-yargs-completions', 'baoctl', 'run', '--log-f'], { env: bareEnv(), encoding: 'utf8' });
     expect(words.split('\n')).toContain('--log-format');
-  });
+  }, 120_000);
 
   it("imports as `node-bao` with the config loader, the daemon and the device SDK (and its types resolve)", (ctx) => {
     if (whyNot !== undefined) skipBecause(ctx, whyNot);
@@ -125,7 +125,7 @@ describe('the packed tarball', () => {
       exports: Record<string, { types: string }>;
     };
     expect(fs.existsSync(path.join(app, 'node_modules', 'node-bao', pkg.exports['.']!.types))).toBe(true);
-  });
+  }, 120_000);
 
   const FOREIGN = [
     { arch: 'arm64', qemu: 'qemu-aarch64', lib: 'aarch64-linux-gnu' },
@@ -142,23 +142,16 @@ describe('the packed tarball', () => {
       if (!fs.existsSync(node)) skipBecause(ctx, `no ${f.arch} node in ${nodeRoot}: run \`bash scripts/prebuild-cross.sh --fetch-node ${f.arch}\``);
       const env = { ...bareEnv(), QEMU_LD_PREFIX: nodeRoot, LD_LIBRARY_PATH: `/lib/${f.lib}:/usr/lib/${f.lib}` };
       const baoctl = path.join(app, 'node_modules', 'node-bao', 'bin', 'baoctl');
-      const nodeVersion = execFileSync(qemu, [node, '-p', 'process.versions.node'], { env, encoding: 'utf8', timeout: 120_000 }).trim();
-      const [major = 0, minor = 0] = nodeVersion.split('.').map(Number);
       const r = spawnSync(qemu, [node, baoctl, '--version'], { env, encoding: 'utf8', timeout: 300_000 });
-      if (major < 20 || (major === 20 && minor < 19)) {
-        // Debian 12's own node: baoctl must say which Node it needs, not die in a dependency.
+      const old = /needs Node\.js 20\.19 or later; this is Node\.js v(\d+)/.exec(r.stderr);
+      if (old !== null) {
+        // Debian 12's own node (18): baoctl must say which Node it needs and where to get it,
+        // not die with a SyntaxError inside a dependency. (arch-smoke.test.ts loads the
+        // prebuild itself on this node.)
         expect(r.status).toBe(1);
-        expect(r.stderr).toMatch(/needs Node\.js 20\.19 or later; this is Node\.js v\d+/);
+        expect(Number(old[1])).toBeLessThan(21);
         expect(r.stderr).toContain('https://nodejs.org/');
         expect(r.stderr).not.toMatch(/SyntaxError/);
-        // The prebuild itself loads on this node (N-API), as the installed package holds it.
-        const abi = execFileSync(qemu, [node, '-e', `console.log(JSON.stringify(require('node-gyp-build')(${JSON.stringify(path.dirname(path.dirname(baoctl)))}).abi()).length > 2)`], {
-          cwd: app,
-          env: { ...env, NODE_PATH: path.join(app, 'node_modules') },
-          encoding: 'utf8',
-          timeout: 300_000,
-        });
-        expect(abi.trim()).toBe('true');
         return;
       }
       expect(r.status, r.stderr).toBe(0);

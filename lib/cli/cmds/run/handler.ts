@@ -9,14 +9,18 @@
 
 import type { Logger } from '../../../virtio/logger.js';
 import { loadConfig, type LoadConfigOptions, type ValidatedConfig } from '../../../vmm/config/index.js';
-import { serve, type Daemon } from '../../../vmm/daemon.js';
+import { serve, type Daemon, type ReloadReport } from '../../../vmm/daemon.js';
+import { applySocketAccess, parseSocketMode } from '../../../vmm/socket-access.js';
+import { createSystemdNotifier, type DatagramSender } from '../../../vmm/systemd-notify.js';
+import { openLogFile, type LogFile } from '../../../vmm/log-file.js';
 import type { BuildContext, DeviceBuilders } from '../../../vmm/device-builder.js';
 import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
-import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
+import { ComponentUnavailableError, ConfigInvalidError, DeviceOpenError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
+import { loadAddon } from '../../../native.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
@@ -27,8 +31,8 @@ export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
 /** The part of `process` the command needs for signals; injectable for tests. */
 export interface SignalSource {
-  on(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
-  off(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+  on(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', listener: () => void): unknown;
+  off(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', listener: () => void): unknown;
 }
 
 export interface RunIo {
@@ -46,7 +50,13 @@ export interface RunIo {
   readonly signal?: AbortSignal;
   /** The status socket when --status-socket is not given (the CLI: /run/node-bao/status.sock); default none. */
   readonly defaultStatusSocket?: string;
+  /** How systemd notifications are sent (default: the addon's sendUnixDatagram, loaded when first needed). */
+  readonly notifySend?: DatagramSender;
+  /** Called after each SIGHUP reload has been applied or refused (tests). */
+  readonly onReload?: (outcome: ReloadOutcome) => void;
 }
+
+export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport } | { readonly ok: false; readonly error: string };
 
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
@@ -94,6 +104,12 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_USAGE;
   }
 
+  const socketMode = args.statusSocketMode === undefined ? undefined : parseSocketMode(args.statusSocketMode);
+  if (args.statusSocketMode !== undefined && socketMode === undefined) {
+    err.write(`baoctl run: --status-socket-mode: expected an octal mode such as 0660, got '${args.statusSocketMode}'\n`);
+    return EXIT_USAGE;
+  }
+
   let validated: ValidatedConfig;
   try {
     validated = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
@@ -112,13 +128,20 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   const { config, warnings } = validated;
 
   let root;
+  let logFile: LogFile | undefined;
+  try {
+    if (args.logFile !== undefined) logFile = openLogFile(args.logFile);
+  } catch (e) {
+    err.write(`baoctl run: --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+    return EXIT_FAILURE;
+  }
   try {
     root = createRootLogger({
       level: args.logLevel,
       format: args.logFormat,
       defaultLevel: config.log.level,
       defaultFormat: config.log.format,
-      ...(io.logDestination === undefined ? {} : { destination: io.logDestination }),
+      ...(logFile !== undefined ? { destination: logFile.stream } : io.logDestination === undefined ? {} : { destination: io.logDestination }),
       ...(io.env === undefined ? {} : { env: io.env }),
     });
   } catch (e) {
@@ -129,6 +152,16 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   for (const w of warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
   log.info({ config: file, devices: config.devices.length }, `starting with ${file}`);
 
+  const notifier = createSystemdNotifier({
+    log,
+    ...(io.env === undefined ? {} : { env: io.env }),
+    send:
+      io.notifySend ??
+      (() => {
+        const addon = loadAddon();
+        return (path: string, data: Buffer) => addon.sendUnixDatagram(path, data);
+      }),
+  });
   const controller = new AbortController();
   const signals = io.signals ?? process;
   const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
@@ -136,12 +169,51 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       log.warn({ signal: name }, `${name} again: still shutting down (bounded by the shutdown timeout)`);
       return;
     }
+    notifier.stopping(`stopping (${name})`);
     controller.abort(new Error(name));
   };
   const onInt = onSignal('SIGINT');
   const onTerm = onSignal('SIGTERM');
   signals.on('SIGINT', onInt);
   signals.on('SIGTERM', onTerm);
+  // SIGHUP: reopen the log file, then reload the config. A config that does not load changes
+  // nothing; the daemon keeps serving what it had.
+  const onHup = (): void => {
+    try {
+      logFile?.reopen();
+    } catch (e) {
+      err.write(`baoctl run: cannot reopen --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+    }
+    const running = daemon;
+    if (running === undefined || controller.signal.aborted) {
+      log.warn({ signal: 'SIGHUP' }, 'SIGHUP while starting or stopping: config not reloaded');
+      return;
+    }
+    log.info({ signal: 'SIGHUP', config: file }, `SIGHUP: reloading ${file}`);
+    void (async (): Promise<ReloadOutcome> => {
+      let next: ValidatedConfig;
+      try {
+        next = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
+      } catch (e) {
+        const issues = e instanceof ConfigInvalidError ? e.issues.map(formatIssue) : [causeMessage(e)];
+        log.error({ errors: issues }, `reload refused, nothing changed: ${file}: ${issues.join('; ')}`);
+        return { ok: false, error: issues.join('; ') };
+      }
+      for (const w of next.warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
+      notifier.reloading();
+      try {
+        const report = await running.reload(next.config);
+        for (const f of report.failed) log.error({ device: f.device, err: f.error }, `reload: ${causeMessage(f.error)}`);
+        return { ok: true, report };
+      } catch (e) {
+        log.error({ err: e }, `reload failed: ${causeMessage(e)}`);
+        return { ok: false, error: causeMessage(e) };
+      } finally {
+        notifier.ready(`serving ${running.devices.length} device(s)`);
+      }
+    })().then((outcome) => io.onReload?.(outcome));
+  };
+  signals.on('SIGHUP', onHup);
   const external = io.signal;
   const onExternal = (): void => controller.abort(external?.reason ?? new Error('aborted'));
   if (external?.aborted) onExternal();
@@ -165,6 +237,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     const metrics = new DaemonMetrics(status);
     if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
       listeners.push(await openStatusServer({ path: statusPath, status, metrics, log }));
+      await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
     if (metricsAddress !== undefined) listeners.push(await openMetricsListener({ ...metricsAddress, status, metrics, log }));
     let factory: DeviceModelFactory;
@@ -184,12 +257,16 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       factory,
       builders: io.builders ?? defaultDeviceBuilders,
       log,
+      rootLog: root,
       context: io.context ?? { ptyOpener: defaultPtyOpener() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
+        // Every device model is open: units ordered after node-bao may start.
+        notifier.ready(`serving ${started.devices.length} device(s)`);
       },
     });
+    notifier.stopping();
     if (report.stoppedBy !== undefined || report.failed.length > 0) {
       log.error({ failed: report.failed.length }, 'stopped with errors');
       return EXIT_FAILURE;
@@ -197,14 +274,19 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     log.info({}, 'stopped cleanly');
     return EXIT_OK;
   } catch (e) {
-    // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
-    log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
+    // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged it
+    // already: once is enough) or ShutdownTimeoutError.
+    if (!(e instanceof DeviceOpenError)) log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
     return EXIT_FAILURE;
   } finally {
     await Promise.all(listeners.map((l) => l.close()));
+    notifier.stopping();
+    notifier.close();
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
+    signals.off('SIGHUP', onHup);
     external?.removeEventListener('abort', onExternal);
     root.flush();
+    logFile?.close();
   }
 }
