@@ -122,7 +122,8 @@ async function openDevice(entry: DeviceConfig, options: DaemonOptions): Promise<
   const bindings = { device: entry.id, type: entry.type };
   let built: BuiltDevice | undefined;
   try {
-    built = await builders[entry.type](entry, { ...options.context, log: base.child(options.rootLog === undefined ? bindings : { module: entry.type, ...bindings }) });
+    // Builders name their own module (e.g. `rng`).
+    built = await builders[entry.type](entry, { ...options.context, log: base.child(bindings) });
     const served = await factory.open({ entry, device: built.device, log: base.child({ module: 'dm', ...bindings }) });
     log.info(
       { device: ref, mmio: `0x${entry.mmioAddr.toString(16)}` },
