@@ -14,10 +14,15 @@ import { type FieldPath, type ValidatedConfig, validateConfig } from './normaliz
 export interface LoadConfigOptions {
   /** Injected for tests; defaults to fs.promises.readFile. */
   readonly readFile?: (path: string, encoding: 'utf8') => Promise<string>;
+  /** Refuse unknown keys (`--strict`). */
+  readonly strict?: boolean;
 }
 
+/** A config describes at most a few dozen devices; anything this large is a wrong file. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** Parses and validates config text; `source` names it in messages. */
-export function parseConfigText(text: string, source?: string): ValidatedConfig {
+export function parseConfigText(text: string, source?: string, options: { readonly strict?: boolean } = {}): ValidatedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { intAsBigInt: true, lineCounter, prettyErrors: true, uniqueKeys: true });
   const name = source ?? 'config';
@@ -41,7 +46,8 @@ export function parseConfigText(text: string, source?: string): ValidatedConfig 
     }
     return undefined;
   };
-  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source === undefined ? { locate } : { source, locate });
+  const strict = options.strict === true;
+  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source === undefined ? { locate, strict } : { source, locate, strict });
 }
 
 /** Reads, parses and validates a config file. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
@@ -58,5 +64,12 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     const why = code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new ConfigFileError('CONFIG_UNREADABLE', path, `${path}: cannot read the config: ${why}`, { cause: err });
   }
-  return parseConfigText(text, path);
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigFileError(
+      'CONFIG_TOO_LARGE',
+      path,
+      `${path}: ${text.length} bytes is more than a config can be (at most ${MAX_CONFIG_BYTES}); is this the right file?`,
+    );
+  }
+  return parseConfigText(text, path, { strict: options.strict === true });
 }

@@ -31,7 +31,7 @@ export async function runConfigCheck(args: ConfigCheckArgs, io: ConfigCheckIo = 
   const err = io.err ?? process.stderr;
   let result: ValidatedConfig;
   try {
-    result = await loadConfig(args.file, io.readFile === undefined ? {} : { readFile: io.readFile });
+    result = await loadConfig(args.file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
   } catch (e) {
     if (!(e instanceof VmmError)) throw e;
     if (args.json) {

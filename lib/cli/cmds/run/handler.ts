@@ -112,7 +112,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
 
   let validated: ValidatedConfig;
   try {
-    validated = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
+    validated = await loadConfig(file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
   } catch (e) {
     if (e instanceof ConfigInvalidError) {
       err.write(`${file}: ${e.issues.length} error(s)\n`);
@@ -193,7 +193,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     void (async (): Promise<ReloadOutcome> => {
       let next: ValidatedConfig;
       try {
-        next = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
+        next = await loadConfig(file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
       } catch (e) {
         const issues = e instanceof ConfigInvalidError ? e.issues.map(formatIssue) : [causeMessage(e)];
         log.error({ errors: issues }, `reload refused, nothing changed: ${file}: ${issues.join('; ')}`);

@@ -16,6 +16,8 @@ export interface RunArgs {
   readonly statusSocketMode?: string | undefined;
   /** Group (name or gid) that owns the status socket. */
   readonly statusSocketGroup?: string | undefined;
+  /** Refuse unknown config keys. */
+  readonly strict?: boolean | undefined;
   /** Append logs to this file (reopened on SIGHUP, for logrotate) instead of stderr. */
   readonly logFile?: string | undefined;
 }
@@ -44,6 +46,7 @@ export const runOptions = {
     type: 'string',
     description: 'group (name or gid) owning the status socket, so its members may run `baoctl status` without root',
   },
+  strict: { type: 'boolean', description: "refuse unknown config keys (with a 'did you mean'), also on a SIGHUP reload" },
   'log-file': {
     type: 'string',
     description: 'append logs to this file instead of stderr; reopened on SIGHUP (logrotate)',
