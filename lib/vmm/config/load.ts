@@ -10,6 +10,7 @@ import { LineCounter, isNode, parseDocument } from 'yaml';
 
 import { ConfigFileError, ConfigSyntaxError, type SourcePosition } from '../errors.js';
 import { type FieldPath, type ValidatedConfig, validateConfig } from './normalize.js';
+import { resolveConfigPaths } from './paths.js';
 
 export interface LoadConfigOptions {
   /** Injected for tests; defaults to fs.promises.readFile. */
@@ -50,7 +51,9 @@ export function parseConfigText(text: string, source?: string, options: { readon
   return validateConfig(doc.toJS({ maxAliasCount: 100 }), source === undefined ? { locate, strict } : { source, locate, strict });
 }
 
-/** Reads, parses and validates a config file. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
+/**
+ * Reads, parses and validates a config file; relative paths in it are made absolute against the
+ * file's directory. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
 export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<ValidatedConfig> {
   const readFile = options.readFile ?? ((p: string, e: 'utf8') => fsReadFile(p, e));
   let text: string;
@@ -71,5 +74,6 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
       `${path}: ${text.length} bytes is more than a config can be (at most ${MAX_CONFIG_BYTES}); is this the right file?`,
     );
   }
-  return parseConfigText(text, path, { strict: options.strict === true });
+  const validated = parseConfigText(text, path, { strict: options.strict === true });
+  return { ...validated, config: resolveConfigPaths(validated.config, path) };
 }

@@ -69,3 +69,22 @@ describe('config polish', () => {
     expect((err as Error).message).toMatch(/^big\.yaml: \d+ bytes is more than a config can be/);
   });
 });
+
+describe('paths in a config file', () => {
+  it("resolves relative socket_path and pty_alias against the config file's directory, not the working directory", async () => {
+    const text = [
+      'devices:',
+      '  - {id: 0, type: console, mmio_addr: 0xa000000, backend: socket, socket_path: run/console.sock}',
+      '  - {id: 1, type: console, mmio_addr: 0xa000400, pty_alias: ../vm1-console}',
+      '  - {id: 2, type: console, mmio_addr: 0xa000800, backend: socket, socket_path: /run/abs.sock}',
+      '',
+    ].join('\n');
+    const { config } = await loadConfig('/etc/node-bao/vm.yaml', { readFile: async () => text });
+    const backends = config.devices.map((d) => (d.type === 'console' ? d.backend : undefined));
+    expect(backends).toEqual([
+      { kind: 'socket', path: '/etc/node-bao/run/console.sock' },
+      { kind: 'pty', alias: '/etc/vm1-console' },
+      { kind: 'socket', path: '/run/abs.sock' },
+    ]);
+  });
+});
