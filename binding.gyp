@@ -10,6 +10,7 @@
         "native/errors.cc",
         "native/fdutil.cc",
         "native/ioctls.cc",
+        "native/notify.cc",
         "native/poller.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -112,6 +112,8 @@ export interface NativeAddon {
   eventfd(initval: number, flags: number): number;
   /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
   openpty(): { fd: number; path: string };
+  /** One datagram to a unix socket ('@name': abstract namespace); returns the bytes sent. */
+  sendUnixDatagram(path: string, data: Buffer): number;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   /**
    * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread

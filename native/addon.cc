@@ -7,6 +7,7 @@
 #include "cells.h"
 #include "fdutil.h"
 #include "ioctls.h"
+#include "notify.h"
 #include "poller.h"
 
 namespace {
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
   nodebao::cells::Init(env, exports);
+  nodebao::InitNotify(env, exports);
   return exports;
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Cross-builds the addon's prebuilds for the boards Bao runs on: linux-arm64, linux-arm (armv7
-# hard float) and linux-riscv64, next to the host's linux-x64 one from `npm run prebuild`.
+# Builds the addon's prebuilds: for the boards Bao runs on, cross-compiled (linux-arm64, linux-arm
+# (armv7 hard float), linux-riscv64: `npm run build:prebuilds:cross`), and for linux-x64 with the
+# host's compiler (`npm run build:prebuilds`). Always in a scratch copy, so build/ stays as it is.
 # Debian's cross compilers are installed with apt-get when missing (root only). Node's headers
 # (nodedir=/usr) are architecture-independent, so one header tree serves every target.
 #
-# Usage: scripts/prebuild-cross.sh [--install-only] [arm64|arm|riscv64 ...]
+# Usage: scripts/prebuild-cross.sh [--install-only] [x64|arm64|arm|riscv64 ...]
 #        scripts/prebuild-cross.sh --fetch-node arm64|arm
 #   --fetch-node: install qemu-user (root) and unpack Debian's node for that architecture into
 #   .cache/node-<arch> (private apt lists, nothing installed system-wide), so that
@@ -19,8 +20,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --install-only) install_only=1 ;;
     --fetch-node) fetch_node=${2:-}; shift ;;
-    arm64|arm|riscv64) targets+=("$1") ;;
-    *) echo "prebuild-cross: unknown argument '$1' (known: --install-only, --fetch-node <arch>, arm64, arm, riscv64)" >&2; exit 2 ;;
+    x64|arm64|arm|riscv64) targets+=("$1") ;;
+    *) echo "prebuild-cross: unknown argument '$1' (known: --install-only, --fetch-node <arch>, x64, arm64, arm, riscv64)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -56,6 +57,7 @@ fi
 # target -> Debian package / compiler triplet
 triplet() {
   case "$1" in
+    x64) echo x86_64-linux-gnu ;;
     arm64) echo aarch64-linux-gnu ;;
     arm) echo arm-linux-gnueabihf ;;
     riscv64) echo riscv64-linux-gnu ;;
@@ -85,6 +87,9 @@ fi
 
 [ "$install_only" = 1 ] && exit 0
 
+# What a prebuild is built from; scripts/prepack.sh rebuilds one whose digest differs.
+sources_digest() { find native binding.gyp -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1; }
+
 nodedir=${npm_config_nodedir:-/usr}
 root=$PWD
 # Build in a scratch copy: node-gyp writes build/Release/bao.node, and node-gyp-build loads that
@@ -102,5 +107,6 @@ for t in "${targets[@]}"; do
     npx prebuildify --napi --strip --arch "$t" --platform linux --nodedir="$nodedir")
   rm -rf "prebuilds/linux-$t"
   cp -r "$work/prebuilds/linux-$t" prebuilds/
+  sources_digest > "prebuilds/linux-$t/sources.sha256"
   file "prebuilds/linux-$t/"*.node 2>/dev/null || ls -l "prebuilds/linux-$t/"
 done

@@ -46,12 +46,23 @@ if [ "$want_cross" = 1 ]; then
   bash scripts/prebuild-cross.sh --install-only
 fi
 
-# Only when the installed tree is older than the lockfile. `npm install` installs the locked
-# versions; `npm ci` is not used because npm 11 refuses lockfiles that lack other platforms'
-# optional packages (rollup's), which npm itself writes that way.
+# systemd-analyze checks the shipped unit (test/unit/systemd); Debian has it in package systemd.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "systemd-analyze (to verify systemd/node-bao.service)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd || {
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd; }
+  else
+    echo "setup: systemd-analyze is missing (the unit file check is skipped); as root: apt-get install -y systemd" >&2
+  fi
+fi
+
+# Only when the installed tree is missing or older than the lockfile. `npm ci` installs exactly
+# what package-lock.json holds and never rewrites it (the lockfile lists every platform's
+# optional packages, so it works on arm64 and riscv64 hosts too).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm packages"
-  npm install --no-audit --no-fund
+  npm ci --no-audit --no-fund
 fi
 
 say "Addon and TypeScript build"

@@ -19,10 +19,8 @@ step "Type check"
 npx tsc -p tsconfig.json --noEmit || status=1
 
 step "Prebuilds (linux-x64, then arm64, armv7 and riscv64 cross-built)"
-npm run --silent prebuild || status=1
-npm run --silent prebuild:cross || status=1
-# prebuildify leaves no build/Release behind, and the QEMU image is made from it.
-npm run --silent build:native >/dev/null || status=1
+npm run --silent build:prebuilds || status=1
+npm run --silent build:prebuilds:cross || status=1
 
 step "Unit and native tests"
 npx vitest run --project unit --project native \

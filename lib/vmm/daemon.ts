@@ -9,6 +9,7 @@ import type { DaemonConfig, DeviceConfig } from './config/types.js';
 import type { BuildContext, BuiltDevice, DeviceBuilders } from './device-builder.js';
 import type { DeviceModelFactory, ServedDevice } from './device-model.js';
 import type { DeviceStatus } from './status.js';
+import { planReload } from './reload-plan.js';
 import {
   DeviceOpenError,
   DeviceStoppedError,
@@ -27,6 +28,12 @@ export interface DaemonOptions {
   readonly context?: Omit<BuildContext, 'log'>;
   /** Overrides config.shutdownTimeoutMs. */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * The logger without a `module` binding, from which each device's loggers are made
+   * (`{ module: 'dm' | <type>, device, type }`), so a JSON line carries `module` once.
+   * Default: `log` (whose own bindings the device loggers then inherit).
+   */
+  readonly rootLog?: Logger;
 }
 
 export interface ShutdownReport {
@@ -36,6 +43,8 @@ export interface ShutdownReport {
 
 interface RunningDevice {
   readonly ref: DeviceRef;
+  /** The config entry it was opened from (a reload keeps it running when the entry is unchanged). */
+  readonly entry: DeviceConfig;
   readonly mmioAddr: bigint;
   readonly built: BuiltDevice;
   readonly served: ServedDevice;
@@ -105,23 +114,114 @@ async function closeAll(
   return { closed, failed };
 }
 
+/** Builds and opens one device; on failure releases what it built and throws DeviceOpenError. */
+async function openDevice(entry: DeviceConfig, options: DaemonOptions): Promise<RunningDevice> {
+  const { factory, builders, log } = options;
+  const ref = refOf(entry);
+  const base = options.rootLog ?? log;
+  const bindings = { device: entry.id, type: entry.type };
+  let built: BuiltDevice | undefined;
+  try {
+    // Builders name their own module (e.g. `rng`).
+    built = await builders[entry.type](entry, { ...options.context, log: base.child(bindings) });
+    const served = await factory.open({ entry, device: built.device, log: base.child({ module: 'dm', ...bindings }) });
+    log.info(
+      { device: ref, mmio: `0x${entry.mmioAddr.toString(16)}` },
+      `${describeDevice(ref)}: serving at 0x${entry.mmioAddr.toString(16)}`,
+    );
+    return { ref, mmioAddr: entry.mmioAddr, built, served, entry };
+  } catch (cause) {
+    const error = new DeviceOpenError(ref, fieldOf(cause), { cause });
+    // An error with a code is an expected condition (no Bao driver here, no such DM, no
+    // permission) whose message says what to do: logged once, without a stack trace.
+    const code = (cause as { code?: unknown } | null)?.code;
+    log.error(typeof code === 'string' ? { device: ref, code } : { device: ref, err: cause }, error.message);
+    if (built !== undefined) await built.close().catch((err: unknown) => log.error({ err }, `${describeDevice(ref)}: close failed: ${causeMessage(err)}`));
+    throw error;
+  }
+}
+
 export class Daemon {
   private stopping: Promise<ShutdownReport> | undefined;
+  private reloading: Promise<ReloadReport> = Promise.resolve({ kept: [], started: [], stopped: [], failed: [] });
+  private onDeviceStopped!: (err: DeviceStoppedError) => void;
+  private readonly running: RunningDevice[];
+  private config: DaemonConfig;
   /** Settles with the first device that stopped serving by itself. */
   readonly deviceStopped: Promise<DeviceStoppedError>;
 
   private constructor(
-    private readonly running: readonly RunningDevice[],
+    running: readonly RunningDevice[],
     private readonly options: DaemonOptions,
   ) {
+    this.running = [...running];
+    this.config = options.config;
     this.deviceStopped = new Promise<DeviceStoppedError>((resolve) => {
-      for (const d of running) {
-        d.served.stopped?.then(
-          () => resolve(new DeviceStoppedError(d.ref, {})),
-          (cause: unknown) => resolve(new DeviceStoppedError(d.ref, { cause })),
-        );
-      }
+      this.onDeviceStopped = resolve;
     });
+    for (const d of running) this.watch(d);
+  }
+
+  private watch(d: RunningDevice): void {
+    d.served.stopped?.then(
+      () => {
+        if (this.running.includes(d)) this.onDeviceStopped(new DeviceStoppedError(d.ref, {}));
+      },
+      (cause: unknown) => {
+        if (this.running.includes(d)) this.onDeviceStopped(new DeviceStoppedError(d.ref, { cause }));
+      },
+    );
+  }
+
+  /**
+   * Applies a new, already validated config (SIGHUP): devices whose entry is unchanged keep
+   * running untouched; removed ones drain and stop; added ones, and changed ones (stopped
+   * first), start. A device that fails to start is reported and the others still apply.
+   * Reloads run one at a time.
+   */
+  reload(config: DaemonConfig): Promise<ReloadReport> {
+    const next = this.reloading.then(() => this.applyReload(config));
+    this.reloading = next.catch(() => ({ kept: [], started: [], stopped: [], failed: [] }));
+    return next;
+  }
+
+  private async applyReload(config: DaemonConfig): Promise<ReloadReport> {
+    if (this.stopping !== undefined) throw new Error('the daemon is shutting down');
+    const { log } = this.options;
+    const plan = planReload(
+      this.running.map((d) => d.entry),
+      config.devices,
+    );
+    const leaving = this.running.filter((d) => plan.stop.includes(d.entry));
+    for (const d of leaving) this.running.splice(this.running.indexOf(d), 1);
+    const stopped: DeviceRef[] = [];
+    const failed: { device: DeviceRef; error: unknown }[] = [];
+    if (leaving.length > 0) {
+      const report = await closeAll(leaving, [], config.shutdownTimeoutMs, log);
+      stopped.push(...report.closed);
+      failed.push(...report.failed);
+    }
+    this.config = config;
+    const started: DeviceRef[] = [];
+    for (const entry of plan.start) {
+      try {
+        const d = await openDevice(entry, { ...this.options, config });
+        this.running.push(d);
+        this.watch(d);
+        started.push(d.ref);
+      } catch (error) {
+        failed.push({ device: refOf(entry), error });
+      }
+    }
+    // Config order, as `baoctl status` lists them.
+    const order = new Map(config.devices.map((e, i) => [e.id, i]));
+    this.running.sort((a, b) => (order.get(a.ref.id) ?? 0) - (order.get(b.ref.id) ?? 0));
+    const kept = this.running.filter((d) => plan.keep.includes(d.entry)).map((d) => d.ref);
+    log.info(
+      { kept: kept.length, started: started.length, stopped: stopped.length, failed: failed.length },
+      `reloaded: ${kept.length} kept, ${started.length} started, ${stopped.length} stopped${failed.length > 0 ? `, ${failed.length} failed` : ''}`,
+    );
+    return { kept, started, stopped, failed };
   }
 
   get devices(): readonly DeviceRef[] {
@@ -159,7 +259,7 @@ export class Daemon {
   }
 
   private get timeoutMs(): number {
-    return this.options.shutdownTimeoutMs ?? this.options.config.shutdownTimeoutMs;
+    return this.options.shutdownTimeoutMs ?? this.config.shutdownTimeoutMs;
   }
 
   /**
@@ -167,27 +267,15 @@ export class Daemon {
    * was opened; nothing is left half-started.
    */
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const { config, factory, builders, log } = options;
+    const { config, factory, log } = options;
     const running: RunningDevice[] = [];
     const timeoutMs = options.shutdownTimeoutMs ?? config.shutdownTimeoutMs;
     for (const entry of config.devices) {
-      const ref = refOf(entry);
-      const deviceLog = log.child({ device: entry.id, type: entry.type });
-      let built: BuiltDevice | undefined;
       try {
-        built = await builders[entry.type](entry, { ...options.context, log: deviceLog });
-        const served = await factory.open({ entry, device: built.device, log: deviceLog.child({ module: 'dm' }) });
-        running.push({ ref, mmioAddr: entry.mmioAddr, built, served });
-        log.info(
-          { device: ref, mmio: `0x${entry.mmioAddr.toString(16)}` },
-          `${describeDevice(ref)}: serving at 0x${entry.mmioAddr.toString(16)}`,
-        );
-      } catch (cause) {
-        const error = new DeviceOpenError(ref, fieldOf(cause), { cause });
-        log.error({ device: ref, err: cause }, error.message);
-        const partial = built === undefined ? [] : [{ ref, built }];
+        running.push(await openDevice(entry, options));
+      } catch (error) {
         try {
-          await closeAll(running, partial, timeoutMs, log);
+          await closeAll(running, [], timeoutMs, log);
         } catch (closeErr) {
           log.error({ err: closeErr }, `while undoing a failed start: ${causeMessage(closeErr)}`);
         }
@@ -215,6 +303,13 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+export interface ReloadReport {
+  readonly kept: readonly DeviceRef[];
+  readonly started: readonly DeviceRef[];
+  readonly stopped: readonly DeviceRef[];
+  readonly failed: readonly { readonly device: DeviceRef; readonly error: unknown }[];
 }
 
 export interface ServeResult extends ShutdownReport {

@@ -25,7 +25,7 @@ export class ConfigFileError extends VmmError {
   readonly path: string;
 
   constructor(
-    code: 'CONFIG_NOT_FOUND' | 'CONFIG_UNREADABLE',
+    code: 'CONFIG_NOT_FOUND' | 'CONFIG_UNREADABLE' | 'CONFIG_TOO_LARGE',
     path: string,
     message: string,
     options?: { cause?: unknown },

@@ -10,14 +10,20 @@ import { LineCounter, isNode, parseDocument } from 'yaml';
 
 import { ConfigFileError, ConfigSyntaxError, type SourcePosition } from '../errors.js';
 import { type FieldPath, type ValidatedConfig, validateConfig } from './normalize.js';
+import { resolveConfigPaths } from './paths.js';
 
 export interface LoadConfigOptions {
   /** Injected for tests; defaults to fs.promises.readFile. */
   readonly readFile?: (path: string, encoding: 'utf8') => Promise<string>;
+  /** Refuse unknown keys (`--strict`). */
+  readonly strict?: boolean;
 }
 
+/** A config describes at most a few dozen devices; anything this large is a wrong file. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** Parses and validates config text; `source` names it in messages. */
-export function parseConfigText(text: string, source?: string): ValidatedConfig {
+export function parseConfigText(text: string, source?: string, options: { readonly strict?: boolean } = {}): ValidatedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { intAsBigInt: true, lineCounter, prettyErrors: true, uniqueKeys: true });
   const name = source ?? 'config';
@@ -50,10 +56,13 @@ export function parseConfigText(text: string, source?: string): ValidatedConfig 
     const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigSyntaxError(name, `${name}: YAML error: ${why}`, undefined, { cause: err });
   }
-  return validateConfig(value, source === undefined ? { locate } : { source, locate });
+  const strict = options.strict === true;
+  return validateConfig(value, source === undefined ? { locate, strict } : { source, locate, strict });
 }
 
-/** Reads, parses and validates a config file. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
+/**
+ * Reads, parses and validates a config file; relative paths in it are made absolute against the
+ * file's directory. Throws ConfigFileError, ConfigSyntaxError or ConfigInvalidError. */
 export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<ValidatedConfig> {
   const readFile = options.readFile ?? ((p: string, e: 'utf8') => fsReadFile(p, e));
   let text: string;
@@ -67,5 +76,13 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     const why = code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new ConfigFileError('CONFIG_UNREADABLE', path, `${path}: cannot read the config: ${why}`, { cause: err });
   }
-  return parseConfigText(text, path);
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigFileError(
+      'CONFIG_TOO_LARGE',
+      path,
+      `${path}: ${text.length} bytes is more than a config can be (at most ${MAX_CONFIG_BYTES}); is this the right file?`,
+    );
+  }
+  const validated = parseConfigText(text, path, { strict: options.strict === true });
+  return { ...validated, config: resolveConfigPaths(validated.config, path) };
 }

@@ -34,6 +34,8 @@ export interface ValidateOptions {
   readonly source?: string;
   /** Maps a field path to its position in the file (given by the YAML loader). */
   readonly locate?: (path: FieldPath) => SourcePosition | undefined;
+  /** Refuse unknown keys (bao-virtio-dm ignores them, so by default they are only warnings). */
+  readonly strict?: boolean;
 }
 
 export interface ValidatedConfig {
@@ -81,7 +83,11 @@ class IssueList {
   readonly errors: ConfigIssue[] = [];
   readonly warnings: ConfigIssue[] = [];
 
-  constructor(private readonly locate: ValidateOptions['locate']) {}
+  constructor(
+    private readonly locate: ValidateOptions['locate'],
+    /** --strict: unknown keys are errors, not warnings. */
+    readonly strict = false,
+  ) {}
 
   private make(path: FieldPath, message: string): ConfigIssue {
     const position = this.locate?.(path);
@@ -135,6 +141,7 @@ function checkUnknownKeys(
     if (known.includes(key)) continue;
     const legacy = LEGACY_KEYS[key];
     if (legacy !== undefined) issues.warn([...prefix, key], legacy);
+    else if (issues.strict) issues.error([...prefix, key], `unknown key${suggest(key, known)} (refused by --strict)`);
     else issues.warn([...prefix, key], `unknown key, ignored${suggest(key, known)}`);
   }
 }
@@ -244,7 +251,7 @@ function checkCommon(entry: ParsedEntry, issues: IssueList): CreateDmParams | un
   } else if (raw.shmem_addr !== undefined && raw.shmem_size !== undefined && raw.irq !== undefined) {
     const { shmem_addr: addr, shmem_size: size } = raw;
     if (addr % PAGE_SIZE !== 0n) {
-      issues.error(at('shmem_addr'), `${hex(addr)} is not page aligned (4 KiB); the driver maps the region from its base (spec §3.5)`);
+      issues.error(at('shmem_addr'), `${hex(addr)} is not page aligned (4 KiB); the driver maps the region from its base; give a multiple of 0x1000`);
     }
     if (size === 0n) {
       issues.error(at('shmem_size'), 'must be greater than 0');
@@ -256,7 +263,7 @@ function checkCommon(entry: ParsedEntry, issues: IssueList): CreateDmParams | un
 
   // A rejected triple still means "revB was meant": do not add a second, misleading id error.
   if (given.length === 0 && raw.id !== undefined && raw.id > BigInt(MAX_DM_ID_V2)) {
-    issues.error(at('id'), `DM id ${raw.id} is out of range: the OOT/v1/v2 I/O dispatcher has 16 device models (0..15, spec §3.1); for revB's CREATE_DM also give shmem_addr, shmem_size and irq`);
+    issues.error(at('id'), `DM id ${raw.id} is out of range: the OOT/v1/v2 I/O dispatcher has 16 device models (0..15); for revB's CREATE_DM also give shmem_addr, shmem_size and irq`);
   }
 
   const mmio = raw.mmio_addr;
@@ -290,6 +297,37 @@ function checkKeysForType(entry: ParsedEntry, issues: IssueList): void {
   }
 }
 
+/**
+ * Window overlaps in O(n log n): sorted by address, each window is compared with the one that
+ * reaches furthest among those before it. Windows that touch (one ends where the next begins)
+ * are valid but warned about: Bao (v2.0.0 and later) routes an access to a window's first address
+ * to the window just below it when two touch, so the upper device's MagicValue reads wrong.
+ */
+function checkWindows(windows: { index: number; start: bigint }[], issues: IssueList): void {
+  const sorted = [...windows].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.index - b.index));
+  let reach: { index: number; start: bigint } | undefined;
+  for (const w of sorted) {
+    if (reach !== undefined) {
+      const end = reach.start + MMIO_WINDOW_SIZE;
+      const [first, second] = reach.index < w.index ? [reach, w] : [w, reach];
+      if (w.start < end) {
+        issues.error(
+          ['devices', second.index, 'mmio_addr'],
+          `the window ${hex(second.start)}..${hex(second.start + MMIO_WINDOW_SIZE - 1n)} overlaps devices[${first.index}]'s window at ${hex(first.start)} (each window is 0x200 bytes)`,
+        );
+        continue;
+      }
+      if (w.start === end) {
+        issues.warn(
+          ['devices', w.index, 'mmio_addr'],
+          `the window at ${hex(w.start)} starts where devices[${reach.index}]'s window (${hex(reach.start)}) ends; Bao routes an access to the first address of a window to the window below it when two touch, so this device would be misread: leave a gap, e.g. mmio_addr ${hex(w.start + MMIO_WINDOW_SIZE)} (in the frontend's device tree too)`,
+        );
+      }
+    }
+    reach = w;
+  }
+}
+
 function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): void {
   const byId = new Map<bigint, number>();
   const windows: { index: number; start: bigint }[] = [];
@@ -300,17 +338,11 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
     if (raw.id !== undefined) {
       const sameId = byId.get(raw.id);
       if (sameId !== undefined) {
-        issues.error(['devices', index, 'id'], `DM id ${raw.id} is already used by devices[${sameId}]; each device needs its own device model (spec §3.10: one DM per virtio device)`);
+        issues.error(['devices', index, 'id'], `DM id ${raw.id} is already used by devices[${sameId}]; each device needs its own device model: give it an unused id`);
       } else byId.set(raw.id, index);
     }
 
-    const start = raw.mmio_addr;
-    if (start !== undefined) {
-      const other = windows.find((w) => start < w.start + MMIO_WINDOW_SIZE && w.start < start + MMIO_WINDOW_SIZE);
-      if (other !== undefined) {
-        issues.error(['devices', index, 'mmio_addr'], `the window ${hex(start)}..${hex(start + MMIO_WINDOW_SIZE - 1n)} overlaps devices[${other.index}]'s window at ${hex(other.start)} (each window is 0x200 bytes)`);
-      } else windows.push({ index, start });
-    }
+    if (raw.mmio_addr !== undefined) windows.push({ index, start: raw.mmio_addr });
 
     if (raw.type === 'console') {
       const kind = raw.backend ?? 'pty';
@@ -330,6 +362,7 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
       }
     }
   }
+  checkWindows(windows, issues);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -365,7 +398,7 @@ function fail(source: string | undefined, issues: IssueList): never {
 
 /** Validates a parsed YAML/JSON value; throws ConfigInvalidError listing every error. */
 export function validateConfig(input: unknown, options: ValidateOptions = {}): ValidatedConfig {
-  const issues = new IssueList(options.locate);
+  const issues = new IssueList(options.locate, options.strict === true);
 
   if (input === null || input === undefined) {
     issues.error([], 'the config is empty; it needs a `devices:` list');
@@ -387,7 +420,7 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): V
   let shutdownTimeoutMs = DEFAULT_SHUTDOWN_TIMEOUT_MS;
   if (root.shutdown_timeout_ms !== undefined) {
     const ms = root.shutdown_timeout_ms;
-    if (ms === 0n || ms > 600_000n) issues.error(['shutdown_timeout_ms'], 'must be between 1 and 600000 milliseconds');
+    if (ms === 0n || ms > 600_000n) issues.error(['shutdown_timeout_ms'], `must be between 1 and 600000 (milliseconds), got ${ms}`);
     else shutdownTimeoutMs = Number(ms);
   }
   const rawDevices = root.devices ?? [];

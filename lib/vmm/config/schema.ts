@@ -34,7 +34,7 @@ export function toBigIntValue(value: unknown): bigint | undefined {
 }
 
 /** An unsigned integer of `bits` bits, kept as bigint (u64 addresses do not fit a double). */
-export function unsignedInt(bits: 32 | 64, what: string) {
+export function unsignedInt(bits: 32 | 64, what: string, range?: { readonly min: bigint; readonly max: bigint }) {
   const max = (1n << BigInt(bits)) - 1n;
   return z.unknown().transform((value, ctx): bigint => {
     if (value === undefined) {
@@ -43,8 +43,17 @@ export function unsignedInt(bits: 32 | 64, what: string) {
     }
     const n = toBigIntValue(value);
     if (n === undefined) {
-      const hint = typeof value === 'number' ? ' (too large for a JSON number: write it as a YAML integer or a 0x string)' : '';
+      const hint =
+        typeof value !== 'number' || !Number.isFinite(value)
+          ? ''
+          : Number.isInteger(value)
+            ? ' (too large for a JSON number: write it as a YAML integer or a 0x string)'
+            : ' (not a whole number)';
       ctx.addIssue({ code: 'custom', message: `expected ${what} (decimal or 0x hex), got ${show(value)}${hint}` });
+      return z.NEVER;
+    }
+    if (range !== undefined && (n < range.min || n > range.max)) {
+      ctx.addIssue({ code: 'custom', message: `must be between ${range.min} and ${range.max} (${what}), got ${n}` });
       return z.NEVER;
     }
     if (n < 0n || n > max) {
@@ -99,7 +108,7 @@ export const rawRootSchema = z.looseObject(
   {
     devices: z.array(z.unknown(), { error: expected('a list of devices (`devices:` as in bao-virtio-dm)') }),
     log: rawLogSchema.optional(),
-    shutdown_timeout_ms: unsignedInt(32, 'a number of milliseconds').optional(),
+    shutdown_timeout_ms: unsignedInt(64, 'milliseconds', { min: 1n, max: 600_000n }).optional(),
   },
   { error: expected('a mapping with a `devices:` list') },
 );

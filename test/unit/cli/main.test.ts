@@ -2,7 +2,9 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { buildCli } from '../../../lib/cli/main.js';
+import { buildCli, main } from '../../../lib/cli/main.js';
+import { EXIT_USAGE } from '../../../lib/cli/exit-codes.js';
+import { packageVersion } from '../../../lib/cli/version.js';
 import { commands } from '../../../lib/cli/cmds/index.js';
 
 async function parse(argv: string[]): Promise<{ error: Error | undefined; output: string }> {
@@ -28,5 +30,34 @@ describe('baoctl', () => {
     const { output } = await parse(['--help']);
     expect(output).toContain('baoctl abi');
     expect(output).toContain('baoctl devices');
+  });
+});
+
+describe('baoctl main', () => {
+  async function runMain(argv: string[]): Promise<{ code: number | undefined; err: string }> {
+    let err = '';
+    let code: number | undefined;
+    await main(argv, { err: { write: (t: string) => (err += t) }, exit: (c) => (code = c) });
+    return { code, err };
+  }
+
+  it('exits 2 on a usage error (unknown command or option, missing argument), with a pointer to --help', async () => {
+    for (const argv of [['frobnicate'], ['abi', '--jsn'], ['config', 'check'], []]) {
+      const r = await runMain(argv);
+      expect(r.code, argv.join(' ')).toBe(EXIT_USAGE);
+      expect(r.err).toMatch(/^baoctl: .+\nRun 'baoctl --help'/);
+    }
+  });
+
+  it('prints the package version for --version and -V', async () => {
+    const { output } = await parse(['--version']);
+    expect(output).toBe(packageVersion());
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('documents the exit codes and offers shell completion in --help', async () => {
+    const { output } = await parse(['--help']);
+    expect(output).toContain('Exit codes: 0 success, 1 runtime failure, 2 usage or config error.');
+    expect(output).toContain('baoctl completion');
   });
 });

@@ -44,8 +44,9 @@ describe('bao-virtio-dm configs, unchanged', () => {
       ['devices[0].type', "'net' is not served by node-bao yet; served types: console, rng", 4],
       ['devices[1].type', "'block' is not served by node-bao yet; served types: console, rng", 10],
     ]);
-    // Nothing else is wrong with it: ids, windows, the MAC and the block keys are all fine.
-    expect((err as ConfigInvalidError).warnings).toEqual([]);
+    // Nothing else is wrong with it: ids, the MAC and the block keys are all fine; its two
+    // windows touch, which Bao misroutes, so that is warned about.
+    expect((err as ConfigInvalidError).warnings.map((w) => [w.field, w.message])).toEqual([['devices[0].mmio_addr', "the window at 0xa003e00 starts where devices[1]'s window (0xa003c00) ends; Bao routes an access to the first address of a window to the window below it when two touch, so this device would be misread: leave a gap, e.g. mmio_addr 0xa004000 (in the frontend's device tree too)"]]);
     expect((err as ConfigInvalidError).code).toBe('CONFIG_INVALID');
   });
 
@@ -212,7 +213,7 @@ describe('every error, with its field', () => {
     expect(issues).toEqual([
       {
         field: 'devices[1].id',
-        message: 'DM id 1 is already used by devices[0]; each device needs its own device model (spec §3.10: one DM per virtio device)',
+        message: 'DM id 1 is already used by devices[0]; each device needs its own device model: give it an unused id',
         line: 3,
       },
       {
@@ -230,7 +231,7 @@ describe('every error, with its field', () => {
   - {id: 3, type: net, mmio_addr: 0xa002000, mac_addr: "52:54:00:aa:bb"}
 `);
     expect(issues.map((i) => [i.field, i.message.split(';')[0]])).toEqual([
-      ['devices[0].id', 'DM id 16 is out of range: the OOT/v1/v2 I/O dispatcher has 16 device models (0..15, spec §3.1)'],
+      ['devices[0].id', 'DM id 16 is out of range: the OOT/v1/v2 I/O dispatcher has 16 device models (0..15)'],
       ['devices[0].mmio_addr', '0xa003e02 is not 4-byte aligned'],
       ['devices[1].shmem_size', "required together with shmem_addr and irq: revB's CREATE_DM needs shmem_addr, shmem_size and irq (or give none of them for the OOT/v1/v2 drivers)"],
       ['devices[2].type', "'net' is not served by node-bao yet"],

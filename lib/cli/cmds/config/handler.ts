@@ -1,5 +1,5 @@
 // `baoctl config check <file>`: validate a config without touching any device. Prints the
-// normalized config (exit 0) or every error with its field (exit 1). Human mode writes errors to
+// normalized config (exit 0) or every error with its field (exit 2, a config error). Human mode writes errors to
 // stderr; --json writes one document to stdout in both cases, so scripts read a single stream.
 
 import {
@@ -11,12 +11,13 @@ import {
   type ValidatedConfig,
 } from '../../../vmm/config/index.js';
 import { ConfigInvalidError, ConfigSyntaxError, VmmError, formatIssue } from '../../../vmm/errors.js';
+import { EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import { writeJson, type Output } from '../../io.js';
 import type { ConfigCheckArgs } from './options.js';
 
-export const EXIT_OK = 0;
-/** The config is invalid or could not be read. */
-export const EXIT_INVALID = 1;
+export { EXIT_OK } from '../../exit-codes.js';
+/** The config is invalid or could not be read: a config error (exit-codes.ts). */
+export const EXIT_INVALID = EXIT_USAGE;
 
 export interface ConfigCheckIo {
   readonly out?: Output;
@@ -30,7 +31,7 @@ export async function runConfigCheck(args: ConfigCheckArgs, io: ConfigCheckIo = 
   const err = io.err ?? process.stderr;
   let result: ValidatedConfig;
   try {
-    result = await loadConfig(args.file, io.readFile === undefined ? {} : { readFile: io.readFile });
+    result = await loadConfig(args.file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
   } catch (e) {
     if (!(e instanceof VmmError)) throw e;
     if (args.json) {

@@ -8,7 +8,7 @@ import { configCheckOptions, type ConfigCheckArgs } from './options.js';
 
 export const configCheckCommand: CommandModule<object, ConfigCheckArgs> = {
   command: 'check <file>',
-  describe: 'Validate a config (node-bao or bao-virtio-dm YAML) without touching any device; exit 0 valid, 1 invalid',
+  describe: 'Validate a config (node-bao or bao-virtio-dm YAML) without touching any device; exit 0 valid, 2 invalid',
   builder: (y) =>
     y
       .positional('file', { type: 'string', demandOption: true, description: 'the YAML config file' })

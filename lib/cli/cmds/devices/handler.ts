@@ -53,8 +53,8 @@ export function devicesReport(args: Pick<DevicesArgs, 'devRoot' | 'probe'>, io: 
       report.notes.push('revB creates device models on demand (CREATE_DM from the VMM config): none exist before the VMM runs');
     } else if (revision === 'primary' && driver.flavour === 'oot-or-v1' && !args.probe) {
       report.notes.push(
-        'the dispatcher is the OOT or v1 driver, where closing a device-model fd is fatal (spec §3.5); ' +
-          'device models were not queried (pass --probe to query anyway)',
+        'the dispatcher is the out-of-tree or v1 driver, where querying a device model opens and closes its fd, which can crash ' +
+          'the backend kernel if a daemon holds it: device models are not listed here (pass --probe to query them anyway, with no daemon running)',
       );
     } else {
       report.deviceModels.push(...driver.probeDeviceModels());

@@ -3,37 +3,41 @@
 // close. The factory is injectable; by default it comes from lib/vmm/bao-device-model-factory.js, loaded
 // lazily so that a machine without the addon can still run `--help` and `config check`.
 //
-// Exit codes: 0 after a clean shutdown on a signal; 1 when the config is bad, a device cannot be
+// Exit codes (exit-codes.ts): 0 after a clean shutdown on a signal; 1 when a device cannot be
 // opened (nothing stays open), a device stops serving by itself, or shutdown fails or times out;
-// 2 when no config file was given. When the shutdown timeout passes, or an exception nobody
-// handled reaches the top (last-resort handlers), every pending access is completed and the
-// process is ended with 1 (io.exit), so that a supervisor can restart it.
+// 2 for a usage or config error: no config file, bad flags, a config that does not load. When the
+// shutdown timeout passes, or an exception nobody handled reaches the top (last-resort handlers),
+// every pending access is completed and the process is ended with 1 (io.exit), so that a
+// supervisor can restart it.
 
 import type { Logger } from '../../../virtio/logger.js';
 import { loadConfig, type LoadConfigOptions, type ValidatedConfig } from '../../../vmm/config/index.js';
-import { serve, type Daemon } from '../../../vmm/daemon.js';
+import { serve, type Daemon, type ReloadReport } from '../../../vmm/daemon.js';
+import { applySocketAccess, parseSocketMode } from '../../../vmm/socket-access.js';
+import { createSystemdNotifier, type DatagramSender } from '../../../vmm/systemd-notify.js';
+import { openLogFile, type LogFile } from '../../../vmm/log-file.js';
 import type { BuildContext, DeviceBuilders } from '../../../vmm/device-builder.js';
 import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
-import { ComponentUnavailableError, ConfigInvalidError, ShutdownTimeoutError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
+import { ComponentUnavailableError, ConfigInvalidError, DeviceOpenError, ShutdownTimeoutError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
+import { loadAddon } from '../../../native.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
 import { ProcessSampler } from '../../../vmm/process-stats.js';
 import { installLastResort, type LastResortTarget } from '../../../vmm/last-resort.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
 /** The part of `process` the command needs for signals; injectable for tests. */
 export interface SignalSource {
-  on(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
-  off(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+  on(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', listener: () => void): unknown;
+  off(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', listener: () => void): unknown;
 }
 
 export interface RunIo {
@@ -61,7 +65,13 @@ export interface RunIo {
    * still closing would keep the process alive) and by the last-resort handlers. Default none.
    */
   readonly exit?: (code: number) => void;
+  /** How systemd notifications are sent (default: the addon's sendUnixDatagram, loaded when first needed). */
+  readonly notifySend?: DatagramSender;
+  /** Called after each SIGHUP reload has been applied or refused (tests). */
+  readonly onReload?: (outcome: ReloadOutcome) => void;
 }
+
+export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport } | { readonly ok: false; readonly error: string };
 
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
@@ -109,31 +119,44 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_USAGE;
   }
 
+  const socketMode = args.statusSocketMode === undefined ? undefined : parseSocketMode(args.statusSocketMode);
+  if (args.statusSocketMode !== undefined && socketMode === undefined) {
+    err.write(`baoctl run: --status-socket-mode: expected an octal mode such as 0660, got '${args.statusSocketMode}'\n`);
+    return EXIT_USAGE;
+  }
+
   let validated: ValidatedConfig;
   try {
-    validated = await loadConfig(file, io.readFile === undefined ? {} : { readFile: io.readFile });
+    validated = await loadConfig(file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
   } catch (e) {
     if (e instanceof ConfigInvalidError) {
       err.write(`${file}: ${e.issues.length} error(s)\n`);
       for (const issue of e.issues) err.write(`  error: ${formatIssue(issue)}\n`);
-      return EXIT_FAILURE;
+      return EXIT_USAGE;
     }
     if (e instanceof VmmError) {
       err.write(`${e.message}\n`);
-      return EXIT_FAILURE;
+      return EXIT_USAGE;
     }
     throw e;
   }
   const { config, warnings } = validated;
 
   let root;
+  let logFile: LogFile | undefined;
+  try {
+    if (args.logFile !== undefined) logFile = openLogFile(args.logFile);
+  } catch (e) {
+    err.write(`baoctl run: --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+    return EXIT_FAILURE;
+  }
   try {
     root = createRootLogger({
       level: args.logLevel,
       format: args.logFormat,
       defaultLevel: config.log.level,
       defaultFormat: config.log.format,
-      ...(io.logDestination === undefined ? {} : { destination: io.logDestination }),
+      ...(logFile !== undefined ? { destination: logFile.stream } : io.logDestination === undefined ? {} : { destination: io.logDestination }),
       ...(io.env === undefined ? {} : { env: io.env }),
     });
   } catch (e) {
@@ -144,6 +167,16 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   for (const w of warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
   log.info({ config: file, devices: config.devices.length }, `starting with ${file}`);
 
+  const notifier = createSystemdNotifier({
+    log,
+    ...(io.env === undefined ? {} : { env: io.env }),
+    send:
+      io.notifySend ??
+      (() => {
+        const addon = loadAddon();
+        return (path: string, data: Buffer) => addon.sendUnixDatagram(path, data);
+      }),
+  });
   const controller = new AbortController();
   const signals = io.signals ?? process;
   const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
@@ -151,12 +184,51 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       log.warn({ signal: name }, `${name} again: still shutting down (bounded by the shutdown timeout)`);
       return;
     }
+    notifier.stopping(`stopping (${name})`);
     controller.abort(new Error(name));
   };
   const onInt = onSignal('SIGINT');
   const onTerm = onSignal('SIGTERM');
   signals.on('SIGINT', onInt);
   signals.on('SIGTERM', onTerm);
+  // SIGHUP: reopen the log file, then reload the config. A config that does not load changes
+  // nothing; the daemon keeps serving what it had.
+  const onHup = (): void => {
+    try {
+      logFile?.reopen();
+    } catch (e) {
+      err.write(`baoctl run: cannot reopen --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+    }
+    const running = daemon;
+    if (running === undefined || controller.signal.aborted) {
+      log.warn({ signal: 'SIGHUP' }, 'SIGHUP while starting or stopping: config not reloaded');
+      return;
+    }
+    log.info({ signal: 'SIGHUP', config: file }, `SIGHUP: reloading ${file}`);
+    void (async (): Promise<ReloadOutcome> => {
+      let next: ValidatedConfig;
+      try {
+        next = await loadConfig(file, { strict: args.strict === true, ...(io.readFile === undefined ? {} : { readFile: io.readFile }) });
+      } catch (e) {
+        const issues = e instanceof ConfigInvalidError ? e.issues.map(formatIssue) : [causeMessage(e)];
+        log.error({ errors: issues }, `reload refused, nothing changed: ${file}: ${issues.join('; ')}`);
+        return { ok: false, error: issues.join('; ') };
+      }
+      for (const w of next.warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
+      notifier.reloading();
+      try {
+        const report = await running.reload(next.config);
+        for (const f of report.failed) log.error({ device: f.device, err: f.error }, `reload: ${causeMessage(f.error)}`);
+        return { ok: true, report };
+      } catch (e) {
+        log.error({ err: e }, `reload failed: ${causeMessage(e)}`);
+        return { ok: false, error: causeMessage(e) };
+      } finally {
+        notifier.ready(`serving ${running.devices.length} device(s)`);
+      }
+    })().then((outcome) => io.onReload?.(outcome));
+  };
+  signals.on('SIGHUP', onHup);
   const external = io.signal;
   const onExternal = (): void => controller.abort(external?.reason ?? new Error('aborted'));
   if (external?.aborted) onExternal();
@@ -188,6 +260,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     const metrics = new DaemonMetrics(status);
     if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
       listeners.push(await openStatusServer({ path: statusPath, status, metrics, log }));
+      await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
     if (metricsAddress !== undefined) listeners.push(await openMetricsListener({ ...metricsAddress, status, metrics, log }));
     let factory: DeviceModelFactory;
@@ -207,12 +280,16 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       factory,
       builders: io.builders ?? defaultDeviceBuilders,
       log,
+      rootLog: root,
       context: io.context ?? { ptyOpener: defaultPtyOpener() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
+        // Every device model is open: units ordered after node-bao may start.
+        notifier.ready(`serving ${started.devices.length} device(s)`);
       },
     });
+    notifier.stopping();
     if (report.stoppedBy !== undefined || report.failed.length > 0) {
       log.error({ failed: report.failed.length }, 'stopped with errors');
       return EXIT_FAILURE;
@@ -220,8 +297,9 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     log.info({}, 'stopped cleanly');
     return EXIT_OK;
   } catch (e) {
-    // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged its cause) or ShutdownTimeoutError.
-    log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
+    // StatusSocketError (status socket, metrics listener), DeviceOpenError (the daemon logged it
+    // already: once is enough) or ShutdownTimeoutError.
+    if (!(e instanceof DeviceOpenError)) log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
     if (e instanceof ShutdownTimeoutError) {
       // What is still closing (a device, an ATTACH thread) would keep the process alive: answer
       // what it holds and end it, so that a supervisor can start a new one.
@@ -234,10 +312,14 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     removeLastResort();
     sampler.close();
     await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
+    notifier.stopping();
+    notifier.close();
     signals.off('SIGINT', onInt);
     signals.off('SIGTERM', onTerm);
+    signals.off('SIGHUP', onHup);
     external?.removeEventListener('abort', onExternal);
     root.flush();
+    logFile?.close();
     if (endProcess) exit?.(EXIT_FAILURE);
   }
 }

@@ -12,6 +12,14 @@ export interface RunArgs {
   readonly statusSocket?: string | undefined;
   /** host:port to serve /metrics (and /status) on TCP, for Prometheus. */
   readonly metricsListen?: string | undefined;
+  /** Octal mode of the status socket, e.g. 0660. */
+  readonly statusSocketMode?: string | undefined;
+  /** Group (name or gid) that owns the status socket. */
+  readonly statusSocketGroup?: string | undefined;
+  /** Refuse unknown config keys. */
+  readonly strict?: boolean | undefined;
+  /** Append logs to this file (reopened on SIGHUP, for logrotate) instead of stderr. */
+  readonly logFile?: string | undefined;
 }
 
 export const runOptions = {
@@ -29,6 +37,19 @@ export const runOptions = {
   'status-socket': {
     type: 'string',
     description: "unix socket for `baoctl status` and GET /metrics (default /run/node-bao/status.sock; 'none': no status socket)",
+  },
+  'status-socket-mode': {
+    type: 'string',
+    description: 'octal mode of the status socket, e.g. 0660 with --status-socket-group (default: by the umask)',
+  },
+  'status-socket-group': {
+    type: 'string',
+    description: 'group (name or gid) owning the status socket, so its members may run `baoctl status` without root',
+  },
+  strict: { type: 'boolean', description: "refuse unknown config keys (with a 'did you mean'), also on a SIGHUP reload" },
+  'log-file': {
+    type: 'string',
+    description: 'append logs to this file instead of stderr; reopened on SIGHUP (logrotate)',
   },
   'metrics-listen': {
     type: 'string',

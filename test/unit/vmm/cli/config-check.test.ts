@@ -43,10 +43,11 @@ describe('baoctl config check', () => {
       ['rng', '0xa003c00'],
       ['console', '0xfffffffffffff000'],
     ]);
-    expect(doc.warnings).toEqual([]);
+    // Its first two windows touch (Bao misroutes the upper one's first address): a warning.
+    expect(doc.warnings).toEqual([expect.objectContaining({ field: 'devices[0].mmio_addr', message: expect.stringContaining('leave a gap') })]);
   });
 
-  it('prints every error with its field and line on stderr and exits 1', async () => {
+  it('prints every error with its field and line on stderr and exits 2', async () => {
     const r = await check(fixture('config-virtio-demo-vm2.yaml'), false);
     expect(r.code).toBe(EXIT_INVALID);
     expect(r.out).toBe('');
@@ -54,6 +55,7 @@ describe('baoctl config check', () => {
       `${fixture('config-virtio-demo-vm2.yaml')}: 2 error(s)`,
       "  error: devices[0].type (line 4, column 11): 'net' is not served by node-bao yet; served types: console, rng",
       "  error: devices[1].type (line 10, column 11): 'block' is not served by node-bao yet; served types: console, rng",
+      "  warning: devices[0].mmio_addr (line 5, column 16): the window at 0xa003e00 starts where devices[1]'s window (0xa003c00) ends; Bao routes an access to the first address of a window to the window below it when two touch, so this device would be misread: leave a gap, e.g. mmio_addr 0xa004000 (in the frontend's device tree too)",
       '',
     ]);
   });
