@@ -112,6 +112,14 @@ export interface NativeAddon {
   eventfd(initval: number, flags: number): number;
   /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
   openpty(): { fd: number; path: string };
+  /** Size in bytes of a block device (BLKGETSIZE64). */
+  blockDeviceSize(fd: number): bigint;
+  /** Physical block size of a block device (BLKPBSZGET). */
+  blockDevicePhysicalBlockSize(fd: number): number;
+  /** Whole-file OFD lock (F_OFD_SETLK), write lock if exclusive; EAGAIN/EACCES when held elsewhere. */
+  lockFile(fd: number, exclusive: boolean): void;
+  /** fallocate(PUNCH_HOLE or ZERO_RANGE, KEEP_SIZE) on the libuv thread pool. */
+  fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offset: U64, length: U64, callback: (err: NativeErrnoError | null) => void): void;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
   constants: NativeConstants;

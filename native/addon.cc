@@ -4,6 +4,7 @@
 
 #include "abi.h"
 #include "attach.h"
+#include "blockdev.h"
 #include "fdutil.h"
 #include "ioctls.h"
 #include "poller.h"
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::InitFdUtil(env, exports);  // creates exports.constants
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
+  nodebao::InitBlockDev(env, exports);
   return exports;
 }
 
