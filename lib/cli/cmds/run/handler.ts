@@ -15,6 +15,7 @@ import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
 import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
+import { defaultBlockHost } from '../../../vmm/block-host.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
@@ -185,7 +186,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       factory,
       builders: io.builders ?? defaultDeviceBuilders,
       log,
-      context: io.context ?? { ptyOpener: defaultPtyOpener() },
+      context: io.context ?? { ptyOpener: defaultPtyOpener(), blockHost: defaultBlockHost() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
