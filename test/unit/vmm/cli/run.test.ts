@@ -124,9 +124,9 @@ describe('baoctl run', () => {
   });
 
   it('exits 1 with every config error, opening nothing', async () => {
-    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: block, mmio_addr: 0xa003c00}\n' });
+    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: net, mmio_addr: 0xa003c00}\n' });
     expect(await runDaemonCommand({ file: 'vm2.yaml' }, r.io)).toBe(EXIT_FAILURE);
-    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'block' is not served by node-bao yet; served types: console, rng\n");
+    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'net' is not served by node-bao yet; served types: console, rng, block\n");
     expect(r.factory.drivers.size).toBe(0);
   });
 
@@ -157,6 +157,8 @@ describe('baoctl run', () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
       const r = rig();
       const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
+      // Started once the socket exists (the first start also loads every device module).
+      for (let i = 0; i < 200 && !fs.existsSync(socket); i += 1) await tick(10);
       await tick(30);
       const status = await fetchStatus(socket);
       expect(status).toMatchObject({ pid: process.pid, state: 'serving', config: 'vm.yaml' });
