@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/abi.cc",
         "native/attach.cc",
+        "native/blockdev.cc",
         "native/cells.cc",
         "native/errors.cc",
         "native/fdutil.cc",

@@ -114,6 +114,14 @@ export interface NativeAddon {
   openpty(): { fd: number; path: string };
   /** One datagram to a unix socket ('@name': abstract namespace); returns the bytes sent. */
   sendUnixDatagram(path: string, data: Buffer): number;
+  /** Size in bytes of a block device (BLKGETSIZE64). */
+  blockDeviceSize(fd: number): bigint;
+  /** Physical block size of a block device (BLKPBSZGET). */
+  blockDevicePhysicalBlockSize(fd: number): number;
+  /** Whole-file OFD lock (F_OFD_SETLK), write lock if exclusive; EAGAIN/EACCES when held elsewhere. */
+  lockFile(fd: number, exclusive: boolean): void;
+  /** fallocate(PUNCH_HOLE or ZERO_RANGE, KEEP_SIZE) on the libuv thread pool. */
+  fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offset: U64, length: U64, callback: (err: NativeErrnoError | null) => void): void;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   /**
    * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread

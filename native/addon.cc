@@ -4,6 +4,7 @@
 
 #include "abi.h"
 #include "attach.h"
+#include "blockdev.h"
 #include "cells.h"
 #include "fdutil.h"
 #include "ioctls.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::AttachLoop::Init(env, exports);
   nodebao::cells::Init(env, exports);
   nodebao::InitNotify(env, exports);
+  nodebao::InitBlockDev(env, exports);
   return exports;
 }
 

@@ -71,14 +71,18 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
-  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko)
+  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko
+  fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko crypto/crc32c_generic.ko)
+# Debian tools the block tests run in the guest (busybox's mke2fs makes ext2 only), with their
+# ldd libraries; called by path (/usr/sbin/...) because busybox's applets come first in PATH.
+guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck)
 # Our test tools (static, so they need nothing from the image).
 tool="$out/tools/bao-attach-once"
 if stale "$tool" "$here/tools/bao-attach-once.c"; then
   mkdir -p "$out/tools"
   gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
 fi
-if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
+if stale "$img/modules.cpio" "$ko" "$tool" "$0" "${guest_tools[@]}"; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -95,8 +99,16 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
   done
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
-  mkdir -p "$d/usr/bin"
+  mkdir -p "$d/usr/bin" "$d/usr/sbin"
   cp "$tool" "$d/usr/bin/"
+  for t in "${guest_tools[@]}"; do
+    [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs)"; exit 1; }
+    cp -L "$t" "$d$t"
+    for lib in $(ldd "$t" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
+    done
+  done
+  ln -sf mke2fs "$d/usr/sbin/mkfs.ext4"
   "$busybox_bin" depmod -b "$d" "$kver"
   mkcpio "$d" "$img/modules.cpio"
   rm -rf "$d"

@@ -48,7 +48,7 @@ kver=$(resolve_kernel)
 log "current Debian kernel: $kver"
 
 # Packages installed system-wide (the kernel image is not one of them).
-want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
+want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils e2fsprogs "linux-headers-$kver")
 missing=()
 for p in "${want[@]}"; do have_pkg "$p" || missing+=("$p"); done
 

@@ -5,6 +5,7 @@
 
 import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
+import type { BlockHostOps } from '../devices/blk/backing.js';
 import type { PtyOpener } from '../devices/console/backends/pty.js';
 import type { DeviceConfig } from './config/types.js';
 import type { ServedDeviceType } from './config/served.js';
@@ -22,6 +23,8 @@ export interface BuildContext {
   readonly log: Logger;
   /** Opens a PTY (from the addon); required only by consoles with backend pty. */
   readonly ptyOpener?: PtyOpener;
+  /** Block-device syscalls (lock, BLKGETSIZE64, fallocate) from the addon; block devices. */
+  readonly blockHost?: BlockHostOps;
   /** Streams for the stdio console backend; default process.stdin / process.stdout. */
   readonly stdin?: NodeJS.ReadableStream;
   readonly stdout?: NodeJS.WritableStream;

@@ -7,6 +7,7 @@ import { openPtyBackend } from '../devices/console/backends/pty.js';
 import { openSocketBackend } from '../devices/console/backends/socket.js';
 import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
+import { buildBlockDevice } from './block-builder.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
 import type { BuildContext, DeviceBuilders } from './device-builder.js';
 import { ComponentUnavailableError } from './errors.js';
@@ -58,4 +59,5 @@ export const defaultDeviceBuilders: DeviceBuilders = {
       },
     };
   },
+  block: buildBlockDevice,
 };

@@ -18,6 +18,11 @@ import {
   isServedType,
 } from './served.js';
 import {
+  BLOCK_CACHE_MODES,
+  BLOCK_ENGINES,
+  type BlockCacheMode,
+  type BlockDeviceConfig,
+  type BlockEngineChoice,
   CONSOLE_BACKEND_KINDS,
   type ConsoleBackendConfig,
   type CreateDmParams,
@@ -55,7 +60,7 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** Keys each type uses beyond the common ones, to warn about keys that do nothing. */
 const TYPE_KEYS: Readonly<Record<string, readonly string[]>> = {
-  block: ['file_path', 'read_only', 'root_device', 'advertise_flush'],
+  block: ['file_path', 'read_only', 'root_device', 'advertise_flush', 'serial', 'queues', 'queue_size', 'discard', 'engine', 'cache'],
   net: ['tap_name', 'mac_addr'],
   vsock: ['guest_cid', 'socket_path'],
   fs: ['socket_path'],
@@ -207,6 +212,64 @@ function normalizeConsoleBackend(entry: CompleteEntry, issues: IssueList): Conso
   }
 }
 
+/** Limits of the block device's queues (lib/devices/blk). */
+const MAX_BLOCK_QUEUES = 64;
+const MAX_QUEUE_SIZE = 32768;
+const DEFAULT_BLOCK_QUEUE_SIZE = 256;
+const MAX_SERIAL_BYTES = 20;
+
+function normalizeBlock(entry: CompleteEntry, common: CommonFields, issues: IssueList): BlockDeviceConfig | undefined {
+  const { raw, index } = entry;
+  const at = (key: string): FieldPath => ['devices', index, key];
+  const before = issues.errors.length;
+  const filePath = raw.file_path;
+  if (filePath === undefined || filePath.trim() === '') {
+    issues.error(at('file_path'), 'required for a block device: the path of its disk image or block device');
+  }
+  const serial = raw.serial;
+  if (serial !== undefined) {
+    if (serial === '' || Buffer.byteLength(serial) > MAX_SERIAL_BYTES) {
+      issues.error(at('serial'), `must be 1 to ${MAX_SERIAL_BYTES} bytes (the guest reads at most 20), got ${Buffer.byteLength(serial)}`);
+    } else if (!/^[\x20-\x7e]+$/.test(serial)) {
+      issues.error(at('serial'), 'must be printable ASCII (the guest shows it in /sys/block/vdX/serial)');
+    }
+  }
+  const queues = raw.queues === undefined ? 1 : Number(raw.queues);
+  if (queues < 1 || queues > MAX_BLOCK_QUEUES) {
+    issues.error(at('queues'), `must be between 1 and ${MAX_BLOCK_QUEUES}, got ${queues}`);
+  }
+  const queueSize = raw.queue_size === undefined ? DEFAULT_BLOCK_QUEUE_SIZE : Number(raw.queue_size);
+  if (queueSize < 2 || queueSize > MAX_QUEUE_SIZE || (queueSize & (queueSize - 1)) !== 0) {
+    issues.error(at('queue_size'), `must be a power of two between 2 and ${MAX_QUEUE_SIZE}, got ${queueSize}`);
+  }
+  const engine = raw.engine ?? 'auto';
+  if (!(BLOCK_ENGINES as readonly string[]).includes(engine)) {
+    issues.error(at('engine'), `unknown I/O engine '${engine}'; expected one of ${BLOCK_ENGINES.join(', ')}`);
+  }
+  const cache = raw.cache ?? 'writeback';
+  if (!(BLOCK_CACHE_MODES as readonly string[]).includes(cache)) {
+    issues.error(at('cache'), `unknown cache mode '${cache}'; expected one of ${BLOCK_CACHE_MODES.join(', ')}`);
+  }
+  if (raw.read_only === true && raw.discard === true) {
+    issues.error(at('discard'), 'a read-only disk cannot discard; remove discard or set read_only: false');
+  }
+  if (issues.errors.length !== before || filePath === undefined) return undefined;
+  return {
+    ...common,
+    type: 'block',
+    filePath,
+    readOnly: raw.read_only ?? false,
+    rootDevice: raw.root_device ?? false,
+    advertiseFlush: raw.advertise_flush ?? true,
+    serial,
+    queues,
+    queueSize,
+    discard: raw.discard ?? false,
+    engine: engine as BlockEngineChoice,
+    cache: cache as BlockCacheMode,
+  };
+}
+
 /** One normalizer per served type: the record type makes adding a served type a compile error until handled. */
 const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
   console: (entry, common, issues) => {
@@ -214,6 +277,7 @@ const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
     return backend === undefined ? undefined : { ...common, type: 'console', backend };
   },
   rng: (_entry, common) => ({ ...common, type: 'rng' }),
+  block: normalizeBlock,
 };
 
 function checkTypeAndPlane(entry: ParsedEntry, issues: IssueList): void {
@@ -333,6 +397,7 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
   const windows: { index: number; start: bigint }[] = [];
   const socketPaths = new Map<string, number>();
   const aliases = new Map<string, number>();
+  const images = new Map<string, { index: number; readOnly: boolean }>();
   let stdioAt: number | undefined;
   for (const { raw, index } of entries) {
     if (raw.id !== undefined) {
@@ -343,6 +408,14 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
     }
 
     if (raw.mmio_addr !== undefined) windows.push({ index, start: raw.mmio_addr });
+
+    if (raw.type === 'block' && raw.file_path !== undefined) {
+      const prev = images.get(raw.file_path);
+      const readOnly = raw.read_only ?? false;
+      if (prev !== undefined && !(prev.readOnly && readOnly)) {
+        issues.error(['devices', index, 'file_path'], `'${raw.file_path}' is already the disk of devices[${prev.index}]; two devices may share an image only if both are read_only`);
+      } else if (prev === undefined) images.set(raw.file_path, { index, readOnly });
+    }
 
     if (raw.type === 'console') {
       const kind = raw.backend ?? 'pty';

@@ -22,6 +22,20 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     if (device.backend.kind === 'pty' && device.backend.alias !== undefined) out['pty_alias'] = device.backend.alias;
     if (device.backend.kind === 'socket') out['socket_path'] = device.backend.path;
   }
+  if (device.type === 'block') {
+    Object.assign(out, {
+      file_path: device.filePath,
+      read_only: device.readOnly,
+      root_device: device.rootDevice,
+      advertise_flush: device.advertiseFlush,
+      ...(device.serial === undefined ? {} : { serial: device.serial }),
+      queues: device.queues,
+      queue_size: device.queueSize,
+      discard: device.discard,
+      engine: device.engine,
+      cache: device.cache,
+    });
+  }
   if (device.createDm !== undefined) {
     out['shmem_addr'] = hex(device.createDm.shmemAddr);
     out['shmem_size'] = hex(device.createDm.shmemSize);
@@ -42,6 +56,10 @@ export function configToJson(config: DaemonConfig): { [key: string]: JsonValue }
 }
 
 function describeBackend(device: DeviceConfig): string {
+  if (device.type === 'block') {
+    const queues = device.queues === 1 ? '' : `, ${device.queues} queues`;
+    return `, ${device.readOnly ? 'read-only ' : ''}image ${device.filePath}${queues}, cache ${device.cache}`;
+  }
   if (device.type !== 'console') return '';
   const b = device.backend;
   if (b.kind === 'pty') return b.alias === undefined ? ', backend pty' : `, backend pty (alias ${b.alias})`;

@@ -84,6 +84,13 @@ export const rawDeviceSchema = z.looseObject(
     guest_cid: unsignedInt(64, 'a vsock guest CID').optional(),
     socket_path: str('a socket path').optional(),
     pty_alias: str('a path for the PTY symlink').optional(),
+    // node-bao: block device additions
+    serial: str('a disk serial (at most 20 bytes)').optional(),
+    queues: unsignedInt(32, 'a number of request queues').optional(),
+    queue_size: unsignedInt(32, 'a queue size (a power of two)').optional(),
+    discard: bool('discard').optional(),
+    engine: str('an I/O engine (auto or thread-pool)').optional(),
+    cache: str('a cache mode (writeback, writethrough or unsafe)').optional(),
     // node-bao: console backend selection
     backend: str('a console backend (pty, stdio or socket)').optional(),
     // node-bao: revB CREATE_DM parameters (spec §3.3, §4.4)

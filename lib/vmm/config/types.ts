@@ -58,8 +58,32 @@ export interface RngDeviceConfig extends DeviceConfigBase {
   readonly type: 'rng';
 }
 
+export const BLOCK_ENGINES = ['auto', 'thread-pool'] as const;
+export type BlockEngineChoice = (typeof BLOCK_ENGINES)[number];
+export const BLOCK_CACHE_MODES = ['writeback', 'writethrough', 'unsafe'] as const;
+export type BlockCacheMode = (typeof BLOCK_CACHE_MODES)[number];
+
+/** bao-virtio-dm's block keys (spec §5.1) plus node-bao's (serial, queues, ...). */
+export interface BlockDeviceConfig extends DeviceConfigBase {
+  readonly type: 'block';
+  /** Raw image file or block device (file_path). */
+  readonly filePath: string;
+  readonly readOnly: boolean;
+  /** bao-virtio-dm reads it and uses it for nothing; kept for status output. */
+  readonly rootDevice: boolean;
+  /** Offer VIRTIO_BLK_F_FLUSH (advertise_flush; default true). */
+  readonly advertiseFlush: boolean;
+  /** GET_ID's answer; undefined: derived from the path. */
+  readonly serial: string | undefined;
+  readonly queues: number;
+  readonly queueSize: number;
+  readonly discard: boolean;
+  readonly engine: BlockEngineChoice;
+  readonly cache: BlockCacheMode;
+}
+
 /** One entry per served device type; validation refuses every other type by name. */
-export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig;
+export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig;
 
 export interface LogConfig {
   readonly level: LogLevel | undefined;

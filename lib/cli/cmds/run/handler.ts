@@ -21,6 +21,7 @@ import { defaultDeviceBuilders } from '../../../vmm/device-builders.js';
 import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/device-model.js';
 import { ComponentUnavailableError, ConfigInvalidError, DeviceOpenError, ShutdownTimeoutError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
+import { defaultBlockHost } from '../../../vmm/block-host.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { loadAddon } from '../../../native.js';
@@ -281,7 +282,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       builders: io.builders ?? defaultDeviceBuilders,
       log,
       rootLog: root,
-      context: io.context ?? { ptyOpener: defaultPtyOpener() },
+      context: io.context ?? { ptyOpener: defaultPtyOpener(), blockHost: defaultBlockHost() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;

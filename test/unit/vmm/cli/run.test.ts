@@ -168,9 +168,9 @@ describe('baoctl run', () => {
   });
 
   it('exits 2 (a config error) with every config error, opening nothing', async () => {
-    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: block, mmio_addr: 0xa003c00}\n' });
+    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: net, mmio_addr: 0xa003c00}\n' });
     expect(await runDaemonCommand({ file: 'vm2.yaml' }, r.io)).toBe(EXIT_USAGE);
-    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'block' is not served by node-bao yet; served types: console, rng\n");
+    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'net' is not served by node-bao yet; served types: console, rng, block\n");
     expect(r.factory.drivers.size).toBe(0);
   });
 
@@ -201,7 +201,8 @@ describe('baoctl run', () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
       const r = rig();
       const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
-      for (let i = 0; i < 100 && !(fs.existsSync(socket) && r.factory.drivers.size === 2); i += 1) await tick(10);
+      // Started once the socket exists and both device models are open (the first start also loads every device module).
+      for (let i = 0; i < 200 && !(fs.existsSync(socket) && r.factory.drivers.size === 2); i += 1) await tick(10);
       const status = await fetchStatus(socket);
       expect(status.process?.rssBytes).toBeGreaterThan(0);
       expect(status.process?.openFds).toBeGreaterThan(0);

@@ -1,0 +1,224 @@
+// virtio-blk end to end in the Bao-equivalent guest: `baoctl run` serves two disks on bao-sim
+// device models, and the guest's own, unmodified virtio_blk driver is their frontend. What a
+// user of a Bao board does with a root disk, checked here: a filesystem made, filled, synced,
+// unmounted and found intact again; a read-only disk the guest sees read-only; several queues;
+// discard freeing space in the image; a driver unbind/bind under load (a device reset with
+// requests in flight) leaving the filesystem clean.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+
+const BACKEND_CPU = '1';
+const FRONTEND_CPU = '0';
+const cpuSkipReason = os.cpus().length < 2 ? `the guest has ${os.cpus().length} CPU; the block tests need 2 (frontend and backend CPUs, as on Bao)` : undefined;
+if (guestSkipReason === undefined && cpuSkipReason !== undefined) console.warn(`skipped: ${cpuSkipReason}`);
+
+const RW_DM = 0;
+const RO_DM = 1;
+const RW_IMAGE = '/tmp/blk-rw.img';
+const RO_IMAGE = '/tmp/blk-ro.img';
+const RO_CONTENT = '/tmp/blk-ro-content';
+const CONFIG = '/tmp/node-bao-blk.yaml';
+const MNT = '/mnt/blk';
+const MKE2FS = '/usr/sbin/mke2fs';
+const E2FSCK = '/usr/sbin/e2fsck';
+
+/** A command as the frontend runs it (its CPU), failing loudly with its output. */
+function frontend(cmd: string, timeout = 120_000): string {
+  try {
+    return execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', cmd], { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; status?: number };
+    throw new Error(`'${cmd}' failed (${e.status}): ${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+/** The /dev/vdX whose serial (GET_ID) is `serial`, once the driver has probed it. */
+function diskBySerial(serial: string): string | undefined {
+  if (!fs.existsSync('/sys/block')) return undefined;
+  for (const name of fs.readdirSync('/sys/block')) {
+    if (!name.startsWith('vd')) continue;
+    try {
+      if (fs.readFileSync(`/sys/block/${name}/serial`, 'utf8').trim() === serial) return name;
+    } catch {
+      // not probed yet
+    }
+  }
+  return undefined;
+}
+
+/** The virtioN device behind /sys/block/<disk>. */
+function virtioOf(disk: string): string {
+  return fs.realpathSync(`/sys/block/${disk}/device`).split('/').pop()!;
+}
+
+interface Daemon {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly exited: Promise<number | null>;
+}
+
+function startDaemon(config: string): Daemon {
+  const child = spawn('taskset', ['-c', BACKEND_CPU, process.execPath, 'bin/baoctl', 'run', config, '--log-format', 'json', '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function stopDaemon(daemon: Daemon | undefined): Promise<number | null> {
+  if (daemon === undefined || daemon.child.exitCode !== null) return daemon?.child.exitCode ?? null;
+  daemon.child.kill('SIGTERM');
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000));
+  const code = await Promise.race([daemon.exited, timeout]);
+  if (code === 'timeout') {
+    daemon.child.kill('SIGKILL');
+    throw new Error(`the daemon did not stop on SIGTERM:\n${daemon.output()}`);
+  }
+  return code;
+}
+
+function allocatedBytes(file: string): number {
+  return fs.statSync(file).blocks * 512;
+}
+
+describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('baoctl run serving virtio-blk to the guest’s own virtio_blk', () => {
+  let daemon: Daemon | undefined;
+  let rw = '';
+  let ro = '';
+
+  beforeAll(async () => {
+    for (const m of ['virtio_blk', 'crc32c_generic', 'ext4']) execFileSync('modprobe', [m]);
+    loadBaoSim({ ndms: 2, frontends: [RW_DM, RO_DM] });
+    fs.rmSync(RW_IMAGE, { force: true });
+    fs.rmSync(RO_IMAGE, { force: true });
+    fs.writeFileSync(RW_IMAGE, '');
+    fs.truncateSync(RW_IMAGE, 64 << 20);
+    // The read-only disk: an ext4 image made from a directory on the backend side.
+    fs.rmSync(RO_CONTENT, { recursive: true, force: true });
+    fs.mkdirSync(RO_CONTENT);
+    fs.writeFileSync(`${RO_CONTENT}/hello.txt`, 'read-only hello\n');
+    execFileSync(MKE2FS, ['-q', '-F', '-t', 'ext4', '-d', RO_CONTENT, RO_IMAGE, '8M'], { stdio: 'pipe' });
+    fs.writeFileSync(
+      CONFIG,
+      [
+        'devices:',
+        `  - id: ${RW_DM}`,
+        '    type: block',
+        `    mmio_addr: ${dmInfo(RW_DM).mmio_base}`,
+        '    data_plane: virtio',
+        `    file_path: ${RW_IMAGE}`,
+        '    read_only: false',
+        '    root_device: true',
+        '    advertise_flush: true',
+        '    serial: nb-rw',
+        '    queues: 2',
+        '    discard: true',
+        `  - id: ${RO_DM}`,
+        '    type: block',
+        `    mmio_addr: ${dmInfo(RO_DM).mmio_base}`,
+        '    data_plane: virtio',
+        `    file_path: ${RO_IMAGE}`,
+        '    read_only: true',
+        '    root_device: false',
+        '    advertise_flush: false',
+        '    serial: nb-ro',
+        '',
+      ].join('\n'),
+    );
+    daemon = startDaemon(CONFIG);
+    const d = daemon;
+    await waitFor(() => diskBySerial('nb-rw') !== undefined && diskBySerial('nb-ro') !== undefined, 60_000, 'both disks to probe').catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${d.output()}`);
+    });
+    rw = diskBySerial('nb-rw')!;
+    ro = diskBySerial('nb-ro')!;
+    fs.mkdirSync(MNT, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    try {
+      execFileSync('umount', [MNT], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+    const code = await stopDaemon(daemon).catch(() => -1);
+    if (code !== 0) console.log(daemon?.output());
+    unloadBaoSim();
+  }, 60_000);
+
+  it('shows the configured capacity, serial and queues to the guest', () => {
+    expect(Number(fs.readFileSync(`/sys/block/${rw}/size`, 'utf8'))).toBe((64 << 20) / 512);
+    // virtio_blk makes one hardware queue per virtqueue (at most one per CPU): 2 here.
+    expect(fs.readdirSync(`/sys/block/${rw}/mq`).sort()).toEqual(['0', '1']);
+    expect(fs.readFileSync(`/sys/block/${rw}/ro`, 'utf8').trim()).toBe('0');
+    expect(Number(fs.readFileSync(`/sys/block/${rw}/queue/discard_max_bytes`, 'utf8'))).toBeGreaterThan(0);
+  });
+
+  it('keeps a filesystem: mkfs.ext4, mount, write, sync, unmount, remount, same checksums', () => {
+    frontend(`${MKE2FS} -q -F -t ext4 /dev/${rw}`);
+    frontend(`mount -t ext4 /dev/${rw} ${MNT}`);
+    frontend(`for i in 1 2 3 4; do dd if=/dev/urandom of=${MNT}/f$i bs=64k count=$((i * 8)) status=none; done; sync`);
+    const before = frontend(`cd ${MNT} && sha256sum f1 f2 f3 f4`);
+    frontend(`umount ${MNT}`);
+    // Drop the guest's cache of the disk: the remount reads what the device stored.
+    frontend('echo 3 > /proc/sys/vm/drop_caches');
+    frontend(`${E2FSCK} -f -n /dev/${rw}`);
+    frontend(`mount -t ext4 /dev/${rw} ${MNT}`);
+    expect(frontend(`cd ${MNT} && sha256sum f1 f2 f3 f4`)).toBe(before);
+  });
+
+  it('frees blocks of the image when the guest trims', () => {
+    frontend(`dd if=/dev/urandom of=${MNT}/big bs=1M count=16 status=none; sync`);
+    const full = allocatedBytes(RW_IMAGE);
+    frontend(`rm ${MNT}/big; sync; fstrim ${MNT}`);
+    const trimmed = allocatedBytes(RW_IMAGE);
+    expect(full - trimmed).toBeGreaterThan(8 << 20);
+    frontend(`umount ${MNT}`);
+  });
+
+  it('serves a read-only disk the guest sees read-only', () => {
+    expect(fs.readFileSync(`/sys/block/${ro}/ro`, 'utf8').trim()).toBe('1');
+    expect(() => frontend(`dd if=/dev/zero of=/dev/${ro} bs=512 count=1 oflag=direct status=none`, 30_000)).toThrow();
+    fs.mkdirSync('/mnt/ro', { recursive: true });
+    frontend(`mount -t ext4 -o ro,noload /dev/${ro} /mnt/ro`);
+    expect(frontend('cat /mnt/ro/hello.txt')).toBe('read-only hello\n');
+    frontend('umount /mnt/ro');
+  });
+
+  it('survives an unbind and bind of virtio_blk under load, the filesystem intact', async () => {
+    const before = (() => {
+      frontend(`mount -t ext4 /dev/${rw} ${MNT}`);
+      const sums = frontend(`cd ${MNT} && sha256sum f1 f2 f3 f4`);
+      frontend(`umount ${MNT}`);
+      return sums;
+    })();
+    const dev = virtioOf(rw);
+    // Raw reads of the whole disk keep requests in flight while the driver goes away.
+    const load = spawn('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `while true; do dd if=/dev/${rw} of=/dev/null bs=256k iflag=direct status=none || exit 0; done`], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/unbind`);
+    load.kill('SIGTERM');
+    frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/bind`);
+    await waitFor(() => diskBySerial('nb-rw') !== undefined, 30_000, 'the disk to come back');
+    rw = diskBySerial('nb-rw')!;
+    frontend(`${E2FSCK} -f -n /dev/${rw}`);
+    frontend(`mount -t ext4 /dev/${rw} ${MNT}`);
+    expect(frontend(`cd ${MNT} && sha256sum f1 f2 f3 f4`)).toBe(before);
+    frontend(`umount ${MNT}`);
+  }, 120_000);
+
+  it('stops cleanly, draining the disks (SIGTERM, exit 0)', async () => {
+    expect(await stopDaemon(daemon)).toBe(0);
+    expect(daemon?.output()).toContain('block device closed');
+  }, 60_000);
+});
