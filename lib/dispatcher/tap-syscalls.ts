@@ -6,18 +6,22 @@ import { closeSync } from 'node:fs';
 import type { FdWatch, TapSyscalls } from '../devices/net/tap.js';
 import { loadAddon, type NativeAddon } from '../native.js';
 
-export function tapSyscalls(addon: NativeAddon = loadAddon()): TapSyscalls {
-  const c = addon.constants;
+/** `addon` defaults to the loaded addon, loaded on first use (a config without net never needs it). */
+export function tapSyscalls(given?: NativeAddon): TapSyscalls {
+  let loaded = given;
+  const a = (): NativeAddon => (loaded ??= loadAddon());
   return {
-    tapOpen: (name, multiQueue) => addon.tapOpen(name, multiQueue),
-    tapSetVnetHdrSize: (fd, size) => addon.tapSetVnetHdrSize(fd, size),
-    tapSetOffload: (fd, flags) => addon.tapSetOffload(fd, flags),
-    tapSetOffloadAsync: (fd, flags, cb) => addon.tapSetOffloadAsync(fd, flags, cb),
-    readv: (fd, buffers) => addon.readv(fd, buffers),
-    writev: (fd, buffers) => addon.writev(fd, buffers),
+    tapOpen: (name, multiQueue) => a().tapOpen(name, multiQueue),
+    tapSetVnetHdrSize: (fd, size) => a().tapSetVnetHdrSize(fd, size),
+    tapSetOffload: (fd, flags) => a().tapSetOffload(fd, flags),
+    tapSetOffloadAsync: (fd, flags, cb) => a().tapSetOffloadAsync(fd, flags, cb),
+    readv: (fd, buffers) => a().readv(fd, buffers),
+    writev: (fd, buffers) => a().writev(fd, buffers),
     close: (fd) => closeSync(fd),
     watch: (fd, onEvent, onError): FdWatch => {
       // One libuv poll handle per fd (libuv allows no second one), its mask changed in place.
+      const addon = a();
+      const c = addon.constants;
       const poller = new addon.Poller(fd, (err, events) => {
         if (err !== null) onError(err);
         else onEvent((events & c.POLL_READABLE) !== 0, (events & c.POLL_WRITABLE) !== 0);

@@ -6,6 +6,7 @@
 import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
 import type { PtyOpener } from '../devices/console/backends/pty.js';
+import type { TapSyscalls } from '../devices/net/tap.js';
 import type { DeviceConfig } from './config/types.js';
 import type { ServedDeviceType } from './config/served.js';
 
@@ -22,6 +23,8 @@ export interface BuildContext {
   readonly log: Logger;
   /** Opens a PTY (from the addon); required only by consoles with backend pty. */
   readonly ptyOpener?: PtyOpener;
+  /** Opens and drives taps (from the addon); required only by net devices. */
+  readonly tapSyscalls?: TapSyscalls;
   /** Streams for the stdio console backend; default process.stdin / process.stdout. */
   readonly stdin?: NodeJS.ReadableStream;
   readonly stdout?: NodeJS.WritableStream;

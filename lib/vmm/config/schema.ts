@@ -75,6 +75,11 @@ export const rawDeviceSchema = z.looseObject(
     guest_cid: unsignedInt(64, 'a vsock guest CID').optional(),
     socket_path: str('a socket path').optional(),
     pty_alias: str('a path for the PTY symlink').optional(),
+    // node-bao: net additions
+    create_tap: bool('create_tap').optional(),
+    mtu: unsignedInt(32, 'an MTU in bytes').optional(),
+    queue_pairs: unsignedInt(32, 'a number of queue pairs').optional(),
+    queue_size: unsignedInt(32, 'a queue size').optional(),
     // node-bao: console backend selection
     backend: str('a console backend (pty, stdio or socket)').optional(),
     // node-bao: revB CREATE_DM parameters (spec §3.3, §4.4)

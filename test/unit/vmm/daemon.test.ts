@@ -37,6 +37,7 @@ class Harness {
   readonly builders: DeviceBuilders = {
     console: (entry) => this.build(entry),
     rng: (entry) => this.build(entry),
+    net: (entry) => this.build(entry),
   };
 
   readonly factory: DeviceModelFactory = {

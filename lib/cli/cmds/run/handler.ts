@@ -16,6 +16,7 @@ import type { DeviceModelFactory, DeviceModelFactoryModule } from '../../../vmm/
 import { ComponentUnavailableError, ConfigInvalidError, VmmError, causeMessage, formatIssue } from '../../../vmm/errors.js';
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
+import { tapSyscalls } from '../../../dispatcher/tap-syscalls.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
@@ -185,7 +186,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       factory,
       builders: io.builders ?? defaultDeviceBuilders,
       log,
-      context: io.context ?? { ptyOpener: defaultPtyOpener() },
+      context: io.context ?? { ptyOpener: defaultPtyOpener(), tapSyscalls: tapSyscalls() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;

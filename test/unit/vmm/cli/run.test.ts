@@ -126,7 +126,7 @@ describe('baoctl run', () => {
   it('exits 1 with every config error, opening nothing', async () => {
     const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: block, mmio_addr: 0xa003c00}\n' });
     expect(await runDaemonCommand({ file: 'vm2.yaml' }, r.io)).toBe(EXIT_FAILURE);
-    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'block' is not served by node-bao yet; served types: console, rng\n");
+    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'block' is not served by node-bao yet; served types: console, rng, net\n");
     expect(r.factory.drivers.size).toBe(0);
   });
 
