@@ -71,7 +71,10 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
-  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko)
+  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko
+  drivers/net/tun.ko drivers/net/veth.ko)
+# Debian tools the tests call by path (busybox has applets of the same names): /usr/local/bin/<name>.
+guest_tools=(/usr/sbin/ip /usr/bin/iperf3)
 # Our test tools (static, so they need nothing from the image).
 tool="$out/tools/bao-attach-once"
 if stale "$tool" "$here/tools/bao-attach-once.c"; then
@@ -95,8 +98,15 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
   done
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
-  mkdir -p "$d/usr/bin"
+  mkdir -p "$d/usr/bin" "$d/usr/local/bin"
   cp "$tool" "$d/usr/bin/"
+  for t in "${guest_tools[@]}"; do
+    [ -x "$t" ] || { log "note: $t missing (qemu/provision.sh installs it)"; continue; }
+    cp -L "$t" "$d/usr/local/bin/"
+    for lib in $(ldd "$t" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
+    done
+  done
   "$busybox_bin" depmod -b "$d" "$kver"
   mkcpio "$d" "$img/modules.cpio"
   rm -rf "$d"

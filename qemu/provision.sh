@@ -49,6 +49,8 @@ log "current Debian kernel: $kver"
 
 # Packages installed system-wide (the kernel image is not one of them).
 want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
+# Guest tools copied into the image (qemu/build-image.sh): ip for network namespaces, iperf3 for bench/net.
+want+=(iproute2 iperf3)
 missing=()
 for p in "${want[@]}"; do have_pkg "$p" || missing+=("$p"); done
 

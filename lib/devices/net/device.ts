@@ -153,6 +153,7 @@ export class NetDevice implements VirtioDevice {
     const ctrlIndex = ctrlQueueIndex(this.maxPairs, mq);
     const ctrl = hasFeature(features, NET_F_CTRL_VQ) ? activation.queues[ctrlIndex] : undefined;
     this.active = { activation: guarded, features, rx, tx, ctrl, ctrlIndex, pairs: 1, starved: new Set() };
+    this.metrics.pairsInUse = 1;
     this.metrics.activations += 1;
     this.applyOffloads(tapOffloadsFor(features));
     activation.log.info({ tap: this.tap.name, mac: this.mac, mtu: this.mtu, pairs: pairsOffered, mergeable: rxSettings.mergeable }, 'net device active');
@@ -195,6 +196,7 @@ export class NetDevice implements VirtioDevice {
     this.active = undefined;
     for (const t of state.tx) t?.stop();
     this.metrics.resets += 1;
+    this.metrics.pairsInUse = 0;
     this.updateWants();
     // The next driver may accept fewer offloads: none until it negotiates.
     this.applyOffloads(0);
@@ -307,6 +309,7 @@ export class NetDevice implements VirtioDevice {
       state: this.ctrlState,
       setPairs: (pairs: number) => {
         state.pairs = pairs;
+        this.metrics.pairsInUse = pairs;
         this.log.info({ pairs }, 'driver set the number of queue pairs');
         this.updateWants();
       },

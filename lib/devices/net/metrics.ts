@@ -38,8 +38,16 @@ export class NetMetrics {
   linkChanges = 0;
   activations = 0;
   resets = 0;
+  /** Queue pairs the driver uses now (0 while inactive). */
+  pairsInUse = 0;
+  /** Frames per queue pair, by pair index (which queues carry traffic). */
+  readonly rxFramesByPair: number[] = [];
+  readonly txFramesByPair: number[] = [];
 
   snapshot(): Record<string, number> {
-    return Object.fromEntries(Object.entries(this).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+    const out = Object.fromEntries(Object.entries(this).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+    this.rxFramesByPair.forEach((n, p) => (out[`rxFramesPair${p}`] = n));
+    this.txFramesByPair.forEach((n, p) => (out[`txFramesPair${p}`] = n));
+    return out;
   }
 }

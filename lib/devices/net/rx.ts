@@ -178,6 +178,8 @@ export class RxQueue {
     }
     this.published = true;
     metrics.rxFrames += 1;
+    const pair = this.index >>> 1;
+    metrics.rxFramesByPair[pair] = (metrics.rxFramesByPair[pair] ?? 0) + 1;
     metrics.rxBytes += n - VNET_HDR_SIZE;
     metrics.rxMergedBuffers += used - 1;
   }
