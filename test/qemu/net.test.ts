@@ -70,6 +70,33 @@ function startDaemon(): Daemon {
   return { child, output: () => out, exited };
 }
 
+/** What to show when a step times out: the daemon's words, where its threads sleep, the kernel log. */
+function diagnose(d: Daemon): string {
+  const pid = d.child.pid;
+  const parts = [`daemon output:\n${d.output()}`];
+  try {
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      const comm = fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim();
+      let stack = '';
+      try {
+        stack = fs.readFileSync(`/proc/${pid}/task/${task}/stack`, 'utf8');
+      } catch {
+        stack = fs.readFileSync(`/proc/${pid}/task/${task}/wchan`, 'utf8');
+      }
+      parts.push(`task ${task} ${comm}:\n${stack}`);
+    }
+  } catch (e) {
+    parts.push(`no /proc/${pid}: ${String(e)}`);
+  }
+  try {
+    fs.writeFileSync('/proc/sysrq-trigger', 'w');
+    parts.push(execFileSync('dmesg', { encoding: 'utf8' }).split('\n').slice(-120).join('\n'));
+  } catch (e) {
+    parts.push(String(e));
+  }
+  return parts.join('\n');
+}
+
 function netMetrics(): Record<string, number> {
   const status = JSON.parse(execFileSync('bin/baoctl', ['status', '--json'], { encoding: 'utf8' })) as DaemonStatus;
   return { ...(status.devices[0]?.metrics ?? {}) };
@@ -160,16 +187,16 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     );
     daemon = startDaemon();
     const d = daemon;
-    await waitFor(() => fs.existsSync(`/sys/class/net/${TAP}`), 20_000, `the daemon to create ${TAP}`).catch((e: unknown) => {
-      throw new Error(`${String(e)}\n${d.output()}`);
+    await waitFor(() => fs.existsSync(`/sys/class/net/${TAP}`), 60_000, `the daemon to create ${TAP}`).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${diagnose(d)}`);
     });
     ifname = await setUpGuestSide().catch((e: unknown) => {
-      throw new Error(`${String(e)}\n${d.output()}`);
+      throw new Error(`${String(e)}\n${diagnose(d)}`);
     });
     ip('link', 'set', TAP, 'netns', TAP_NS);
     ip('-n', TAP_NS, 'addr', 'add', `${TAP_IP}/24`, 'dev', TAP);
     ip('-n', TAP_NS, 'link', 'set', TAP, 'up');
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     if (daemon !== undefined && daemon.child.exitCode === null) {

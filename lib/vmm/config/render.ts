@@ -22,6 +22,14 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     if (device.backend.kind === 'pty' && device.backend.alias !== undefined) out['pty_alias'] = device.backend.alias;
     if (device.backend.kind === 'socket') out['socket_path'] = device.backend.path;
   }
+  if (device.type === 'net') {
+    out['tap_name'] = device.tapName;
+    if (device.mac !== undefined) out['mac_addr'] = device.mac;
+    out['create_tap'] = device.createTap;
+    out['mtu'] = device.mtu;
+    out['queue_pairs'] = device.queuePairs;
+    out['queue_size'] = device.queueSize;
+  }
   if (device.createDm !== undefined) {
     out['shmem_addr'] = hex(device.createDm.shmemAddr);
     out['shmem_size'] = hex(device.createDm.shmemSize);
@@ -42,6 +50,9 @@ export function configToJson(config: DaemonConfig): { [key: string]: JsonValue }
 }
 
 function describeBackend(device: DeviceConfig): string {
+  if (device.type === 'net') {
+    return `, tap ${device.tapName}${device.createTap ? ' (created if missing)' : ''}, mac ${device.mac ?? 'derived'}, mtu ${device.mtu}, ${device.queuePairs} queue pair(s) of ${device.queueSize}`;
+  }
   if (device.type !== 'console') return '';
   const b = device.backend;
   if (b.kind === 'pty') return b.alias === undefined ? ', backend pty' : `, backend pty (alias ${b.alias})`;
