@@ -47,6 +47,11 @@ export interface NativeConstants {
   POLL_READABLE: number;
   POLL_WRITABLE: number;
   POLL_DISCONNECT: number;
+  TUN_F_CSUM: number;
+  TUN_F_TSO4: number;
+  TUN_F_TSO6: number;
+  TUN_F_TSO_ECN: number;
+  TUN_F_UFO: number;
 }
 
 export type U64 = bigint | number;
@@ -136,6 +141,17 @@ export interface NativeAddon {
   ) => NativeAttachLoop;
   /** The native thread's cell lookup without the ioctl: the read value or echoed write value on a hit, else null. */
   answerCell(table: ArrayBuffer, addr: U64, op: U64, width: U64, value: U64): number | null;
+  /** TUNSETIFF as a tap with a vnet header (IFF_MULTI_QUEUE if asked); creates a missing name. */
+  tapOpen(name: string, multiQueue: boolean): { fd: number; name: string };
+  tapSetVnetHdrSize(fd: number, size: number): void;
+  /** TUNSETOFFLOAD; takes rtnl (see tapSetOffloadAsync). */
+  tapSetOffload(fd: number, flags: number): void;
+  /** TUNSETOFFLOAD on the thread pool; callback(null) when done. */
+  tapSetOffloadAsync(fd: number, flags: number, callback: (err: NativeErrnoError | null) => void): void;
+  /** Non-blocking readv into the views; bytes read (a tap: the frame's full length), -1 on EAGAIN. */
+  readv(fd: number, buffers: readonly Uint8Array[]): number;
+  /** Non-blocking writev of the views; bytes written, -1 on EAGAIN. */
+  writev(fd: number, buffers: readonly Uint8Array[]): number;
   constants: NativeConstants;
 }
 

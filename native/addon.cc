@@ -10,6 +10,7 @@
 #include "ioctls.h"
 #include "notify.h"
 #include "poller.h"
+#include "tap.h"
 
 namespace {
 
@@ -22,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::cells::Init(env, exports);
   nodebao::InitNotify(env, exports);
   nodebao::InitBlockDev(env, exports);
+  nodebao::InitTap(env, exports);
   return exports;
 }
 

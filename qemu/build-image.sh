@@ -72,10 +72,13 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
   net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko
-  fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko crypto/crc32c_generic.ko)
-# Debian tools the block tests run in the guest (busybox's mke2fs makes ext2 only), with their
-# ldd libraries; called by path (/usr/sbin/...) because busybox's applets come first in PATH.
-guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck)
+  fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko crypto/crc32c_generic.ko
+  drivers/net/tun.ko drivers/net/veth.ko)
+# Debian tools the tests run in the guest, with their ldd libraries: e2fsprogs for the block tests
+# (busybox's mke2fs makes ext2 only), ip and iperf3 for the net tests. Each is installed at its own
+# path and linked from /usr/local/bin; tests call them by path because busybox's applets of the
+# same names come first in PATH.
+guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/ip /usr/bin/iperf3)
 # Our test tools (static, so they need nothing from the image).
 tool="$out/tools/bao-attach-once"
 if stale "$tool" "$here/tools/bao-attach-once.c"; then
@@ -99,11 +102,13 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0" "${guest_tools[@]}"; then
   done
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
-  mkdir -p "$d/usr/bin" "$d/usr/sbin"
+  mkdir -p "$d/usr/bin" "$d/usr/sbin" "$d/usr/local/bin"
   cp "$tool" "$d/usr/bin/"
   for t in "${guest_tools[@]}"; do
-    [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs)"; exit 1; }
+    [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs, iproute2, iperf3)"; exit 1; }
+    mkdir -p "$d$(dirname "$t")"
     cp -L "$t" "$d$t"
+    ln -sf "$t" "$d/usr/local/bin/$(basename "$t")"
     for lib in $(ldd "$t" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
       [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
     done

@@ -48,7 +48,10 @@ kver=$(resolve_kernel)
 log "current Debian kernel: $kver"
 
 # Packages installed system-wide (the kernel image is not one of them).
-want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils e2fsprogs "linux-headers-$kver")
+want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
+# Guest tools copied into the image (qemu/build-image.sh): e2fsprogs for the block tests, ip for
+# network namespaces, iperf3 for bench/net.
+want+=(e2fsprogs iproute2 iperf3)
 missing=()
 for p in "${want[@]}"; do have_pkg "$p" || missing+=("$p"); done
 

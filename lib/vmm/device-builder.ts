@@ -7,6 +7,7 @@ import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
 import type { BlockHostOps } from '../devices/blk/backing.js';
 import type { PtyOpener } from '../devices/console/backends/pty.js';
+import type { TapSyscalls } from '../devices/net/tap.js';
 import type { DeviceConfig } from './config/types.js';
 import type { ServedDeviceType } from './config/served.js';
 
@@ -25,6 +26,8 @@ export interface BuildContext {
   readonly ptyOpener?: PtyOpener;
   /** Block-device syscalls (lock, BLKGETSIZE64, fallocate) from the addon; block devices. */
   readonly blockHost?: BlockHostOps;
+  /** Opens and drives taps (from the addon); required only by net devices. */
+  readonly tapSyscalls?: TapSyscalls;
   /** Streams for the stdio console backend; default process.stdin / process.stdout. */
   readonly stdin?: NodeJS.ReadableStream;
   readonly stdout?: NodeJS.WritableStream;

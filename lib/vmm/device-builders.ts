@@ -8,6 +8,7 @@ import { openSocketBackend } from '../devices/console/backends/socket.js';
 import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
 import { buildBlockDevice } from './block-builder.js';
+import { NetDevice, deriveMac, openTap, parseMac } from '../devices/net/index.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
 import type { BuildContext, DeviceBuilders } from './device-builder.js';
 import { ComponentUnavailableError } from './errors.js';
@@ -45,6 +46,27 @@ export const defaultDeviceBuilders: DeviceBuilders = {
       close: async () => {
         await device.close();
         log.info({ metrics: metrics() }, 'console closed');
+      },
+    };
+  },
+  net: async (entry, context) => {
+    if (entry.type !== 'net') throw new TypeError(`net builder given a ${entry.type} entry`);
+    if (context.tapSyscalls === undefined) {
+      throw new ComponentUnavailableError('TAP_UNAVAILABLE', 'no tap syscalls were given (a net device needs the native addon)');
+    }
+    const log = context.log.child({ module: 'net' });
+    // Opened now, before anything is served: see lib/devices/net/tap.ts on rtnl.
+    const tap = openTap({ name: entry.tapName, queuePairs: entry.queuePairs, create: entry.createTap }, context.tapSyscalls);
+    const mac = (entry.mac === undefined ? undefined : parseMac(entry.mac)) ?? deriveMac(`${entry.id} 0x${entry.mmioAddr.toString(16)}`);
+    const device = new NetDevice({ tap, mac, mtu: entry.mtu, queueSize: entry.queueSize, log });
+    log.info({ tap: tap.name, mac: device.mac, queuePairs: entry.queuePairs, mtu: entry.mtu }, 'tap opened');
+    const metrics = () => device.metrics.snapshot();
+    return {
+      device,
+      metrics,
+      close: async () => {
+        device.close();
+        log.info({ metrics: metrics() }, 'net closed');
       },
     };
   },

@@ -30,6 +30,9 @@ import {
   type DaemonConfig,
   type DeviceConfig,
   MMIO_WINDOW_SIZE,
+  NET_DEFAULTS,
+  NET_MAX_QUEUE_PAIRS,
+  type NetDeviceConfig,
 } from './types.js';
 
 export type FieldPath = readonly (string | number)[];
@@ -61,7 +64,7 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Keys each type uses beyond the common ones, to warn about keys that do nothing. */
 const TYPE_KEYS: Readonly<Record<string, readonly string[]>> = {
   block: ['file_path', 'read_only', 'root_device', 'advertise_flush', 'serial', 'queues', 'queue_size', 'discard', 'engine', 'cache'],
-  net: ['tap_name', 'mac_addr'],
+  net: ['tap_name', 'mac_addr', 'create_tap', 'mtu', 'queue_pairs', 'queue_size'],
   vsock: ['guest_cid', 'socket_path'],
   fs: ['socket_path'],
   console: ['pty_alias', 'backend', 'socket_path'],
@@ -270,6 +273,41 @@ function normalizeBlock(entry: CompleteEntry, common: CommonFields, issues: Issu
   };
 }
 
+/** IFNAMSIZ is 16 with the NUL; '/' and whitespace cannot appear in an interface name. */
+const IFNAME_RE = /^[^/\s:]{1,15}$/;
+
+function normalizeNet(entry: CompleteEntry, common: CommonFields, issues: IssueList): NetDeviceConfig | undefined {
+  const { raw, index } = entry;
+  const at = (key: string): FieldPath => ['devices', index, key];
+  const before = issues.errors.length;
+  const tapName = raw.tap_name;
+  if (tapName === undefined || tapName === '') {
+    issues.error(at('tap_name'), 'required for type net: the tap interface the device sends and receives on (for example tap0)');
+  } else if (!IFNAME_RE.test(tapName) || Buffer.byteLength(tapName) > 15 || tapName === '.' || tapName === '..') {
+    issues.error(at('tap_name'), `'${tapName}' is not an interface name: at most 15 bytes, without '/', ':' or spaces`);
+  }
+  const mtu = raw.mtu === undefined ? NET_DEFAULTS.mtu : Number(raw.mtu);
+  if (mtu < 68 || mtu > 65535) issues.error(at('mtu'), `${mtu} is out of range: an MTU is 68..65535 bytes`);
+  const queuePairs = raw.queue_pairs === undefined ? NET_DEFAULTS.queuePairs : Number(raw.queue_pairs);
+  if (queuePairs < 1 || queuePairs > NET_MAX_QUEUE_PAIRS) issues.error(at('queue_pairs'), `${queuePairs} is out of range: 1..${NET_MAX_QUEUE_PAIRS} queue pairs`);
+  const queueSize = raw.queue_size === undefined ? NET_DEFAULTS.queueSize : Number(raw.queue_size);
+  if (queueSize < 2 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) issues.error(at('queue_size'), `${queueSize} is not a power of two between 2 and 32768`);
+  if (raw.mac_addr !== undefined && (parseInt(raw.mac_addr.slice(0, 2), 16) & 1) === 1) {
+    issues.error(at('mac_addr'), `'${raw.mac_addr}' is a multicast address; a NIC needs a unicast one (the first byte even, like 52:54:00:aa:bb:01)`);
+  }
+  if (issues.errors.length !== before || tapName === undefined) return undefined;
+  return {
+    ...common,
+    type: 'net',
+    tapName,
+    mac: raw.mac_addr?.toLowerCase(),
+    createTap: raw.create_tap ?? false,
+    mtu,
+    queuePairs,
+    queueSize,
+  };
+}
+
 /** One normalizer per served type: the record type makes adding a served type a compile error until handled. */
 const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
   console: (entry, common, issues) => {
@@ -278,6 +316,7 @@ const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
   },
   rng: (_entry, common) => ({ ...common, type: 'rng' }),
   block: normalizeBlock,
+  net: normalizeNet,
 };
 
 function checkTypeAndPlane(entry: ParsedEntry, issues: IssueList): void {
@@ -398,6 +437,7 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
   const socketPaths = new Map<string, number>();
   const aliases = new Map<string, number>();
   const images = new Map<string, { index: number; readOnly: boolean }>();
+  const taps = new Map<string, number>();
   let stdioAt: number | undefined;
   for (const { raw, index } of entries) {
     if (raw.id !== undefined) {
@@ -415,6 +455,12 @@ function checkConflicts(entries: readonly ParsedEntry[], issues: IssueList): voi
       if (prev !== undefined && !(prev.readOnly && readOnly)) {
         issues.error(['devices', index, 'file_path'], `'${raw.file_path}' is already the disk of devices[${prev.index}]; two devices may share an image only if both are read_only`);
       } else if (prev === undefined) images.set(raw.file_path, { index, readOnly });
+    }
+
+    if (raw.type === 'net' && raw.tap_name !== undefined) {
+      const prev = taps.get(raw.tap_name);
+      if (prev !== undefined) issues.error(['devices', index, 'tap_name'], `'${raw.tap_name}' is already used by devices[${prev}]; give each net device its own tap`);
+      else taps.set(raw.tap_name, index);
     }
 
     if (raw.type === 'console') {

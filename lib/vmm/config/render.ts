@@ -36,6 +36,14 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
       cache: device.cache,
     });
   }
+  if (device.type === 'net') {
+    out['tap_name'] = device.tapName;
+    if (device.mac !== undefined) out['mac_addr'] = device.mac;
+    out['create_tap'] = device.createTap;
+    out['mtu'] = device.mtu;
+    out['queue_pairs'] = device.queuePairs;
+    out['queue_size'] = device.queueSize;
+  }
   if (device.createDm !== undefined) {
     out['shmem_addr'] = hex(device.createDm.shmemAddr);
     out['shmem_size'] = hex(device.createDm.shmemSize);
@@ -59,6 +67,9 @@ function describeBackend(device: DeviceConfig): string {
   if (device.type === 'block') {
     const queues = device.queues === 1 ? '' : `, ${device.queues} queues`;
     return `, ${device.readOnly ? 'read-only ' : ''}image ${device.filePath}${queues}, cache ${device.cache}`;
+  }
+  if (device.type === 'net') {
+    return `, tap ${device.tapName}${device.createTap ? ' (created if missing)' : ''}, mac ${device.mac ?? 'derived'}, mtu ${device.mtu}, ${device.queuePairs} queue pair(s) of ${device.queueSize}`;
   }
   if (device.type !== 'console') return '';
   const b = device.backend;

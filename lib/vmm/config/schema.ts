@@ -91,6 +91,10 @@ export const rawDeviceSchema = z.looseObject(
     discard: bool('discard').optional(),
     engine: str('an I/O engine (auto or thread-pool)').optional(),
     cache: str('a cache mode (writeback, writethrough or unsafe)').optional(),
+    // node-bao: net additions
+    create_tap: bool('create_tap').optional(),
+    mtu: unsignedInt(32, 'an MTU in bytes').optional(),
+    queue_pairs: unsignedInt(32, 'a number of queue pairs').optional(),
     // node-bao: console backend selection
     backend: str('a console backend (pty, stdio or socket)').optional(),
     // node-bao: revB CREATE_DM parameters (spec §3.3, §4.4)

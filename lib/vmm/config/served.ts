@@ -27,7 +27,7 @@ export const KNOWN_DEVICE_TYPES = [
 ] as const;
 
 /** The device types node-bao serves. Extend this list (and the records keyed by it) to add one. */
-export const SERVED_DEVICE_TYPES = ['console', 'rng', 'block'] as const;
+export const SERVED_DEVICE_TYPES = ['console', 'rng', 'block', 'net'] as const;
 export type ServedDeviceType = (typeof SERVED_DEVICE_TYPES)[number];
 
 export const KNOWN_DATA_PLANES = ['virtio', 'vhost', 'vhost_user'] as const;

@@ -82,8 +82,28 @@ export interface BlockDeviceConfig extends DeviceConfigBase {
   readonly cache: BlockCacheMode;
 }
 
+
+export interface NetDeviceConfig extends DeviceConfigBase {
+  readonly type: 'net';
+  /** tap_name: the tap interface (bao-virtio-dm: it must exist; node-bao: create_tap may make it). */
+  readonly tapName: string;
+  /** mac_addr as given, lower case; undefined: derived from the entry's id and window, stable. */
+  readonly mac: string | undefined;
+  /** create_tap: make the tap when missing (it lives while the daemon runs). Default false. */
+  readonly createTap: boolean;
+  /** mtu: what the guest is told (VIRTIO_NET_F_MTU); default 1500. Set the tap's own MTU to match. */
+  readonly mtu: number;
+  /** queue_pairs: one tap queue per pair (more than one needs a multi_queue tap). Default 1. */
+  readonly queuePairs: number;
+  /** queue_size: QueueNumMax of every queue. Default 256. */
+  readonly queueSize: number;
+}
+
+export const NET_DEFAULTS = { mtu: 1500, queuePairs: 1, queueSize: 256 } as const;
+export const NET_MAX_QUEUE_PAIRS = 16;
+
 /** One entry per served device type; validation refuses every other type by name. */
-export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig;
+export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig | NetDeviceConfig;
 
 export interface LogConfig {
   readonly level: LogLevel | undefined;

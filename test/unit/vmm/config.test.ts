@@ -233,7 +233,6 @@ describe('every error, with its field', () => {
       ['devices[0].id', 'DM id 16 is out of range: the OOT/v1/v2 I/O dispatcher has 16 device models (0..15)'],
       ['devices[0].mmio_addr', '0xa003e02 is not 4-byte aligned'],
       ['devices[1].shmem_size', "required together with shmem_addr and irq: revB's CREATE_DM needs shmem_addr, shmem_size and irq (or give none of them for the OOT/v1/v2 drivers)"],
-      ['devices[2].type', "'net' is not served by node-bao yet"],
       ['devices[2].mac_addr', "'52:54:00:aa:bb' is not a MAC address"],
     ]);
   });
@@ -284,6 +283,49 @@ describe('every error, with its field', () => {
         '  devices[0].mmio_addr (line 2, column 35): 0x1 is not 4-byte aligned; virtio-mmio registers are 32-bit aligned from the window base',
       ].join('\n'),
     );
+  });
+});
+
+describe('net devices', () => {
+  it("accepts bao-virtio-dm's net entry unchanged: the tap must exist, one pair, MTU 1500", () => {
+    const { config, warnings } = parseConfigText(device('{id: 1, type: net, mmio_addr: 0xa003e00, data_plane: virtio, tap_name: tap0, mac_addr: "52:54:00:AA:BB:01"}'));
+    expect(warnings).toEqual([]);
+    expect(config.devices).toEqual([
+      { index: 0, id: 1, type: 'net', mmioAddr: 0xa003e00n, dataPlane: 'virtio', createDm: undefined, tapName: 'tap0', mac: '52:54:00:aa:bb:01', createTap: false, mtu: 1500, queuePairs: 1, queueSize: 256 },
+    ]);
+  });
+
+  it("takes node-bao's additions: create_tap, mtu, queue_pairs, queue_size", () => {
+    const { config } = parseConfigText(device('{id: 1, type: net, mmio_addr: 0xa003e00, tap_name: nb0, create_tap: true, mtu: 9000, queue_pairs: 4, queue_size: 1024}'));
+    expect(config.devices[0]).toMatchObject({ tapName: 'nb0', mac: undefined, createTap: true, mtu: 9000, queuePairs: 4, queueSize: 1024 });
+  });
+
+  it('refuses a missing or impossible tap name, bad sizes, a multicast MAC and a tap used twice, naming each field', () => {
+    const issues = issuesOf(`devices:
+  - {id: 0, type: net, mmio_addr: 0x1000}
+  - {id: 1, type: net, mmio_addr: 0x2000, tap_name: "a/b"}
+  - {id: 2, type: net, mmio_addr: 0x3000, tap_name: t2, mtu: 60, queue_pairs: 0, queue_size: 100}
+  - {id: 3, type: net, mmio_addr: 0x4000, tap_name: t3, mac_addr: "01:00:5e:00:00:01", create_tap: yes-please}
+  - {id: 4, type: net, mmio_addr: 0x5000, tap_name: t2}
+`);
+    expect(issues.map((i) => [i.field, i.message.split(':')[0]])).toEqual([
+      ['devices[0].tap_name', 'required for type net'],
+      ['devices[1].tap_name', "'a/b' is not an interface name"],
+      ['devices[2].mtu', '60 is out of range'],
+      ['devices[2].queue_pairs', '0 is out of range'],
+      ['devices[2].queue_size', '100 is not a power of two between 2 and 32768'],
+      ['devices[3].create_tap', 'expected create_tap (true or false), got \'yes-please\''],
+      ['devices[4].tap_name', "'t2' is already used by devices[2]; give each net device its own tap"],
+    ]);
+    expect(issuesOf(device('{id: 3, type: net, mmio_addr: 0x4000, tap_name: t3, mac_addr: "01:00:5e:00:00:01"}'))[0]).toMatchObject({
+      field: 'devices[0].mac_addr',
+      message: expect.stringContaining('multicast'),
+    });
+  });
+
+  it('warns about net keys on other types', () => {
+    const { warnings } = parseConfigText(device('{id: 0, type: rng, mmio_addr: 0x1000, queue_pairs: 2}'));
+    expect(warnings.map((w) => [w.field, w.message])).toEqual([['devices[0].queue_pairs', 'ignored for type rng (it applies to net)']]);
   });
 });
 

@@ -38,6 +38,7 @@ class Harness {
     console: (entry) => this.build(entry),
     rng: (entry) => this.build(entry),
     block: (entry) => this.build(entry),
+    net: (entry) => this.build(entry),
   };
 
   readonly factory: DeviceModelFactory = {

@@ -23,6 +23,7 @@ import { ComponentUnavailableError, ConfigInvalidError, DeviceOpenError, Shutdow
 import { createRootLogger, type LoggerOptions } from '../../../vmm/logger.js';
 import { defaultBlockHost } from '../../../vmm/block-host.js';
 import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
+import { tapSyscalls } from '../../../dispatcher/tap-syscalls.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { loadAddon } from '../../../native.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
@@ -282,7 +283,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       builders: io.builders ?? defaultDeviceBuilders,
       log,
       rootLog: root,
-      context: io.context ?? { ptyOpener: defaultPtyOpener(), blockHost: defaultBlockHost() },
+      context: io.context ?? { ptyOpener: defaultPtyOpener(), blockHost: defaultBlockHost(), tapSyscalls: tapSyscalls() },
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;

@@ -1,0 +1,177 @@
+// TAP interfaces for virtio-net and vhost-net: open /dev/net/tun as a tap with a vnet header,
+// set the header size and the offloads, and move frames with readv/writev whose iovecs point
+// straight into JS views (the guest's buffers in the shared mapping, so nothing is copied).
+// No virtio knowledge and no policy: which flags and sizes to use is decided in lib/.
+//
+// Readiness: reads and writes are non-blocking. EAGAIN is not an exception (it is the normal end
+// of every drain): readv/writev return -1 for it, and the caller waits for the poller.
+#include "tap.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace nodebao {
+
+namespace {
+
+constexpr const char* kTunPath = "/dev/net/tun";
+
+// Fills `iov` from an array of Uint8Array views; the views stay alive for the call (JS holds them).
+void CollectIovecs(Napi::Env env, Napi::Value v, std::vector<struct iovec>& iov) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "buffers must be an array of Uint8Array");
+  Napi::Array arr = v.As<Napi::Array>();
+  uint32_t n = arr.Length();
+  if (n > IOV_MAX) throw Napi::RangeError::New(env, "too many buffers for one call (more than IOV_MAX)");
+  iov.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "buffers must be an array of Uint8Array");
+    }
+    Napi::Uint8Array u = e.As<Napi::Uint8Array>();
+    iov[i].iov_base = u.Data();
+    iov[i].iov_len = u.ByteLength();
+  }
+}
+
+// tapOpen(name, multiQueue) -> { fd, name }: TUNSETIFF with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR (and
+// IFF_MULTI_QUEUE). An existing tap is attached; a missing name creates a tap that lives as long
+// as its fds (whether that is allowed is the caller's decision, made before calling).
+Napi::Value TapOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name.size() >= IFNAMSIZ) throw Napi::RangeError::New(env, "interface name longer than 15 bytes");
+  bool multiQueue = info.Length() > 1 && info[1].ToBoolean().Value();
+  int fd = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, errno, "open", kTunPath);
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (multiQueue ? IFF_MULTI_QUEUE : 0);
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "ioctl TUNSETIFF", name.c_str());
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, fd));
+  o.Set("name", Napi::String::New(env, ifr.ifr_name));
+  return o;
+}
+
+// tapSetVnetHdrSize(fd, size): TUNSETVNETHDRSZ.
+Napi::Value TapSetVnetHdrSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int size = ArgInt(info, 1, "size");
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) ThrowErrno(env, errno, "ioctl TUNSETVNETHDRSZ");
+  return env.Undefined();
+}
+
+// tapSetOffload(fd, flags): TUNSETOFFLOAD (TUN_F_* bits). Takes the kernel's rtnl lock: see
+// SetOffloadWorker for the variant that does not block the event loop.
+Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint32_t flags = ArgU32(info, 1, "flags");
+  if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) != 0) ThrowErrno(env, errno, "ioctl TUNSETOFFLOAD");
+  return env.Undefined();
+}
+
+// The same ioctl on the libuv thread pool: a frontend of the same kernel may hold rtnl while it
+// waits for this process (virtio_net's probe and control commands), so the event loop must never
+// wait for rtnl itself.
+class SetOffloadWorker : public Napi::AsyncWorker {
+ public:
+  SetOffloadWorker(Napi::Function cb, int fd, uint32_t flags) : Napi::AsyncWorker(cb, "bao:tap-offload"), fd_(fd), flags_(flags) {}
+  void Execute() override {
+    if (ioctl(fd_, TUNSETOFFLOAD, static_cast<unsigned long>(flags_)) != 0) err_ = errno;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Callback().Call({err_ == 0 ? env.Null() : ErrnoError(env, err_, "ioctl TUNSETOFFLOAD").Value()});
+  }
+
+ private:
+  int fd_;
+  uint32_t flags_;
+  int err_ = 0;
+};
+
+// tapSetOffloadAsync(fd, flags, callback(err|null)).
+Napi::Value TapSetOffloadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint32_t flags = ArgU32(info, 1, "flags");
+  if (info.Length() < 3 || !info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+  auto* w = new SetOffloadWorker(info[2].As<Napi::Function>(), fd, flags);
+  w->Queue();
+  return env.Undefined();
+}
+
+// readv(fd, buffers) -> bytes read, or -1 when nothing is waiting (EAGAIN).
+Napi::Value Readv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  std::vector<struct iovec> iov;
+  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
+  ssize_t n;
+  do {
+    n = readv(fd, iov.data(), static_cast<int>(iov.size()));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "readv");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// writev(fd, buffers) -> bytes written, or -1 when the fd cannot take it now (EAGAIN).
+Napi::Value Writev(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  std::vector<struct iovec> iov;
+  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
+  ssize_t n;
+  do {
+    n = writev(fd, iov.data(), static_cast<int>(iov.size()));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "writev");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+}  // namespace
+
+void InitTap(Napi::Env env, Napi::Object exports) {
+  exports.Set("tapOpen", Napi::Function::New(env, TapOpen, "tapOpen"));
+  exports.Set("tapSetVnetHdrSize", Napi::Function::New(env, TapSetVnetHdrSize, "tapSetVnetHdrSize"));
+  exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload, "tapSetOffload"));
+  exports.Set("tapSetOffloadAsync", Napi::Function::New(env, TapSetOffloadAsync, "tapSetOffloadAsync"));
+  exports.Set("readv", Napi::Function::New(env, Readv, "readv"));
+  exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
+  Napi::Object c = exports.Get("constants").As<Napi::Object>();
+  c.Set("TUN_F_CSUM", Napi::Number::New(env, TUN_F_CSUM));
+  c.Set("TUN_F_TSO4", Napi::Number::New(env, TUN_F_TSO4));
+  c.Set("TUN_F_TSO6", Napi::Number::New(env, TUN_F_TSO6));
+  c.Set("TUN_F_TSO_ECN", Napi::Number::New(env, TUN_F_TSO_ECN));
+  c.Set("TUN_F_UFO", Napi::Number::New(env, TUN_F_UFO));
+}
+
+}  // namespace nodebao

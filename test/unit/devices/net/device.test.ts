@@ -1,0 +1,389 @@
+// The virtio-net device against the mock frontend driver and a tap double: what the driver is
+// offered, frames in both directions (the guest's header passed through, num_buffers filled in,
+// merged receive buffers), backpressure both ways, the control queue, and every malformed input
+// dropped and counted while the queue keeps going.
+
+import { describe, expect, it } from 'vitest';
+
+import {
+  CONFIG_MAX_PAIRS,
+  CONFIG_MTU,
+  CONFIG_STATUS,
+  NET_F_CSUM,
+  NET_F_CTRL_MAC_ADDR,
+  NET_F_CTRL_RX,
+  NET_F_CTRL_VQ,
+  NET_F_GUEST_CSUM,
+  NET_F_GUEST_TSO4,
+  NET_F_HOST_TSO4,
+  NET_F_MAC,
+  NET_F_MQ,
+  NET_F_MRG_RXBUF,
+  NET_F_STATUS,
+  NetDevice,
+  deriveMac,
+  parseMac,
+} from '../../../../lib/devices/net/index.js';
+import { TUN_F_CSUM, TUN_F_TSO4 } from '../../../../lib/devices/net/header.js';
+import { RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../../../lib/virtio/features.js';
+import { MockDriver, acceptOnly } from '../../../../lib/virtio/testing/mock-driver.js';
+import { FakeTap, pattern, withHeader } from './fake-tap.js';
+
+const MAC = parseMac('52:54:00:aa:bb:01')!;
+const settle = () => new Promise((r) => setImmediate(r));
+
+function setup(options: { pairs?: number; features?: bigint | ((o: bigint) => bigint); queueSize?: number; mtu?: number } = {}) {
+  const tap = new FakeTap('tap0', options.pairs ?? 1);
+  const device = new NetDevice({ tap, mac: MAC, queueSize: options.queueSize ?? 64, ...(options.mtu ? { mtu: options.mtu } : {}) });
+  const driver = MockDriver.create(device, { size: 4 << 20 });
+  driver.init({ features: options.features ?? ((o) => o) });
+  return { tap, device, driver };
+}
+
+function u16(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8);
+}
+
+describe('virtio-net: what the driver sees', () => {
+  it('offers MAC, STATUS, MTU, checksum and TSO offloads, MRG_RXBUF, the control queue and ring features', () => {
+    const { driver } = setup();
+    const offered = driver.deviceFeatures();
+    for (const bit of [NET_F_MAC, NET_F_STATUS, NET_F_CSUM, NET_F_GUEST_CSUM, NET_F_HOST_TSO4, NET_F_GUEST_TSO4, NET_F_MRG_RXBUF, NET_F_CTRL_VQ, NET_F_CTRL_RX, NET_F_CTRL_MAC_ADDR, RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1]) {
+      expect(offered & bit).toBe(bit);
+    }
+    expect(offered & NET_F_MQ).toBe(0n); // one queue pair: nothing to steer
+    expect([0, 1, 2, 3, 4, 5].map((i) => driver.readConfig(i, 1))).toEqual([...MAC]);
+    expect(driver.readConfig(CONFIG_STATUS, 2)).toBe(1);
+    expect(driver.readConfig(CONFIG_MAX_PAIRS, 2)).toBe(1);
+    expect(driver.readConfig(CONFIG_MTU, 2)).toBe(1500);
+  });
+
+  it('with several tap queues offers MQ, one rx/tx pair per tap queue and the control queue after them', () => {
+    const tap = new FakeTap('tap0', 4);
+    const device = new NetDevice({ tap, mac: MAC, mtu: 9000 });
+    expect(device.features & NET_F_MQ).toBe(NET_F_MQ);
+    expect(device.queueMaxSizes).toHaveLength(9);
+    const driver = MockDriver.create(device);
+    expect(driver.readConfig(CONFIG_MAX_PAIRS, 2)).toBe(4);
+    expect(driver.readConfig(CONFIG_MTU, 2)).toBe(9000);
+  });
+
+  it('derives the same MAC from the same seed, a different one from another, locally administered and unicast', () => {
+    const a = deriveMac('1 0xa003e00');
+    expect(deriveMac('1 0xa003e00')).toEqual(a);
+    expect(deriveMac('2 0xa003e00')).not.toEqual(a);
+    expect(a[0]! & 0x03).toBe(0x02);
+  });
+
+  it('does not take config writes (the MAC changes through the control queue)', () => {
+    const { driver } = setup();
+    driver.writeConfig(0, 1, 0xee);
+    expect(driver.readConfig(0, 1)).toBe(0x52);
+  });
+
+  it('asks the tap for the receive offloads the driver accepted, and for none again at reset', async () => {
+    const { tap, driver } = setup({ features: acceptOnly(NET_F_GUEST_CSUM | NET_F_GUEST_TSO4) });
+    await settle();
+    expect(tap.offloads).toEqual([TUN_F_CSUM | TUN_F_TSO4]);
+    driver.reset();
+    await settle();
+    expect(tap.offloads).toEqual([TUN_F_CSUM | TUN_F_TSO4, 0]);
+    expect(tap.closed).toBe(0); // the tap outlives resets
+  });
+});
+
+describe('virtio-net: transmit', () => {
+  it('passes the guest header and frame to the tap as the guest laid them out, and returns the chain', () => {
+    const { tap, driver, device } = setup();
+    const frame = withHeader(pattern(1000));
+    const head = driver.queue(1).add([{ data: frame.subarray(0, 12) }, { data: frame.subarray(12) }]);
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound).toEqual([frame]);
+    expect(driver.queue(1).used()).toEqual([{ id: head, len: 0 }]);
+    expect(driver.interrupts.count).toBe(1);
+    expect(device.metrics).toMatchObject({ txFrames: 1, txBytes: 1000 });
+    expect(driver.guardsIntact()).toBe(true);
+  });
+
+  it('takes TSO frames with a checksum request when HOST_TSO4 and CSUM were accepted', () => {
+    const { tap, driver } = setup();
+    const frame = withHeader(pattern(60000), { flags: 1, gsoType: 1, gsoSize: 1448, hdrLen: 54, csumStart: 34, csumOffset: 16 });
+    driver.queue(1).add([{ data: frame }], { indirect: true });
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound[0]).toEqual(frame);
+  });
+
+  it('drops and counts malformed frames, returns their chains, and goes on with the next one', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(1);
+    q.add([{ data: new Uint8Array(8) }]); // shorter than the header
+    q.add([{ data: withHeader(pattern(1600)) }]); // larger than MTU + Ethernet + VLAN
+    q.add([{ data: withHeader(pattern(100), { flags: 1 }) }]); // NEEDS_CSUM without CSUM
+    q.add([{ data: withHeader(pattern(100), { gsoType: 1 }) }]); // TSO4 without HOST_TSO4
+    q.add([{ data: withHeader(pattern(100), { flags: 0x80 }) }]); // unknown flag
+    q.add([{ data: withHeader(pattern(100)) }, { length: 10, writable: true }]); // writable part
+    const good = withHeader(pattern(100, 7));
+    q.add([{ data: good }]);
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound).toEqual([good]);
+    expect(q.used()).toHaveLength(7);
+    expect(device.metrics).toMatchObject({ txShortHeader: 1, txOversize: 1, txBadOffload: 3, txChainsWithWritable: 1, txFrames: 1 });
+  });
+
+  it('serves at most one budget of chains per turn and the rest on the next turn', async () => {
+    const { tap, driver, device } = setup({ queueSize: 128 });
+    const q = driver.queue(1);
+    for (let i = 0; i < 100; i += 1) q.add([{ data: withHeader(pattern(60, i)) }]);
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound).toHaveLength(64);
+    expect(device.metrics.txBudgetYields).toBe(1);
+    await settle();
+    expect(tap.queues[0]!.outbound).toHaveLength(100);
+    expect(q.used()).toHaveLength(100);
+  });
+
+  it('waits for the tap when it is full (EAGAIN) and resumes, in order, when it is writable', () => {
+    const { tap, driver, device } = setup();
+    const tq = tap.queues[0]!;
+    tq.full = true;
+    const q = driver.queue(1);
+    const frames = [1, 2, 3].map((i) => withHeader(pattern(80, i)));
+    for (const f of frames) q.add([{ data: f }]);
+    driver.kick(1);
+    expect(tq.outbound).toHaveLength(0);
+    expect(tq.wantWritable).toBe(true);
+    expect(q.used()).toHaveLength(0);
+    expect(device.metrics.txTapFull).toBe(1);
+    tq.full = false;
+    tq.poll();
+    expect(tq.outbound).toEqual(frames);
+    expect(q.used()).toHaveLength(3);
+    expect(tq.wantWritable).toBe(false);
+  });
+
+  it('counts a frame the tap refuses (EIO: interface down) and goes on', () => {
+    const { tap, driver, device } = setup();
+    const tq = tap.queues[0]!;
+    tq.writeError = Object.assign(new Error('EIO'), { code: 'EIO' });
+    driver.queue(1).add([{ data: withHeader(pattern(80)) }]);
+    driver.kick(1);
+    expect(device.metrics.txTapErrors).toBe(1);
+    expect(driver.queue(1).used()).toHaveLength(1);
+    expect(device.linkUp).toBe(true);
+  });
+});
+
+describe('virtio-net: receive', () => {
+  it('without MRG_RXBUF reads one frame into one chain and sets num_buffers to 1', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    const head = q.add([{ length: 12, writable: true }, { length: 1600, writable: true }]);
+    driver.kick(0);
+    const frame = withHeader(pattern(700));
+    tap.queues[0]!.inbound.push(frame);
+    tap.pollAll(1);
+    expect(q.used()).toEqual([{ id: head, len: frame.length }]);
+    const [hdr, body] = q.buffers(head);
+    expect(u16(hdr!, 10)).toBe(1);
+    expect(body!.subarray(0, 700)).toEqual(pattern(700));
+    expect(device.metrics).toMatchObject({ rxFrames: 1, rxBytes: 700 });
+    expect(driver.interrupts.count).toBe(1);
+  });
+
+  it('with MRG_RXBUF merges a frame across as many buffers as it needs and says how many', () => {
+    const { tap, driver, device } = setup();
+    const q = driver.queue(0);
+    const heads = Array.from({ length: 64 }, () => q.add([{ length: 1536, writable: true }]));
+    driver.kick(0);
+    const frame = withHeader(pattern(4000), { flags: 2 });
+    tap.queues[0]!.inbound.push(frame, withHeader(pattern(100, 3)));
+    tap.pollAll(1);
+    const used = q.used();
+    expect(used).toEqual([
+      { id: heads[0], len: 1536 },
+      { id: heads[1], len: 1536 },
+      { id: heads[2], len: frame.length - 3072 },
+      { id: heads[3], len: 112 },
+    ]);
+    expect(u16(q.buffers(heads[0]!)[0]!, 10)).toBe(3);
+    expect(u16(q.buffers(heads[3]!)[0]!, 10)).toBe(1);
+    const joined = new Uint8Array(frame.length);
+    joined.set(q.buffers(heads[0]!)[0]!, 0);
+    joined.set(q.buffers(heads[1]!)[0]!, 1536);
+    joined.set(q.buffers(heads[2]!)[0]!.subarray(0, frame.length - 3072), 3072);
+    expect(joined.subarray(12)).toEqual(frame.subarray(12));
+    expect(joined[0]).toBe(2); // the tap's DATA_VALID reaches a driver that accepted GUEST_CSUM
+    expect(device.metrics.rxMergedBuffers).toBe(2);
+  });
+
+  it('stops reading the tap when the guest has no buffers, and resumes on the next kick', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | RING_EVENT_IDX) });
+    const tq = tap.queues[0]!;
+    expect(tq.wantReadable).toBe(true);
+    tq.inbound.push(withHeader(pattern(60, 1)), withHeader(pattern(60, 2)));
+    tq.poll();
+    expect(tq.wantReadable).toBe(false);
+    expect(tq.inbound).toHaveLength(2); // left in the kernel
+    expect(device.metrics.rxNoBuffers).toBe(1);
+    const q = driver.queue(0);
+    q.add([{ length: 1600, writable: true }]);
+    q.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    expect(tq.wantReadable).toBe(true);
+    tq.poll();
+    expect(q.used()).toHaveLength(2);
+    expect(tq.inbound).toHaveLength(0);
+  });
+
+  it('drops a frame larger than the chain (truncated) and reuses the chain for the next', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    const head = q.add([{ length: 200, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(500)), withHeader(pattern(100, 9)));
+    tap.pollAll(1);
+    expect(device.metrics.rxTruncated).toBe(1);
+    expect(q.used()).toEqual([{ id: head, len: 112 }]);
+    expect(q.buffers(head)[0]!.subarray(12, 112)).toEqual(pattern(100, 9));
+  });
+
+  it('drops frames whose tap header carries offloads the driver did not accept, and clears DATA_VALID for it', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    const heads = [q.add([{ length: 1600, writable: true }])];
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(100), { gsoType: 1, gsoSize: 1448 }), withHeader(pattern(100), { flags: 1 }), withHeader(pattern(100), { flags: 2 }));
+    tap.pollAll(1);
+    expect(device.metrics.rxOffloadDropped).toBe(2);
+    expect(q.used()).toEqual([{ id: heads[0], len: 112 }]);
+    expect(q.buffers(heads[0]!)[0]![0]).toBe(0);
+  });
+
+  it('returns receive chains without room for the header, or with readable parts, unused and counted', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    const a = q.add([{ length: 4, writable: true }]);
+    const b = q.add([{ data: new Uint8Array(4) }, { length: 1600, writable: true }]);
+    const c = q.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(64)));
+    tap.pollAll(1);
+    expect(q.used()).toEqual([
+      { id: a, len: 0 },
+      { id: b, len: 0 },
+      { id: c, len: 76 },
+    ]);
+    expect(device.metrics).toMatchObject({ rxChainsWithoutWritable: 1, rxChainsWithReadable: 1, rxFrames: 1 });
+  });
+
+  it('reports the link down, with a config interrupt, when the tap goes away', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_STATUS) });
+    const q = driver.queue(0);
+    q.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.readError = Object.assign(new Error('EBADFD'), { code: 'EBADFD' });
+    tap.queues[0]!.poll();
+    expect(device.linkUp).toBe(false);
+    expect(driver.readConfig(CONFIG_STATUS, 2)).toBe(0);
+    expect(driver.interruptStatus() & 2).toBe(2);
+    expect(tap.queues[0]!.wantReadable).toBe(false);
+  });
+});
+
+describe('virtio-net: control queue', () => {
+  function command(driver: MockDriver, ctrl: number, bytes: number[]): number {
+    const q = driver.queue(ctrl);
+    const head = q.add([{ data: Uint8Array.from(bytes) }, { length: 1, writable: true }]);
+    driver.kick(ctrl);
+    q.used();
+    return q.buffers(head)[1]![0]!;
+  }
+
+  it('answers RX mode, MAC table and MAC address commands, and refuses malformed ones', () => {
+    const { driver, device } = setup();
+    const ctrl = 2;
+    expect(command(driver, ctrl, [0, 0, 1])).toBe(0); // promiscuous on
+    expect(command(driver, ctrl, [0, 1, 1])).toBe(0); // all-multicast on
+    expect(device.ctrlState).toMatchObject({ promisc: true, allmulti: true });
+    expect(command(driver, ctrl, [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x33, 0x33, 0, 0, 0, 1])).toBe(0);
+    expect(device.ctrlState.multicastFilter).toEqual(['33:33:00:00:00:01']);
+    expect(command(driver, ctrl, [1, 1, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55])).toBe(0);
+    expect(device.mac).toBe('02:11:22:33:44:55');
+    expect(driver.readConfig(0, 1)).toBe(0x02);
+    expect(command(driver, ctrl, [1, 0, 5, 0, 0, 0])).toBe(1); // table longer than the command
+    expect(command(driver, ctrl, [0, 9, 1])).toBe(1);
+    expect(command(driver, ctrl, [7, 0])).toBe(1);
+    expect(command(driver, ctrl, [4, 0, 2, 0])).toBe(1); // MQ not negotiated
+    expect(device.metrics.ctrlBadCommands).toBe(4);
+  });
+
+  it('VQ_PAIRS_SET steers each tap queue to its pair once in use, and folds them onto the pairs in use', () => {
+    const { tap, driver, device } = setup({ pairs: 2, features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_MQ) });
+    const ctrl = 4;
+    const rx0 = driver.queue(0);
+    const rx1 = driver.queue(2);
+    rx0.add([{ length: 1600, writable: true }]);
+    rx1.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    driver.kick(2);
+    expect(device.pairsInUse).toBe(1);
+    tap.queues[1]!.inbound.push(withHeader(pattern(50)));
+    tap.pollAll(1);
+    expect(rx0.used()).toHaveLength(1); // one pair in use: tap queue 1 lands on pair 0
+    expect(command(driver, ctrl, [4, 0, 2, 0])).toBe(0);
+    expect(device.pairsInUse).toBe(2);
+    tap.queues[1]!.inbound.push(withHeader(pattern(50)));
+    tap.pollAll(1);
+    expect(rx1.used()).toHaveLength(1);
+    expect(command(driver, ctrl, [4, 0, 3, 0])).toBe(1); // more than offered
+    // transmit queue 1 writes to tap queue 1
+    driver.queue(3).add([{ data: withHeader(pattern(70)) }]);
+    driver.kick(3);
+    expect(tap.queues[1]!.outbound).toHaveLength(1);
+  });
+});
+
+describe('virtio-net: reset and shutdown', () => {
+  it('stops using the queues at reset, keeps the tap, and serves a new activation', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    driver.reset();
+    expect(tap.queues[0]!.wantReadable).toBe(false);
+    driver.init({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    const head = q.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(64)));
+    tap.pollAll(1);
+    expect(q.used()).toEqual([{ id: head, len: 76 }]);
+    expect(device.metrics).toMatchObject({ activations: 2, resets: 1 });
+  });
+
+  it('cancels a pending transmit turn at reset: nothing touches the rings afterwards', async () => {
+    const { tap, driver } = setup({ queueSize: 128 });
+    const q = driver.queue(1);
+    for (let i = 0; i < 100; i += 1) q.add([{ data: withHeader(pattern(60, i)) }]);
+    driver.kick(1);
+    const usedIdx = q.usedIdx();
+    driver.write(0x70, 0); // status 0
+    await settle();
+    expect(tap.queues[0]!.outbound).toHaveLength(64);
+    expect(q.usedIdx()).toBe(usedIdx);
+  });
+
+  it('close() resets and closes the tap once', () => {
+    const { tap, device } = setup();
+    device.close();
+    device.close();
+    expect(tap.closed).toBe(1);
+  });
+
+  it('fails the device (NEEDS_RESET) on a corrupt ring and stops reading the tap', () => {
+    const { tap, driver } = setup({ features: acceptOnly(NET_F_MAC) });
+    driver.queue(0).setAvailIdx(500);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(64)));
+    tap.pollAll(1);
+    expect(driver.status() & 0x40).toBe(0x40);
+    expect(tap.queues[0]!.wantReadable).toBe(false);
+  });
+});
