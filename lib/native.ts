@@ -112,6 +112,16 @@ export interface NativeAddon {
   eventfd(initval: number, flags: number): number;
   /** Master fd (O_NONBLOCK, O_CLOEXEC, raw line discipline) and the slave's path. */
   openpty(): { fd: number; path: string };
+  /** Connected AF_UNIX stream socket, non-blocking, close-on-exec. */
+  unixConnect(path: string): number;
+  /** A connected AF_UNIX stream pair, both ends non-blocking, close-on-exec. */
+  socketPair(): [number, number];
+  /** One sendmsg (MSG_DONTWAIT, MSG_NOSIGNAL) with `fds` as SCM_RIGHTS: bytes sent. */
+  sendFds(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
+  /** One recvmsg (MSG_DONTWAIT): bytes 0 = peer closed; EAGAIN thrown when empty. */
+  recvFds(fd: number, into: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** Process address of an mmap'ed ArrayBuffer (kernel vhost memory table). */
+  mappingAddress(buffer: ArrayBuffer): bigint;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
   constants: NativeConstants;

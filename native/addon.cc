@@ -7,6 +7,7 @@
 #include "fdutil.h"
 #include "ioctls.h"
 #include "poller.h"
+#include "unixsock.h"
 
 namespace {
 
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::InitFdUtil(env, exports);  // creates exports.constants
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
+  nodebao::InitUnixSock(env, exports);
   return exports;
 }
 
