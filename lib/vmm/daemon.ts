@@ -6,10 +6,11 @@
 
 import type { Logger } from '../virtio/logger.js';
 import type { DaemonConfig, DeviceConfig } from './config/types.js';
-import type { BuildContext, BuiltDevice, DeviceBuilders } from './device-builder.js';
+import { builderFor, type BuildContext, type BuiltDevice, type DeviceBuilders } from './device-builder.js';
 import type { DeviceModelFactory, ServedDevice } from './device-model.js';
 import type { DeviceStatus } from './status.js';
 import {
+  ComponentUnavailableError,
   DeviceOpenError,
   DeviceStoppedError,
   type DeviceRef,
@@ -159,7 +160,9 @@ export class Daemon {
       const deviceLog = log.child({ device: entry.id, type: entry.type });
       let built: BuiltDevice | undefined;
       try {
-        built = await builders[entry.type](entry, { ...options.context, log: deviceLog });
+        const build = builderFor(builders, entry);
+        if (build === undefined) throw new ComponentUnavailableError('DATA_PLANE_UNAVAILABLE', `no builder serves ${entry.type} over ${entry.dataPlane}`);
+        built = await build(entry, { ...options.context, log: deviceLog });
         const served = await factory.open({ entry, device: built.device, log: deviceLog.child({ module: 'dm' }) });
         running.push({ ref, mmioAddr: entry.mmioAddr, built, served });
         log.info(

@@ -7,6 +7,7 @@ import { openPtyBackend } from '../devices/console/backends/pty.js';
 import { openSocketBackend } from '../devices/console/backends/socket.js';
 import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
+import { openVhostUserDevice } from '../vhost/user/build.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
 import type { BuildContext, DeviceBuilders } from './device-builder.js';
 import { ComponentUnavailableError } from './errors.js';
@@ -44,6 +45,19 @@ export const defaultDeviceBuilders: DeviceBuilders = {
       close: async () => {
         await device.close();
         log.info({ metrics: metrics() }, 'console closed');
+      },
+    };
+  },
+  vhost_user: async (entry, context) => {
+    if (entry.dataPlane !== 'vhost_user') throw new TypeError(`vhost_user builder given a ${entry.dataPlane} entry`);
+    const log = context.log.child({ module: 'vhost-user' });
+    const device = await openVhostUserDevice(entry, log);
+    return {
+      device,
+      metrics: () => ({ ...device.metrics }),
+      close: async () => {
+        await device.close();
+        log.info({ metrics: { ...device.metrics } }, 'vhost-user device closed');
       },
     };
   },

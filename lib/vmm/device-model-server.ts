@@ -69,11 +69,22 @@ export class DeviceModelServer {
     this.irq = this.handle.createEventFd();
     this.handle.assignIrqfd(this.irq);
     const irq = this.irq;
+    // A device driven elsewhere (lib/vhost) takes the kick eventfds and the irqfd itself.
+    const external = options.device.bindExternalQueues !== undefined;
+    if (external) {
+      options.device.bindExternalQueues?.({
+        kickFd: (index) => this.kickFor(index).fd,
+        callFd: irq.fd,
+        region: { fd: this.handle.fd, guestAddress: this.handle.info.shmemAddr, size: this.handle.info.shmemSize, mappedAt: mapping.address },
+      });
+    }
     this.transport = new MmioTransport(options.device, {
       memory,
       interrupt: { signal: () => irq.signal() },
       log: options.log,
-      onActivate: (info) => this.armKicks(info.queues),
+      onActivate: (info) => {
+        if (!external) this.armKicks(info.queues);
+      },
     });
     let end: (error?: Error) => void = () => {};
     this.stopped = new Promise<void>((resolve, reject) => {
@@ -93,7 +104,8 @@ export class DeviceModelServer {
         end(error);
       },
     );
-    this.watchdog.start();
+    // Kicks of an external device never reach us: a watchdog would see only "lost" kicks.
+    if (!external) this.watchdog.start();
   }
 
   /** Counters and virtio status now (copies: the caller may keep them). */
@@ -153,6 +165,24 @@ export class DeviceModelServer {
         ? 'queue kicks are not reaching this process: serving the queues by polling. On v2 drivers a previous daemon\'s ioeventfds stay registered until the driver is reloaded (bao-abi.md §3.7); reload it or reboot the backend VM for full speed'
         : 'buffers found without a queue kick: served by the kick watchdog',
     );
+  }
+
+  /**
+   * The kick eventfd of a queue of an external device: registered as its ioeventfd once per DM.
+   * If registration fails it is still returned: kicks then arrive as QueueNotify requests and
+   * the device passes them on through it.
+   */
+  private kickFor(index: number): EventFd {
+    let kick = this.kicks.get(index);
+    if (kick !== undefined) return kick;
+    kick = this.handle.createEventFd();
+    try {
+      this.handle.assignIoeventfd({ eventfd: kick, addr: this.mmioAddr + MMIO_QUEUE_NOTIFY, len: 4, datamatch: index });
+    } catch (err) {
+      this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop and are passed on');
+    }
+    this.kicks.set(index, kick);
+    return kick;
   }
 
   /** One ioeventfd per queue on QueueNotify with datamatch = index, registered once per DM. */

@@ -22,6 +22,11 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     if (device.backend.kind === 'pty' && device.backend.alias !== undefined) out['pty_alias'] = device.backend.alias;
     if (device.backend.kind === 'socket') out['socket_path'] = device.backend.path;
   }
+  if (device.dataPlane === 'vhost_user') {
+    out['socket'] = device.socket;
+    if (device.tag !== undefined) out['tag'] = device.tag;
+    if (device.guestCid !== undefined) out['guest_cid'] = device.guestCid.toString();
+  }
   if (device.createDm !== undefined) {
     out['shmem_addr'] = hex(device.createDm.shmemAddr);
     out['shmem_size'] = hex(device.createDm.shmemSize);
@@ -42,6 +47,7 @@ export function configToJson(config: DaemonConfig): { [key: string]: JsonValue }
 }
 
 function describeBackend(device: DeviceConfig): string {
+  if (device.dataPlane === 'vhost_user') return `, backend socket ${device.socket}`;
   if (device.type !== 'console') return '';
   const b = device.backend;
   if (b.kind === 'pty') return b.alias === undefined ? ', backend pty' : `, backend pty (alias ${b.alias})`;

@@ -65,7 +65,7 @@ export const rawDeviceSchema = z.looseObject(
     id: unsignedInt(32, 'a device-model id'),
     type: str('a device type such as console'),
     mmio_addr: unsignedInt(64, 'the guest-physical address of the virtio-mmio window'),
-    data_plane: str('a data plane (virtio)').optional(),
+    data_plane: str('a data plane (virtio or vhost_user)').optional(),
     file_path: str('a file path').optional(),
     read_only: bool('read_only').optional(),
     root_device: bool('root_device').optional(),
@@ -75,6 +75,9 @@ export const rawDeviceSchema = z.looseObject(
     guest_cid: unsignedInt(64, 'a vsock guest CID').optional(),
     socket_path: str('a socket path').optional(),
     pty_alias: str('a path for the PTY symlink').optional(),
+    // node-bao: vhost_user devices (a socket named directly; the fs mount tag)
+    socket: str('the path of a vhost-user backend socket').optional(),
+    tag: str('a virtio-fs mount tag').optional(),
     // node-bao: console backend selection
     backend: str('a console backend (pty, stdio or socket)').optional(),
     // node-bao: revB CREATE_DM parameters (spec §3.3, §4.4)
