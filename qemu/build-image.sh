@@ -71,14 +71,21 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
-  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko)
+  net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko
+  fs/fuse/fuse.ko fs/fuse/virtiofs.ko
+  drivers/vhost/vhost.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost_vsock.ko)
+# vhost-user backends the tests run in the guest: virtiofsd (Debian's virtiofsd package, or the
+# one qemu-system-common ships on Debian 12), installed as /usr/libexec/virtiofsd.
+virtiofsd_bin=""
+for c in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd; do [ -x "$c" ] && { virtiofsd_bin=$c; break; }; done
+[ -n "$virtiofsd_bin" ] || log "note: no virtiofsd on this machine (qemu/provision.sh installs it); the vhost-user fs test will fail"
 # Our test tools (static, so they need nothing from the image).
 tool="$out/tools/bao-attach-once"
 if stale "$tool" "$here/tools/bao-attach-once.c"; then
   mkdir -p "$out/tools"
   gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
 fi
-if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
+if stale "$img/modules.cpio" "$ko" "$tool" "$0" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -97,6 +104,13 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0"; then
   cp "$ko" "$mdir/extra/"
   mkdir -p "$d/usr/bin"
   cp "$tool" "$d/usr/bin/"
+  if [ -n "$virtiofsd_bin" ]; then
+    mkdir -p "$d/usr/libexec"
+    cp "$virtiofsd_bin" "$d/usr/libexec/virtiofsd"
+    for lib in $(ldd "$virtiofsd_bin" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
+    done
+  fi
   "$busybox_bin" depmod -b "$d" "$kver"
   mkcpio "$d" "$img/modules.cpio"
   rm -rf "$d"

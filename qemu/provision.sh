@@ -49,6 +49,9 @@ log "current Debian kernel: $kver"
 
 # Packages installed system-wide (the kernel image is not one of them).
 want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
+# virtiofsd, the vhost-user backend of the fs tests: its own package where Debian has one (13+),
+# else the one qemu-system-common ships (Debian 12, /usr/lib/qemu/virtiofsd).
+if apt-cache show virtiofsd >/dev/null 2>&1; then want+=(virtiofsd); else want+=(qemu-system-common); fi
 missing=()
 for p in "${want[@]}"; do have_pkg "$p" || missing+=("$p"); done
 

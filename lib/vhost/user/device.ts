@@ -18,6 +18,9 @@ import { F_PROTOCOL_FEATURES, ProtocolFeature } from './protocol.js';
 
 export const DEFAULT_RECONNECT_MS = 500;
 
+/** Bits 24 (NOTIFY_ON_EMPTY), 26 (VHOST_F_LOG_ALL), 27 (ANY_LAYOUT): legacy or vhost-only. */
+const VHOST_ONLY_FEATURES = (1n << 24n) | (1n << 26n) | (1n << 27n);
+
 export interface VhostUserDeviceOptions {
   /** Short name for logs ("fs", "vsock", ...). */
   readonly name: string;
@@ -83,8 +86,9 @@ export class VhostUserDevice implements VirtioDevice {
   static async open(options: VhostUserDeviceOptions): Promise<VhostUserDevice> {
     const device = new VhostUserDevice(options);
     const fe = await device.connect();
-    // Bit 30 is vhost-user's, VERSION_1/ACCESS_PLATFORM the transport's own to add.
-    device.features = fe.backendFeatures & ~(F_PROTOCOL_FEATURES | VERSION_1 | ACCESS_PLATFORM);
+    // Bit 30 is vhost-user's, VERSION_1/ACCESS_PLATFORM the transport's own to add, and the
+    // vhost-only bits (NOTIFY_ON_EMPTY, LOG_ALL, ANY_LAYOUT) mean nothing to a modern driver.
+    device.features = fe.backendFeatures & ~(F_PROTOCOL_FEATURES | VERSION_1 | ACCESS_PLATFORM | VHOST_ONLY_FEATURES);
     if ((fe.backendFeatures & VERSION_1) === 0n) {
       fe.close();
       throw new VhostUserError('FEATURES_MISSING', `the vhost-user backend at ${options.socketPath} does not offer VERSION_1; virtio-mmio on Bao is modern only`);
