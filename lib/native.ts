@@ -120,6 +120,8 @@ export interface NativeAddon {
   sendFds(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
   /** One recvmsg (MSG_DONTWAIT): bytes 0 = peer closed; EAGAIN thrown when empty. */
   recvFds(fd: number, into: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** A kernel vhost ioctl (type 0xAF only) with its argument struct by pointer: the result. */
+  vhostIoctl(fd: number, request: number, bytes?: Uint8Array): number;
   /** Process address of an mmap'ed ArrayBuffer (kernel vhost memory table). */
   mappingAddress(buffer: ArrayBuffer): bigint;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;

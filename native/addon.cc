@@ -8,6 +8,7 @@
 #include "ioctls.h"
 #include "poller.h"
 #include "unixsock.h"
+#include "vhost.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
   nodebao::InitUnixSock(env, exports);
+  nodebao::InitVhost(env, exports);
   return exports;
 }
 

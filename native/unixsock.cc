@@ -4,7 +4,6 @@
 // sendmsg and one recvmsg, all non-blocking; framing and polling stay in TypeScript.
 #include "unixsock.h"
 
-#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,15 +21,6 @@ namespace {
 
 // The kernel's SCM_MAX_FD is 253; vhost-user sends at most 8 (VHOST_MEMORY_BASELINE_NREGIONS).
 constexpr size_t kMaxFds = 32;
-
-void SetNonBlocking(Napi::Env env, int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
-    int err = errno;
-    close(fd);
-    ThrowErrno(env, err, "fcntl");
-  }
-}
 
 // unixConnect(path) -> fd: connected, non-blocking, close-on-exec. connect() on a unix stream
 // socket completes at once (or fails with ENOENT/ECONNREFUSED); it waits only for a full backlog,

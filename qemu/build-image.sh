@@ -85,7 +85,12 @@ if stale "$tool" "$here/tools/bao-attach-once.c"; then
   mkdir -p "$out/tools"
   gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
 fi
-if stale "$img/modules.cpio" "$ko" "$tool" "$0" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
+vsock_tool="$out/tools/bao-vsock"
+if stale "$vsock_tool" "$here/tools/bao-vsock.c"; then
+  mkdir -p "$out/tools"
+  gcc -O2 -static -Wall -o "$vsock_tool" "$here/tools/bao-vsock.c"
+fi
+if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$0" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -103,7 +108,7 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0" ${virtiofsd_bin:+"$virtiofsd_bin
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
   mkdir -p "$d/usr/bin"
-  cp "$tool" "$d/usr/bin/"
+  cp "$tool" "$vsock_tool" "$d/usr/bin/"
   if [ -n "$virtiofsd_bin" ]; then
     mkdir -p "$d/usr/libexec"
     cp "$virtiofsd_bin" "$d/usr/libexec/virtiofsd"

@@ -7,6 +7,7 @@ import { openPtyBackend } from '../devices/console/backends/pty.js';
 import { openSocketBackend } from '../devices/console/backends/socket.js';
 import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
+import { KernelVsockDevice } from '../vhost/kernel/vsock-device.js';
 import { openVhostUserDevice } from '../vhost/user/build.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
 import type { BuildContext, DeviceBuilders } from './device-builder.js';
@@ -58,6 +59,19 @@ export const defaultDeviceBuilders: DeviceBuilders = {
       close: async () => {
         await device.close();
         log.info({ metrics: { ...device.metrics } }, 'vhost-user device closed');
+      },
+    };
+  },
+  vhost: async (entry, context) => {
+    if (entry.dataPlane !== 'vhost') throw new TypeError(`vhost builder given a ${entry.dataPlane} entry`);
+    const log = context.log.child({ module: 'vhost' });
+    const device = KernelVsockDevice.open({ guestCid: entry.guestCid, log });
+    return {
+      device,
+      metrics: () => ({ ...device.metrics }),
+      close: async () => {
+        device.close();
+        log.info({ metrics: { ...device.metrics } }, 'vhost device closed');
       },
     };
   },

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+import { dmesg, dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
 
 const DM = 0;
 const VIRTIOFSD = '/usr/libexec/virtiofsd';
@@ -64,7 +64,11 @@ async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Pr
 
 /** A shell command run as the frontend VM (its CPU), with a deadline: a hung mount fails the test. */
 function frontend(script: string, timeout = 30_000): string {
-  return execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', script], { timeout, encoding: 'utf8' });
+  try {
+    return execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', script], { timeout, encoding: 'utf8' });
+  } catch (err) {
+    throw new Error(`${String(err)}\nkernel log:\n${dmesg().split('\n').slice(-25).join('\n')}`);
+  }
 }
 
 function virtioFsDevice(): string | undefined {
@@ -112,7 +116,11 @@ describe.skipIf(skipReason !== undefined)('vhost_user: virtiofsd serving the gue
   }, 60_000);
 
   it('mounts; files written by the guest appear in the shared directory and the other way round', () => {
-    frontend(`mount -t virtiofs ${TAG} ${MOUNT}`);
+    try {
+      frontend(`mount -t virtiofs ${TAG} ${MOUNT}`);
+    } catch (err) {
+      throw new Error(`${String(err)}\ndaemon:\n${daemon?.output().split('\n').slice(-30).join('\n') ?? ''}\nvirtiofsd:\n${virtiofsd?.output() ?? ''}`);
+    }
     frontend(`echo written-by-the-guest > ${MOUNT}/guest.txt && sync`);
     expect(fs.readFileSync(`${SHARE}/guest.txt`, 'utf8')).toBe('written-by-the-guest\n');
     fs.writeFileSync(`${SHARE}/host.txt`, 'written-on-the-backend\n');

@@ -17,6 +17,7 @@ import {
   isServedDataPlane,
   isServedType,
 } from './served.js';
+import { KERNEL_VHOST_KEYS, kernelVhostTypeProblem, normalizeKernelVhost } from './vhost-kernel.js';
 import { normalizeVhostUser, VHOST_USER_KEYS, vhostUserTypeProblem } from './vhost-user.js';
 import {
   CONSOLE_BACKEND_KINDS,
@@ -213,6 +214,11 @@ const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
 function checkTypeAndPlane(entry: ParsedEntry, issues: IssueList): void {
   const { raw, index } = entry;
   const served = SERVED_DEVICE_TYPES.join(', ');
+  if (raw.data_plane === 'vhost') {
+    const problem = raw.type === undefined ? undefined : kernelVhostTypeProblem(raw.type);
+    if (problem !== undefined) issues.error(['devices', index, 'type'], problem);
+    return;
+  }
   if (raw.data_plane === 'vhost_user') {
     // The backend serves the device: any type it knows, not only the in-process ones.
     const problem = raw.type === undefined ? undefined : vhostUserTypeProblem(raw.type);
@@ -288,7 +294,7 @@ function checkCommon(entry: ParsedEntry, issues: IssueList): CreateDmParams | un
 function checkKeysForType(entry: ParsedEntry, issues: IssueList): void {
   const { raw, index } = entry;
   if (raw.type === undefined) return;
-  const own = raw.data_plane === 'vhost_user' ? VHOST_USER_KEYS : TYPE_KEYS[raw.type];
+  const own = raw.data_plane === 'vhost_user' ? VHOST_USER_KEYS : raw.data_plane === 'vhost' ? KERNEL_VHOST_KEYS : TYPE_KEYS[raw.type];
   for (const key of Object.keys(raw)) {
     if (!DEVICE_KEYS.includes(key)) continue; // reported as unknown already
     if (COMMON_KEYS.includes(key) || own === undefined || own.includes(key)) continue;
@@ -425,12 +431,20 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): V
     const device =
       complete.raw.data_plane === 'vhost_user'
         ? normalizeVhostUser(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
-        : NORMALIZERS[complete.raw.type as ServedDeviceType](complete, common, issues);
+        : complete.raw.data_plane === 'vhost'
+          ? normalizeKernelVhost(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
+          : NORMALIZERS[complete.raw.type as ServedDeviceType](complete, common, issues);
     if (device !== undefined) devices.push(device);
   });
   checkConflicts(parsed, issues);
   const sockets = new Map<string, number>();
+  const cids = new Map<bigint, number>();
   for (const d of devices) {
+    if (d.dataPlane === 'vhost') {
+      const prev = cids.get(d.guestCid);
+      if (prev !== undefined) issues.error(['devices', d.index, 'guest_cid'], `CID ${d.guestCid} is already used by devices[${prev}]; each frontend needs its own CID`);
+      else cids.set(d.guestCid, d.index);
+    }
     if (d.dataPlane !== 'vhost_user') continue;
     const prev = sockets.get(d.socket);
     if (prev !== undefined) issues.error(['devices', d.index, 'socket_path'], `the vhost-user socket ${d.socket} is already used by devices[${prev}]; each backend serves one device`);

@@ -22,6 +22,7 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     if (device.backend.kind === 'pty' && device.backend.alias !== undefined) out['pty_alias'] = device.backend.alias;
     if (device.backend.kind === 'socket') out['socket_path'] = device.backend.path;
   }
+  if (device.dataPlane === 'vhost') out['guest_cid'] = device.guestCid.toString();
   if (device.dataPlane === 'vhost_user') {
     out['socket'] = device.socket;
     if (device.tag !== undefined) out['tag'] = device.tag;

@@ -73,8 +73,15 @@ export interface VhostUserDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane
   readonly guestCid: bigint | undefined;
 }
 
+/** A device the kernel's vhost serves (`data_plane: vhost`): vsock over /dev/vhost-vsock. */
+export interface KernelVhostDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane'> {
+  readonly type: 'vsock';
+  readonly dataPlane: 'vhost';
+  readonly guestCid: bigint;
+}
+
 /** One entry per served device type; validation refuses every other type by name. */
-export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | VhostUserDeviceConfig;
+export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | VhostUserDeviceConfig | KernelVhostDeviceConfig;
 
 export interface LogConfig {
   readonly level: LogLevel | undefined;

@@ -87,3 +87,26 @@ describe('the config space served when the backend does not serve it', () => {
     expect(defaultConfig('gpio', {})).toBeUndefined();
   });
 });
+
+describe('vhost (kernel) config entries', () => {
+  it("runs bao-virtio-dm's vsock entry unchanged", () => {
+    expect(devicesOf(`devices:
+  - {id: 2, type: vsock, mmio_addr: 0xa003e00, data_plane: vhost, guest_cid: 3}
+`)).toMatchObject([{ type: 'vsock', id: 2, dataPlane: 'vhost', guestCid: 3n }]);
+  });
+
+  it('needs a usable, unique guest_cid and names the types it serves', () => {
+    expect(issuesOf(`devices:
+  - {id: 0, type: vsock, mmio_addr: 0xa003e00, data_plane: vhost}
+  - {id: 1, type: vsock, mmio_addr: 0xa003c00, data_plane: vhost, guest_cid: 2}
+  - {id: 2, type: vsock, mmio_addr: 0xa003a00, data_plane: vhost, guest_cid: 7}
+  - {id: 3, type: vsock, mmio_addr: 0xa003800, data_plane: vhost, guest_cid: 7}
+  - {id: 4, type: block, mmio_addr: 0xa003600, data_plane: vhost, file_path: /x, read_only: false, root_device: false, advertise_flush: false}
+`)).toEqual([
+      ['devices[0].guest_cid', expect.stringMatching(/^required for vsock/)],
+      ['devices[1].guest_cid', expect.stringMatching(/CID 2 cannot be a guest's/)],
+      ['devices[3].guest_cid', 'CID 7 is already used by devices[2]; each frontend needs its own CID'],
+      ['devices[4].type', expect.stringMatching(/'block' is not served over the kernel's vhost/)],
+    ]);
+  });
+});
