@@ -13,7 +13,9 @@
         "native/ioctls.cc",
         "native/notify.cc",
         "native/poller.cc",
-        "native/tap.cc"
+        "native/tap.cc",
+        "native/unixsock.cc",
+        "native/vhost.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -127,6 +127,18 @@ export interface NativeAddon {
   lockFile(fd: number, exclusive: boolean): void;
   /** fallocate(PUNCH_HOLE or ZERO_RANGE, KEEP_SIZE) on the libuv thread pool. */
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offset: U64, length: U64, callback: (err: NativeErrnoError | null) => void): void;
+  /** Connected AF_UNIX stream socket, non-blocking, close-on-exec. */
+  unixConnect(path: string): number;
+  /** A connected AF_UNIX stream pair, both ends non-blocking, close-on-exec. */
+  socketPair(): [number, number];
+  /** One sendmsg (MSG_DONTWAIT, MSG_NOSIGNAL) with `fds` as SCM_RIGHTS: bytes sent. */
+  sendFds(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
+  /** One recvmsg (MSG_DONTWAIT): bytes 0 = peer closed; EAGAIN thrown when empty. */
+  recvFds(fd: number, into: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** A kernel vhost ioctl (type 0xAF only) with its argument struct by pointer: the result. */
+  vhostIoctl(fd: number, request: number, bytes?: Uint8Array): number;
+  /** Process address of an mmap'ed ArrayBuffer (kernel vhost memory table). */
+  mappingAddress(buffer: ArrayBuffer): bigint;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   /**
    * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread

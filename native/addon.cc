@@ -11,6 +11,8 @@
 #include "notify.h"
 #include "poller.h"
 #include "tap.h"
+#include "unixsock.h"
+#include "vhost.h"
 
 namespace {
 
@@ -24,6 +26,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::InitNotify(env, exports);
   nodebao::InitBlockDev(env, exports);
   nodebao::InitTap(env, exports);
+  nodebao::InitUnixSock(env, exports);
+  nodebao::InitVhost(env, exports);
   return exports;
 }
 

@@ -73,19 +73,31 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko
   net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/char/hw_random/rng-core.ko
   fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko crypto/crc32c_generic.ko
-  drivers/net/tun.ko drivers/net/veth.ko)
+  drivers/net/tun.ko drivers/net/veth.ko
+  fs/fuse/fuse.ko fs/fuse/virtiofs.ko
+  drivers/vhost/vhost.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost_vsock.ko)
 # Debian tools the tests run in the guest, with their ldd libraries: e2fsprogs for the block tests
 # (busybox's mke2fs makes ext2 only), ip and iperf3 for the net tests. Each is installed at its own
 # path and linked from /usr/local/bin; tests call them by path because busybox's applets of the
 # same names come first in PATH.
 guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/ip /usr/bin/iperf3)
+# vhost-user backends the tests run in the guest: virtiofsd (Debian's virtiofsd package, or the
+# one qemu-system-common ships on Debian 12), installed as /usr/libexec/virtiofsd.
+virtiofsd_bin=""
+for c in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd; do [ -x "$c" ] && { virtiofsd_bin=$c; break; }; done
+[ -n "$virtiofsd_bin" ] || log "note: no virtiofsd on this machine (qemu/provision.sh installs it); the vhost-user fs test will fail"
 # Our test tools (static, so they need nothing from the image).
 tool="$out/tools/bao-attach-once"
 if stale "$tool" "$here/tools/bao-attach-once.c"; then
   mkdir -p "$out/tools"
   gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
 fi
-if stale "$img/modules.cpio" "$ko" "$tool" "$0" "${guest_tools[@]}"; then
+vsock_tool="$out/tools/bao-vsock"
+if stale "$vsock_tool" "$here/tools/bao-vsock.c"; then
+  mkdir -p "$out/tools"
+  gcc -O2 -static -Wall -o "$vsock_tool" "$here/tools/bao-vsock.c"
+fi
+if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$0" "${guest_tools[@]}" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -103,7 +115,7 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0" "${guest_tools[@]}"; then
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
   mkdir -p "$d/usr/bin" "$d/usr/sbin" "$d/usr/local/bin"
-  cp "$tool" "$d/usr/bin/"
+  cp "$tool" "$vsock_tool" "$d/usr/bin/"
   for t in "${guest_tools[@]}"; do
     [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs, iproute2, iperf3)"; exit 1; }
     mkdir -p "$d$(dirname "$t")"
@@ -114,6 +126,13 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$0" "${guest_tools[@]}"; then
     done
   done
   ln -sf mke2fs "$d/usr/sbin/mkfs.ext4"
+  if [ -n "$virtiofsd_bin" ]; then
+    mkdir -p "$d/usr/libexec"
+    cp "$virtiofsd_bin" "$d/usr/libexec/virtiofsd"
+    for lib in $(ldd "$virtiofsd_bin" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")"; cp -L "$lib" "$d$lib"; }
+    done
+  fi
   "$busybox_bin" depmod -b "$d" "$kver"
   mkcpio "$d" "$img/modules.cpio"
   rm -rf "$d"

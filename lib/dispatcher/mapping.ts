@@ -52,6 +52,11 @@ export class Mapping {
     return this.buffer_;
   }
 
+  /** The mapping's address in this process (kernel vhost memory tables name it). */
+  get address(): bigint {
+    return this.addon.mappingAddress(this.arrayBuffer);
+  }
+
   /** A bounds-checked view of [offset, offset + length). */
   view(offset: number, length: number): Uint8Array {
     const bytes = this.bytes;

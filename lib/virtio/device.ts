@@ -36,6 +36,22 @@ export interface DeviceActivation {
   readonly log: Logger;
 }
 
+/**
+ * What a device whose queues are driven outside this process (lib/vhost: a kernel vhost device or
+ * a vhost-user backend) gets from its host instead of kick callbacks and notifyUsed().
+ */
+export interface ExternalQueueHost {
+  /**
+   * The eventfd the driver's kicks of queue `index` signal (its ioeventfd), for the backend to
+   * wait on; never polled in this process. Idempotent per queue.
+   */
+  kickFd(index: number): number;
+  /** The eventfd whose every write raises the frontend interrupt (the irqfd). */
+  readonly callFd: number;
+  /** The shared region: an fd mappable from offset 0, its guest-physical base and size, and our mapping's address. */
+  readonly region: { readonly fd: number; readonly guestAddress: bigint; readonly size: bigint; readonly mappedAt: bigint };
+}
+
 export interface VirtioDevice {
   /** Virtio device ID (virtio 1.2 §5: 1 net, 2 block, 3 console, 4 rng, 19 vsock). */
   readonly deviceId: number;
@@ -70,4 +86,11 @@ export interface VirtioDevice {
    * or a ring. Return nothing when the device is quiet at once.
    */
   reset(): void | Promise<void>;
+  /**
+   * Present on devices whose queues are driven elsewhere: the host calls it once, before the
+   * first activation, and then neither polls the kicks nor runs a kick watchdog. The transport
+   * reads InterruptStatus with the used-buffer bit set while the driver is live, because the
+   * backend raises interrupts through the irqfd behind its back.
+   */
+  bindExternalQueues?(host: ExternalQueueHost): void;
 }

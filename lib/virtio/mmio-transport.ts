@@ -232,7 +232,7 @@ export class MmioTransport {
       case R.MMIO_QUEUE_READY:
         return q?.ready ? 1 : 0;
       case R.MMIO_INTERRUPT_STATUS:
-        return this.interruptStatus;
+        return this.interruptStatus | this.externalInterrupts();
       case R.MMIO_STATUS:
         return this.statusValue;
       case R.MMIO_SHM_LEN_LOW:
@@ -725,6 +725,16 @@ export class MmioTransport {
 
   private selectedQueue(): QueueRegisters | undefined {
     return this.queueRegs[this.queueSel];
+  }
+
+  /**
+   * A device driven elsewhere (vhost) raises used-buffer interrupts through the irqfd without
+   * us: while the driver is live, answer as if one were pending. A spurious VRING bit only makes
+   * the driver look at its used rings (bao-virtio-dm does the same, bao-abi.md §5.4).
+   */
+  private externalInterrupts(): number {
+    if (this.device.bindExternalQueues === undefined || (this.statusValue & DRIVER_OK) === 0) return 0;
+    return R.INTERRUPT_VRING;
   }
 
   /** @internal Activation.notifyUsed */

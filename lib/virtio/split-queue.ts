@@ -62,6 +62,9 @@ export interface SplitQueueConfig {
 export class SplitQueue {
   readonly size: number;
   readonly descTable: number;
+  /** Guest-physical addresses of the two rings (as the driver gave them; for vhost data planes). */
+  readonly availRing: number;
+  readonly usedRing: number;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
 
@@ -119,6 +122,8 @@ export class SplitQueue {
     this.size = size;
     this.mask = size - 1;
     this.descTable = descTable;
+    this.availRing = availRing;
+    this.usedRing = usedRing;
     this.eventIdx = config.eventIdx ?? false;
     this.indirect = config.indirect ?? false;
     this.view = memory.view;

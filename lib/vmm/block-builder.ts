@@ -8,7 +8,7 @@ import type { BlockDeviceConfig, DeviceConfig } from './config/types.js';
 import type { BuildContext, BuiltDevice } from './device-builder.js';
 
 export async function buildBlockDevice(entry: DeviceConfig, context: BuildContext): Promise<BuiltDevice> {
-  if (entry.type !== 'block') throw new TypeError(`block builder given a ${entry.type} entry`);
+  if (entry.type !== 'block' || entry.dataPlane === 'vhost_user') throw new TypeError(`block builder given a ${entry.type} entry over ${entry.dataPlane}`);
   const config: BlockDeviceConfig = entry;
   const log = context.log.child({ module: 'block' });
   const host = context.blockHost;

@@ -6,11 +6,12 @@
 
 import type { Logger } from '../virtio/logger.js';
 import type { DaemonConfig, DeviceConfig } from './config/types.js';
-import type { BuildContext, BuiltDevice, DeviceBuilders } from './device-builder.js';
+import { builderFor, type BuildContext, type BuiltDevice, type DeviceBuilders } from './device-builder.js';
 import type { DeviceModelFactory, ServedDevice } from './device-model.js';
 import type { DeviceStatus } from './status.js';
 import { planReload } from './reload-plan.js';
 import {
+  ComponentUnavailableError,
   DeviceOpenError,
   DeviceStoppedError,
   type DeviceRef,
@@ -123,7 +124,9 @@ async function openDevice(entry: DeviceConfig, options: DaemonOptions): Promise<
   let built: BuiltDevice | undefined;
   try {
     // Builders name their own module (e.g. `rng`).
-    built = await builders[entry.type](entry, { ...options.context, log: base.child(bindings) });
+    const build = builderFor(builders, entry);
+    if (build === undefined) throw new ComponentUnavailableError('DATA_PLANE_UNAVAILABLE', `no builder serves ${entry.type} over ${entry.dataPlane}`);
+    built = await build(entry, { ...options.context, log: base.child(bindings) });
     const served = await factory.open({ entry, device: built.device, log: base.child({ module: 'dm', ...bindings }) });
     log.info(
       { device: ref, mmio: `0x${entry.mmioAddr.toString(16)}` },

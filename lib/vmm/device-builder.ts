@@ -35,5 +35,15 @@ export interface BuildContext {
 
 export type DeviceBuilder = (entry: DeviceConfig, context: BuildContext) => Promise<BuiltDevice>;
 
-/** One builder per served type: adding a served type without a builder does not compile. */
-export type DeviceBuilders = { readonly [T in ServedDeviceType]: DeviceBuilder };
+/**
+ * One builder per served type: adding a served type without a builder does not compile. Entries
+ * with `data_plane: vhost_user` go to `vhost_user`, whatever their type (the backend is the device).
+ */
+export type DeviceBuilders = { readonly [T in ServedDeviceType]: DeviceBuilder } & { readonly vhost_user?: DeviceBuilder; readonly vhost?: DeviceBuilder };
+
+/** The builder of an entry (undefined: this set of builders cannot serve it). */
+export function builderFor(builders: DeviceBuilders, entry: DeviceConfig): DeviceBuilder | undefined {
+  if (entry.dataPlane === 'vhost_user') return builders.vhost_user;
+  if (entry.dataPlane === 'vhost') return builders.vhost;
+  return builders[entry.type];
+}

@@ -9,6 +9,8 @@ import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
 import { buildBlockDevice } from './block-builder.js';
 import { NetDevice, deriveMac, openTap, parseMac } from '../devices/net/index.js';
+import { KernelVsockDevice } from '../vhost/kernel/vsock-device.js';
+import { openVhostUserDevice } from '../vhost/user/build.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
 import type { BuildContext, DeviceBuilders } from './device-builder.js';
 import { ComponentUnavailableError } from './errors.js';
@@ -67,6 +69,32 @@ export const defaultDeviceBuilders: DeviceBuilders = {
       close: async () => {
         device.close();
         log.info({ metrics: metrics() }, 'net closed');
+      },
+    };
+  },
+  vhost_user: async (entry, context) => {
+    if (entry.dataPlane !== 'vhost_user') throw new TypeError(`vhost_user builder given a ${entry.dataPlane} entry`);
+    const log = context.log.child({ module: 'vhost-user' });
+    const device = await openVhostUserDevice(entry, log);
+    return {
+      device,
+      metrics: () => ({ ...device.metrics }),
+      close: async () => {
+        await device.close();
+        log.info({ metrics: { ...device.metrics } }, 'vhost-user device closed');
+      },
+    };
+  },
+  vhost: async (entry, context) => {
+    if (entry.dataPlane !== 'vhost') throw new TypeError(`vhost builder given a ${entry.dataPlane} entry`);
+    const log = context.log.child({ module: 'vhost' });
+    const device = KernelVsockDevice.open({ guestCid: entry.guestCid, log });
+    return {
+      device,
+      metrics: () => ({ ...device.metrics }),
+      close: async () => {
+        device.close();
+        log.info({ metrics: { ...device.metrics } }, 'vhost device closed');
       },
     };
   },

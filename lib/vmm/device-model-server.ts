@@ -129,7 +129,20 @@ export class DeviceModelServer {
     this.irq = this.handle.createEventFd();
     this.handle.assignIrqfd(this.irq);
     const irq = this.irq;
-    const hot = (options.hotRegisters ?? process.env['NODE_BAO_HOT_REGISTERS'] !== '0') ? new HotRegisters(options.mmioAddr) : undefined;
+    // A device driven elsewhere (lib/vhost) takes the kick eventfds and the irqfd itself.
+    const external = options.device.bindExternalQueues !== undefined;
+    if (external) {
+      options.device.bindExternalQueues?.({
+        kickFd: (index) => this.kickFor(index).fd,
+        callFd: irq.fd,
+        region: { fd: this.handle.fd, guestAddress: this.handle.info.shmemAddr, size: this.handle.info.shmemSize, mappedAt: mapping.address },
+      });
+    }
+    // The hot cells answer InterruptStatus from our own word: an external device's interrupts
+    // (raised by the kernel or a vhost-user backend) are not in it, so it is answered in JS.
+    const hot = !external && (options.hotRegisters ?? process.env['NODE_BAO_HOT_REGISTERS'] !== '0')
+      ? new HotRegisters(options.mmioAddr)
+      : undefined;
     this.hot = hot;
     this.transport = new MmioTransport(options.device, {
       ...(hot === undefined ? {} : { interruptStatusWord: hot.interruptStatus }),
@@ -137,7 +150,7 @@ export class DeviceModelServer {
       interrupt: { signal: () => this.raiseInterrupt(irq) },
       log: options.log,
       onActivate: (info) => {
-        this.armKicks(info.queues);
+        if (!external) this.armKicks(info.queues);
         this.watchdog.poke();
       },
     });
@@ -162,7 +175,8 @@ export class DeviceModelServer {
       },
       hot === undefined ? {} : { cells: hot.table },
     );
-    this.watchdog.start();
+    // Kicks of an external device never reach us: a watchdog would see only "lost" kicks.
+    if (!external) this.watchdog.start();
   }
 
   /** Counters and virtio status now (copies: the caller may keep them). */
@@ -332,6 +346,24 @@ export class DeviceModelServer {
         ? 'queue kicks are not reaching this process: serving the queues by polling. On v2 drivers a previous daemon\'s ioeventfds stay registered until the driver is reloaded (bao-abi.md §3.7); reload it or reboot the backend VM for full speed'
         : 'buffers found without a queue kick: served by the kick watchdog',
     );
+  }
+
+  /**
+   * The kick eventfd of a queue of an external device: registered as its ioeventfd once per DM.
+   * If registration fails it is still returned: kicks then arrive as QueueNotify requests and
+   * the device passes them on through it.
+   */
+  private kickFor(index: number): EventFd {
+    let kick = this.kicks.get(index);
+    if (kick !== undefined) return kick;
+    kick = this.handle.createEventFd();
+    try {
+      this.handle.assignIoeventfd({ eventfd: kick, addr: this.mmioAddr + MMIO_QUEUE_NOTIFY, len: 4, datamatch: index });
+    } catch (err) {
+      this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop and are passed on');
+    }
+    this.kicks.set(index, kick);
+    return kick;
   }
 
   /**

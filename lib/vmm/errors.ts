@@ -134,7 +134,7 @@ export class ShutdownTimeoutError extends VmmError {
 /** The device-model factory (or another runtime part) cannot be loaded on this machine. */
 export class ComponentUnavailableError extends VmmError {
   constructor(
-    code: 'DEVICE_MODEL_FACTORY_UNAVAILABLE' | 'PTY_UNAVAILABLE' | 'TAP_UNAVAILABLE',
+    code: 'DEVICE_MODEL_FACTORY_UNAVAILABLE' | 'PTY_UNAVAILABLE' | 'TAP_UNAVAILABLE' | 'DATA_PLANE_UNAVAILABLE',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -17,6 +17,8 @@ import {
   isServedDataPlane,
   isServedType,
 } from './served.js';
+import { KERNEL_VHOST_KEYS, kernelVhostTypeProblem, normalizeKernelVhost } from './vhost-kernel.js';
+import { normalizeVhostUser, VHOST_USER_KEYS, vhostUserTypeProblem } from './vhost-user.js';
 import {
   BLOCK_CACHE_MODES,
   BLOCK_ENGINES,
@@ -322,6 +324,17 @@ const NORMALIZERS: { readonly [T in ServedDeviceType]: Normalizer } = {
 function checkTypeAndPlane(entry: ParsedEntry, issues: IssueList): void {
   const { raw, index } = entry;
   const served = SERVED_DEVICE_TYPES.join(', ');
+  if (raw.data_plane === 'vhost') {
+    const problem = raw.type === undefined ? undefined : kernelVhostTypeProblem(raw.type);
+    if (problem !== undefined) issues.error(['devices', index, 'type'], problem);
+    return;
+  }
+  if (raw.data_plane === 'vhost_user') {
+    // The backend serves the device: any type it knows, not only the in-process ones.
+    const problem = raw.type === undefined ? undefined : vhostUserTypeProblem(raw.type);
+    if (problem !== undefined) issues.error(['devices', index, 'type'], problem);
+    return;
+  }
   if (raw.type !== undefined && !isServedType(raw.type)) {
     if (isKnownType(raw.type)) {
       issues.error(['devices', index, 'type'], `'${raw.type}' is not served by node-bao yet; served types: ${served}`);
@@ -391,7 +404,7 @@ function checkCommon(entry: ParsedEntry, issues: IssueList): CreateDmParams | un
 function checkKeysForType(entry: ParsedEntry, issues: IssueList): void {
   const { raw, index } = entry;
   if (raw.type === undefined) return;
-  const own = TYPE_KEYS[raw.type];
+  const own = raw.data_plane === 'vhost_user' ? VHOST_USER_KEYS : raw.data_plane === 'vhost' ? KERNEL_VHOST_KEYS : TYPE_KEYS[raw.type];
   for (const key of Object.keys(raw)) {
     if (!DEVICE_KEYS.includes(key)) continue; // reported as unknown already
     if (COMMON_KEYS.includes(key) || own === undefined || own.includes(key)) continue;
@@ -567,10 +580,28 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): V
       dataPlane: 'virtio',
       createDm,
     };
-    const device = NORMALIZERS[complete.raw.type as ServedDeviceType](complete, common, issues);
+    const device =
+      complete.raw.data_plane === 'vhost_user'
+        ? normalizeVhostUser(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
+        : complete.raw.data_plane === 'vhost'
+          ? normalizeKernelVhost(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
+          : NORMALIZERS[complete.raw.type as ServedDeviceType](complete, common, issues);
     if (device !== undefined) devices.push(device);
   });
   checkConflicts(parsed, issues);
+  const sockets = new Map<string, number>();
+  const cids = new Map<bigint, number>();
+  for (const d of devices) {
+    if (d.dataPlane === 'vhost') {
+      const prev = cids.get(d.guestCid);
+      if (prev !== undefined) issues.error(['devices', d.index, 'guest_cid'], `CID ${d.guestCid} is already used by devices[${prev}]; each frontend needs its own CID`);
+      else cids.set(d.guestCid, d.index);
+    }
+    if (d.dataPlane !== 'vhost_user') continue;
+    const prev = sockets.get(d.socket);
+    if (prev !== undefined) issues.error(['devices', d.index, 'socket_path'], `the vhost-user socket ${d.socket} is already used by devices[${prev}]; each backend serves one device`);
+    else sockets.set(d.socket, d.index);
+  }
 
   if (issues.errors.length > 0) fail(options.source, issues);
   return {

@@ -22,7 +22,7 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     if (device.backend.kind === 'pty' && device.backend.alias !== undefined) out['pty_alias'] = device.backend.alias;
     if (device.backend.kind === 'socket') out['socket_path'] = device.backend.path;
   }
-  if (device.type === 'block') {
+  if (device.type === 'block' && device.dataPlane !== 'vhost_user') {
     Object.assign(out, {
       file_path: device.filePath,
       read_only: device.readOnly,
@@ -44,6 +44,12 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     out['queue_pairs'] = device.queuePairs;
     out['queue_size'] = device.queueSize;
   }
+  if (device.dataPlane === 'vhost') out['guest_cid'] = device.guestCid.toString();
+  if (device.dataPlane === 'vhost_user') {
+    out['socket'] = device.socket;
+    if (device.tag !== undefined) out['tag'] = device.tag;
+    if (device.guestCid !== undefined) out['guest_cid'] = device.guestCid.toString();
+  }
   if (device.createDm !== undefined) {
     out['shmem_addr'] = hex(device.createDm.shmemAddr);
     out['shmem_size'] = hex(device.createDm.shmemSize);
@@ -64,13 +70,14 @@ export function configToJson(config: DaemonConfig): { [key: string]: JsonValue }
 }
 
 function describeBackend(device: DeviceConfig): string {
-  if (device.type === 'block') {
+  if (device.type === 'block' && device.dataPlane !== 'vhost_user') {
     const queues = device.queues === 1 ? '' : `, ${device.queues} queues`;
     return `, ${device.readOnly ? 'read-only ' : ''}image ${device.filePath}${queues}, cache ${device.cache}`;
   }
   if (device.type === 'net') {
     return `, tap ${device.tapName}${device.createTap ? ' (created if missing)' : ''}, mac ${device.mac ?? 'derived'}, mtu ${device.mtu}, ${device.queuePairs} queue pair(s) of ${device.queueSize}`;
   }
+  if (device.dataPlane === 'vhost_user') return `, backend socket ${device.socket}`;
   if (device.type !== 'console') return '';
   const b = device.backend;
   if (b.kind === 'pty') return b.alias === undefined ? ', backend pty' : `, backend pty (alias ${b.alias})`;

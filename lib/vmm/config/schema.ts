@@ -74,7 +74,7 @@ export const rawDeviceSchema = z.looseObject(
     id: unsignedInt(32, 'a device-model id'),
     type: str('a device type such as console'),
     mmio_addr: unsignedInt(64, 'the guest-physical address of the virtio-mmio window'),
-    data_plane: str('a data plane (virtio)').optional(),
+    data_plane: str('a data plane (virtio or vhost_user)').optional(),
     file_path: str('a file path').optional(),
     read_only: bool('read_only').optional(),
     root_device: bool('root_device').optional(),
@@ -95,6 +95,9 @@ export const rawDeviceSchema = z.looseObject(
     create_tap: bool('create_tap').optional(),
     mtu: unsignedInt(32, 'an MTU in bytes').optional(),
     queue_pairs: unsignedInt(32, 'a number of queue pairs').optional(),
+    // node-bao: vhost_user devices (a socket named directly; the fs mount tag)
+    socket: str('the path of a vhost-user backend socket').optional(),
+    tag: str('a virtio-fs mount tag').optional(),
     // node-bao: console backend selection
     backend: str('a console backend (pty, stdio or socket)').optional(),
     // node-bao: revB CREATE_DM parameters (spec §3.3, §4.4)

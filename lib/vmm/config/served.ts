@@ -31,7 +31,7 @@ export const SERVED_DEVICE_TYPES = ['console', 'rng', 'block', 'net'] as const;
 export type ServedDeviceType = (typeof SERVED_DEVICE_TYPES)[number];
 
 export const KNOWN_DATA_PLANES = ['virtio', 'vhost', 'vhost_user'] as const;
-export const SERVED_DATA_PLANES = ['virtio'] as const;
+export const SERVED_DATA_PLANES = ['virtio', 'vhost', 'vhost_user'] as const;
 export type ServedDataPlane = (typeof SERVED_DATA_PLANES)[number];
 
 export function isServedType(type: string): type is ServedDeviceType {

@@ -2,6 +2,8 @@
 // bao-virtio-dm's unchanged, spec §5.1) and what the daemon consumes. Everything here is
 // already checked; addresses keep full u64 precision as bigint.
 
+import type { VhostUserType } from '../../vhost/user/device-types.js';
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -102,8 +104,29 @@ export interface NetDeviceConfig extends DeviceConfigBase {
 export const NET_DEFAULTS = { mtu: 1500, queuePairs: 1, queueSize: 256 } as const;
 export const NET_MAX_QUEUE_PAIRS = 16;
 
+
+/** A device whose queues an external vhost-user backend drives (`data_plane: vhost_user`). */
+export interface VhostUserDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane'> {
+  /** A type of lib/vhost/user/device-types.ts (fs, vsock, rng, i2c, gpio, ...). */
+  readonly type: VhostUserType;
+  readonly dataPlane: 'vhost_user';
+  /** The backend's socket: node-bao's `socket`, else bao-virtio-dm's `<socket_path><type><id>.sock`. */
+  readonly socket: string;
+  /** fs: the mount tag served when the backend does not serve the config space. */
+  readonly tag: string | undefined;
+  /** vsock: the guest CID served when the backend does not serve the config space. */
+  readonly guestCid: bigint | undefined;
+}
+
+/** A device the kernel's vhost serves (`data_plane: vhost`): vsock over /dev/vhost-vsock. */
+export interface KernelVhostDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane'> {
+  readonly type: 'vsock';
+  readonly dataPlane: 'vhost';
+  readonly guestCid: bigint;
+}
+
 /** One entry per served device type; validation refuses every other type by name. */
-export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig | NetDeviceConfig;
+export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig | NetDeviceConfig | VhostUserDeviceConfig | KernelVhostDeviceConfig;
 
 export interface LogConfig {
   readonly level: LogLevel | undefined;

@@ -167,11 +167,11 @@ pty_alias: /tmp/c0
 describe('every error, with its field', () => {
   it('refuses data planes it does not serve by name, and unknown ones with the valid list', () => {
     expect(issuesOf(`devices:
-  - {id: 0, type: console, mmio_addr: 0xa003e00, data_plane: vhost_user}
+  - {id: 0, type: console, mmio_addr: 0xa003e00, data_plane: vhost}
   - {id: 1, type: console, mmio_addr: 0xa003c00, data_plane: dpdk}
 `).map((i) => [i.field, i.message])).toEqual([
-      ['devices[0].data_plane', "'vhost_user' is not served by node-bao yet; served data planes: virtio"],
-      ['devices[1].data_plane', "unknown data plane 'dpdk'; expected virtio, vhost or vhost_user (node-bao serves: virtio)"],
+      ['devices[0].type', "'console' is not served over the kernel's vhost by node-bao yet; vhost types: vsock (or use data_plane: virtio)"],
+      ['devices[1].data_plane', "unknown data plane 'dpdk'; expected virtio, vhost or vhost_user (node-bao serves: virtio, vhost, vhost_user)"],
     ]);
   });
 

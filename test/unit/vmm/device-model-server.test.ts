@@ -12,11 +12,14 @@ import { silentLogger } from '../../../lib/virtio/logger.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
 import { DeviceModelServer } from '../../../lib/vmm/device-model-server.js';
+import type { ExternalQueueHost } from '../../../lib/virtio/device.js';
 
 const MMIO = 0xa003e00;
 const SHMEM = 0x4000_0000;
 
 class FakeEventFd {
+  static nextFd = 100;
+  readonly fd = FakeEventFd.nextFd++;
   signals = 0;
   closed = false;
   onReadable: (() => void) | undefined;
@@ -62,8 +65,9 @@ class FakeHandle {
   deliver: ((reqs: IoRequest[]) => void) | undefined;
   attachOptions: { cells?: RegisterCellTable } | undefined;
 
+  readonly fd = 7;
   map() {
-    return { bytes: this.bytes };
+    return { bytes: this.bytes, address: 0x7f00_0000_0000n };
   }
   createEventFd(): FakeEventFd {
     if (this.failEventFdFrom !== undefined && this.eventfds.length >= this.failEventFdFrom) {
@@ -427,5 +431,26 @@ describe('DeviceModelServer containment: whatever the frontend or the device doe
     handle.ioeventfds[0]?.eventfd.kick();
     await closing;
     expect(mem.getUint16(0x2000 + 2, true)).toBe(0);
+  });
+});
+
+describe('DeviceModelServer with a device whose queues are driven elsewhere (vhost)', () => {
+  it('hands it the irqfd, the region and one registered ioeventfd per queue, polls none of them, and runs no watchdog', () => {
+    const handle = new FakeHandle();
+    const device = new RngDevice();
+    let host: ExternalQueueHost | undefined;
+    const external = Object.assign(device, { bindExternalQueues: (h: ExternalQueueHost) => (host = h) });
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const server = DeviceModelServer.start({ handle: handle as unknown as DeviceModelHandle, device: external, mmioAddr: MMIO, log: silentLogger });
+    expect(host).toBeDefined();
+    expect(host!.callFd).toBe(handle.irqfd!.fd);
+    expect(host!.region).toEqual({ fd: 7, guestAddress: BigInt(SHMEM), size: 1n << 20n, mappedAt: 0x7f00_0000_0000n });
+    const kick = host!.kickFd(0);
+    expect(host!.kickFd(0)).toBe(kick);
+    expect(handle.ioeventfds).toEqual([expect.objectContaining({ addr: MMIO + R.MMIO_QUEUE_NOTIFY, len: 4, datamatch: 0 })]);
+    expect(handle.ioeventfds[0]!.eventfd.onReadable).toBeUndefined();
+    expect(timers).not.toHaveBeenCalled();
+    timers.mockRestore();
+    void server.close();
   });
 });

@@ -1,0 +1,153 @@
+// KernelVsockDevice: virtio-vsock served by the kernel's vhost-vsock (bao-virtio-dm's
+// `type: vsock, data_plane: vhost`). We serve the registers and the config space (the guest
+// CID); the kernel drives rx and tx straight from the shared region: its memory table maps the
+// region's GPAs to our mapping, its kick fds are the queues' ioeventfds and its call fd the
+// irqfd. The event queue (2) stays ours and idle, as bao-virtio-dm leaves it (bao-abi.md §5.2).
+// Features are negotiated three ways: we offer what both we and the kernel handle, the driver
+// picks, the kernel gets the driver's choice without ACCESS_PLATFORM (that one is between the
+// driver and us: the addresses the kernel sees are GPAs our table maps).
+
+import * as fs from 'node:fs';
+
+import type { DeviceActivation, ExternalQueueHost, VirtioDevice } from '../../virtio/device.js';
+import { ACCESS_PLATFORM, VERSION_1 } from '../../virtio/features.js';
+import { silentLogger, type Logger } from '../../virtio/logger.js';
+import { VhostFd } from './vhost-fd.js';
+
+export const VHOST_VSOCK_PATH = '/dev/vhost-vsock';
+const RX = 0;
+const TX = 1;
+const QUEUE_SIZE = 1024;
+
+/** bao-virtio-dm's offer for vhost devices ("VHOST_FEATURES") plus SEQPACKET, minus vhost-only bits. */
+const RING_INDIRECT_DESC = 1n << 28n;
+const RING_EVENT_IDX = 1n << 29n;
+const VSOCK_F_SEQPACKET = 1n << 1n;
+const OFFER = RING_INDIRECT_DESC | RING_EVENT_IDX | VSOCK_F_SEQPACKET;
+
+export interface KernelVsockOptions {
+  readonly guestCid: bigint;
+  readonly log?: Logger;
+  readonly path?: string;
+}
+
+export interface KernelVsockMetrics {
+  activations: number;
+  stops: number;
+  failedActivations: number;
+  forwardedKicks: number;
+}
+
+export class KernelVsockDevice implements VirtioDevice {
+  readonly deviceId = 19;
+  readonly name = 'vsock';
+  readonly queueMaxSizes = [QUEUE_SIZE, QUEUE_SIZE, QUEUE_SIZE];
+  readonly config = new Uint8Array(8);
+  readonly features: bigint;
+  readonly metrics: KernelVsockMetrics = { activations: 0, stops: 0, failedActivations: 0, forwardedKicks: 0 };
+
+  private readonly log: Logger;
+  private host: ExternalQueueHost | undefined;
+  private running = false;
+  private readonly kickBuf = Buffer.alloc(8);
+
+  private constructor(
+    private readonly vhost: VhostFd,
+    readonly guestCid: bigint,
+    kernelFeatures: bigint,
+    log: Logger,
+  ) {
+    this.features = OFFER & kernelFeatures;
+    new DataView(this.config.buffer).setBigUint64(0, guestCid, true);
+    this.log = log;
+    this.kickBuf.writeBigUInt64LE(1n, 0);
+  }
+
+  /**
+   * Opens /dev/vhost-vsock and claims the CID now, before the frontend driver probes: in a
+   * kernel that also runs a guest-side vsock transport with the same CID (the test machine),
+   * vhost refuses a CID that transport already holds.
+   */
+  static open(options: KernelVsockOptions): KernelVsockDevice {
+    const vhost = VhostFd.open(options.path ?? VHOST_VSOCK_PATH);
+    try {
+      const kernel = vhost.getFeatures();
+      if ((kernel & VERSION_1) === 0n) throw new Error(`${vhost.path} does not offer VERSION_1`);
+      vhost.setGuestCid(options.guestCid);
+      const log = (options.log ?? silentLogger).child({ vhost: vhost.path });
+      log.info({ guestCid: options.guestCid.toString(), kernelFeatures: `0x${kernel.toString(16)}` }, 'vhost-vsock opened');
+      return new KernelVsockDevice(vhost, options.guestCid, kernel, log);
+    } catch (err) {
+      vhost.close();
+      throw err;
+    }
+  }
+
+  bindExternalQueues(host: ExternalQueueHost): void {
+    this.host = host;
+  }
+
+  activate(activation: DeviceActivation): void {
+    const host = this.host;
+    if (host === undefined) throw new Error('vhost-vsock activated without an external queue host');
+    try {
+      this.start(activation, host);
+      this.metrics.activations += 1;
+    } catch (err) {
+      this.metrics.failedActivations += 1;
+      this.stop();
+      throw err;
+    }
+  }
+
+  queueNotify(queueIndex: number): void {
+    // Only a kick that missed its ioeventfd gets here; the event queue needs no service.
+    if (!this.running || (queueIndex !== RX && queueIndex !== TX) || this.host === undefined) return;
+    this.metrics.forwardedKicks += 1;
+    fs.writeSync(this.host.kickFd(queueIndex), this.kickBuf, 0, 8);
+  }
+
+  reset(): void {
+    this.stop();
+  }
+
+  /** Stops the device and releases /dev/vhost-vsock (the kernel drops the CID with it). */
+  close(): void {
+    this.stop();
+    this.vhost.close();
+  }
+
+  private start(activation: DeviceActivation, host: ExternalQueueHost): void {
+    const v = this.vhost;
+    const region = host.region;
+    // The kernel takes VERSION_1 and the ring features; ACCESS_PLATFORM would make it expect an IOTLB.
+    v.setFeatures(activation.features & ~ACCESS_PLATFORM);
+    v.setMemTable(region.guestAddress, region.size, region.mappedAt);
+    const toUser = (gpa: number): bigint => region.mappedAt + (BigInt(gpa) - region.guestAddress);
+    for (const index of [RX, TX]) {
+      const q = activation.queues[index];
+      if (q === undefined) throw new Error(`the driver did not enable vsock queue ${index}`);
+      v.setVringNum(index, q.size);
+      v.setVringBase(index, 0);
+      v.setVringAddr(index, toUser(q.descTable), toUser(q.availRing), toUser(q.usedRing));
+      v.setVringKick(index, host.kickFd(index));
+      v.setVringCall(index, host.callFd);
+    }
+    v.setRunning(true);
+    this.running = true;
+    activation.log.info({ guestCid: this.guestCid.toString() }, 'vhost-vsock running');
+  }
+
+  private stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    try {
+      this.vhost.setRunning(false);
+      // GET_VRING_BASE waits for the worker to leave the ring: nothing runs against it afterwards.
+      for (const index of [RX, TX]) this.vhost.getVringBase(index);
+      this.metrics.stops += 1;
+    } catch (err) {
+      this.log.error({ err: String(err) }, 'stopping vhost-vsock failed');
+    }
+  }
+}
