@@ -591,7 +591,9 @@ export class MmioTransport {
         this.log.error({ error: String(err) }, 'onReset hook threw');
       }
     };
-    if (pending === undefined) {
+    // Only a device that was live can have work touching guest memory: a reset before the first
+    // DRIVER_OK (every driver's probe starts with one) is not held for what the device tidies.
+    if (pending === undefined || state.kind !== 'active') {
       finish();
       return undefined;
     }

@@ -21,7 +21,7 @@ export class BlkMetrics {
   malformed = 0;
   /** Chains without a writable byte for the status, returned with length 0. */
   unanswerable = 0;
-  /** Malformed descriptor chains (from takeChain), returned with length 0. */
+  /** Malformed descriptor chains (from takeChain): each put the device in NEEDS_RESET. */
   invalidChains = 0;
   /** Requests whose I/O is running now (a gauge), and the most seen at once. */
   inFlight = 0;

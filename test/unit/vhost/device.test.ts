@@ -196,7 +196,7 @@ describe('VhostUserDevice', () => {
     const { driver, backends } = await rig(withAck);
     driver.init();
     await until(() => backends[0]!.vring(1).enabled === true);
-    driver.reset();
+    await driver.reset();
     await until(() => backends[0]!.vring(1).stopped === true);
     expect(backends[0]!.vring(0).stopped).toBe(true);
     expect(backends[0]!.vring(0).enabled).toBe(false);
@@ -210,7 +210,7 @@ describe('VhostUserDevice', () => {
     backends[0]!.close();
     await until(() => (driver.status() & DEVICE_NEEDS_RESET) !== 0);
     await until(() => backends.length === 2 && device.connected);
-    driver.reset();
+    await driver.reset();
     driver.init();
     await until(() => backends[1]!.vring(1).enabled === true);
     expect(driver.status() & (DRIVER_OK | DEVICE_NEEDS_RESET)).toBe(DRIVER_OK);
@@ -224,14 +224,14 @@ describe('VhostUserDevice', () => {
     next.fail = new VhostUserError('BACKEND_MISSING', 'no backend');
     backends[0]!.close();
     await until(() => (driver.status() & DEVICE_NEEDS_RESET) !== 0);
-    driver.reset();
+    await driver.reset();
     driver.init();
     await until(() => (driver.status() & DEVICE_NEEDS_RESET) !== 0);
     expect(device.metrics.failedActivations).toBe(1);
     // Back again: the reconnection loop picks it up and the next activation succeeds.
     next.fail = undefined;
     await until(() => device.connected);
-    driver.reset();
+    await driver.reset();
     driver.init();
     await until(() => backends.at(-1)!.vring(1).enabled === true);
   });

@@ -318,18 +318,16 @@ describe('virtio-blk malformed requests: an error status, nothing touched outsid
     expect(device.metrics.malformedByKind).toMatchObject({ tooManySegments: 1, segmentTooLarge: 1 });
   });
 
-  it('returns a malformed descriptor chain with length 0 (takeChain) and serves the next', () => {
+  it('takes a malformed descriptor chain for corrupt rings: NEEDS_RESET, nothing used, no I/O', () => {
     const { engine, driver, q, device } = setup();
     q.writeDescriptor(127, { addr: 0x10, len: 16, flags: VIRTQ_DESC_F_NEXT, next: 126 });
     q.writeDescriptor(126, { addr: 0x10, len: 1, flags: VIRTQ_DESC_F_WRITE });
     q.pushAvail(127);
-    const good = addRead(q, 0, 512);
+    addRead(q, 0, 512);
     driver.kick(0);
-    engine.ops[0]!.complete();
-    expect(q.used()).toEqual([
-      { id: 127, len: 0 },
-      { id: good, len: 513 },
-    ]);
+    expect(driver.status() & DEVICE_NEEDS_RESET).toBe(DEVICE_NEEDS_RESET);
+    expect(engine.ops).toHaveLength(0);
+    expect(q.usedIdx()).toBe(0);
     expect(device.metrics.invalidChains).toBe(1);
   });
 });
@@ -403,15 +401,18 @@ describe('virtio-blk fairness, reset and NEEDS_RESET', () => {
     expect(device.metrics.completionsAfterReset).toBe(1);
   });
 
-  it('serves again after a driver reset and re-initialisation while I/O was in flight', () => {
+  it('serves again after a driver reset and re-initialisation while I/O was in flight', async () => {
     const { engine, driver, device } = setup();
     addRead(driver.queue(0), 0, 512);
     driver.kick(0);
+    // The reset is held until the request in flight is done (it is dropped, not completed).
+    const reset = driver.reset();
+    engine.ops[0]!.complete();
+    await reset;
     driver.init();
     const q = driver.queue(0);
     const head = addRead(q, 2, 512);
     driver.kick(0);
-    engine.ops[0]!.complete(); // the old request: dropped
     engine.ops[1]!.complete();
     expect(q.used()).toEqual([{ id: head, len: 513 }]);
     expect(device.metrics.activations).toBe(2);

@@ -48,13 +48,14 @@ describe('baoctl config check', () => {
   });
 
   it('prints every error with its field and line on stderr and exits 2', async () => {
-    const r = await check(fixture('config-virtio-demo-vm2.yaml'), false);
+    const yaml = 'devices:\n  - {id: 1, type: vsock, mmio_addr: 0xa003e00}\n  - {id: 2, type: rng, mmio_addr: 0xa003c00}\n';
+    const r = await check('vm2.yaml', false, async () => yaml);
     expect(r.code).toBe(EXIT_INVALID);
     expect(r.out).toBe('');
     expect(r.err.split('\n')).toEqual([
-      `${fixture('config-virtio-demo-vm2.yaml')}: 1 error(s)`,
-      "  error: devices[0].type (line 4, column 11): 'net' is not served by node-bao yet; served types: console, rng, block",
-      "  warning: devices[0].mmio_addr (line 5, column 16): the window at 0xa003e00 starts where devices[1]'s window (0xa003c00) ends; Bao routes an access to the first address of a window to the window below it when two touch, so this device would be misread: leave a gap, e.g. mmio_addr 0xa004000 (in the frontend's device tree too)",
+      'vm2.yaml: 1 error(s)',
+      "  error: devices[0].type (line 2, column 19): 'vsock' is not served by node-bao yet; served types: console, rng, block, net",
+      "  warning: devices[0].mmio_addr (line 2, column 37): the window at 0xa003e00 starts where devices[1]'s window (0xa003c00) ends; Bao routes an access to the first address of a window to the window below it when two touch, so this device would be misread: leave a gap, e.g. mmio_addr 0xa004000 (in the frontend's device tree too)",
       '',
     ]);
   });

@@ -168,9 +168,9 @@ describe('baoctl run', () => {
   });
 
   it('exits 2 (a config error) with every config error, opening nothing', async () => {
-    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: net, mmio_addr: 0xa003c00}\n' });
+    const r = rig({ readFile: async () => 'devices:\n  - {id: 1, type: vsock, mmio_addr: 0xa003c00}\n' });
     expect(await runDaemonCommand({ file: 'vm2.yaml' }, r.io)).toBe(EXIT_USAGE);
-    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'net' is not served by node-bao yet; served types: console, rng, block\n");
+    expect(r.err.text).toBe("vm2.yaml: 1 error(s)\n  error: devices[0].type (line 2, column 19): 'vsock' is not served by node-bao yet; served types: console, rng, block, net\n");
     expect(r.factory.drivers.size).toBe(0);
   });
 
