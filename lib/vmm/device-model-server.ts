@@ -98,6 +98,7 @@ export class DeviceModelServer {
       ...options.kickWatchdog,
       serve: () => this.transport.serveUnkicked(),
       pending: () => this.transport.awaitingKick,
+      dormant: () => !this.transport.active,
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(
