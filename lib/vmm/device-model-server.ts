@@ -33,6 +33,8 @@ export interface DeviceModelServerStats {
   watchdogFinds: number;
   /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
   hotAccesses?: number;
+  /** COMPLETEs of those the hypervisor refused. */
+  hotRejectedCompletions?: number;
 }
 
 export interface DeviceModelServerOptions {
@@ -125,7 +127,9 @@ export class DeviceModelServer {
   }
 
   private countHot(): void {
-    if (this.hot !== undefined) this.stats.hotAccesses = this.hot.hits;
+    if (this.hot === undefined) return;
+    this.stats.hotAccesses = this.hot.hits;
+    this.stats.hotRejectedCompletions = this.hot.table.completeFailures.count;
   }
 
   private onRequests(requests: readonly IoRequest[]): void {
