@@ -220,10 +220,17 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
         }
       }
       // A hot cell: the vCPU is released from this thread; JS reads the hit counters later.
-      if (hit && ioctl(s.fd, s.completeRequest, &req) != 0) {
-        int e = errno;
-        std::lock_guard<std::mutex> g(s.lock);
-        if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
+      // The stop signal may interrupt the COMPLETE: retry it, the vCPU waits for it.
+      if (hit) {
+        int r;
+        do {
+          r = ioctl(s.fd, s.completeRequest, &req);
+        } while (r < 0 && errno == EINTR);
+        if (r != 0) {
+          int e = r < 0 ? errno : r;  // a positive result is the hypervisor's raw status
+          std::lock_guard<std::mutex> g(s.lock);
+          if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
+        }
       }
       continue;
     }

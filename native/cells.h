@@ -11,7 +11,8 @@ namespace nodebao {
 namespace cells {
 
 // Layout, in 32-bit words (lib/dispatcher/register-cells.ts mirrors it):
-//   header [0] cell count (JS stores it last), [1] COMPLETE failures, [2] last COMPLETE errno
+//   header [0] cell count (JS stores it last), [1] COMPLETE failures, [2] the last one's errno
+//   (or the hypervisor's raw status where the revision returns one)
 //   cell i at kHeaderWords + i * kCellWords:
 //     [0] addr low, [1] addr high, [2] access width, [3] kind, [4] value word index, [5] hits
 //   value words anywhere after the cells.

@@ -43,6 +43,8 @@ export interface DeviceModelServerStats {
   irqErrors: number;
   /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
   hotAccesses?: number;
+  /** COMPLETEs of those the hypervisor refused. */
+  hotRejectedCompletions?: number;
 }
 
 /** How long a trapped access may wait for the device's reset to finish before it is completed anyway. */
@@ -165,6 +167,7 @@ export class DeviceModelServer {
       ...options.kickWatchdog,
       serve: () => this.guarded('kick watchdog', () => this.transport.serveUnkicked(), 0),
       pending: () => this.transport.awaitingKick,
+      dormant: () => !this.transport.active,
       onMissed: () => this.missedKicks(),
     });
     this.loop = this.handle.attach(
@@ -192,7 +195,9 @@ export class DeviceModelServer {
   }
 
   private countHot(): void {
-    if (this.hot !== undefined) this.stats.hotAccesses = this.hot.hits;
+    if (this.hot === undefined) return;
+    this.stats.hotAccesses = this.hot.hits;
+    this.stats.hotRejectedCompletions = this.hot.table.completeFailures.count;
   }
 
   /**

@@ -11,12 +11,16 @@
 // of 320. A look that notes unannounced work brings the next look back to idleMs (the kick then
 // has had a whole idle period to arrive), and poke() (a driver just activated the device) does
 // the same: the first buffers of a new driver whose kicks go astray wait idleMs, not maxIdleMs.
+// While there is nothing to watch (`dormant`: no driver has activated the device) it does not
+// look at all, and poke() wakes it.
 
 export interface KickWatchdogOptions {
   /** Serve the queues whose buffers stayed unannounced since the last call; returns how many. */
   readonly serve: () => number;
   /** Whether the last look noted unannounced work it will serve at the next (default: never). */
   readonly pending?: () => boolean;
+  /** Nothing to watch (the device is not active): stop looking until poke() (default: never). */
+  readonly dormant?: () => boolean;
   /** First glance period, and the wait of unannounced work (default 50 ms). */
   readonly idleMs?: number;
   /** The period the glances back off to while they find nothing (default 2000 ms). */
@@ -34,6 +38,7 @@ export interface KickWatchdogOptions {
 export class KickWatchdog {
   private readonly serve: () => number;
   private readonly pending: () => boolean;
+  private readonly dormant: () => boolean;
   private readonly idleMs: number;
   private readonly maxIdleMs: number;
   private readonly fastMs: number;
@@ -49,6 +54,7 @@ export class KickWatchdog {
   constructor(options: KickWatchdogOptions) {
     this.serve = options.serve;
     this.pending = options.pending ?? (() => false);
+    this.dormant = options.dormant ?? (() => false);
     this.idleMs = positive(options.idleMs ?? 50, 'idleMs');
     this.maxIdleMs = Math.max(this.idleMs, positive(options.maxIdleMs ?? 2000, 'maxIdleMs'));
     this.fastMs = positive(options.fastMs ?? 2, 'fastMs');
@@ -81,12 +87,19 @@ export class KickWatchdog {
     this.timer = undefined;
   }
 
+  /** Whether it is waiting for poke() (it found nothing to watch). */
+  get sleeping(): boolean {
+    return this.running && this.timer === undefined;
+  }
+
   /** Something changed (a driver activated the device): glance at idleMs again, from now. */
   poke(): void {
     this.idlePeriod = this.idleMs;
-    if (!this.running || this.timer === undefined) return;
-    if (this.dueAt - this.now() <= this.idleMs) return;
-    clearTimeout(this.timer);
+    if (!this.running) return;
+    if (this.timer !== undefined) {
+      if (this.dueAt - this.now() <= this.idleMs) return;
+      clearTimeout(this.timer);
+    }
     this.schedule();
   }
 
@@ -110,6 +123,7 @@ export class KickWatchdog {
     } else if (this.pending()) {
       this.idlePeriod = this.idleMs;
     } else if (!this.polling) {
+      if (this.dormant()) return; // poke() schedules the next look
       this.idlePeriod = Math.min(this.idlePeriod * 2, this.maxIdleMs);
     }
     this.schedule();

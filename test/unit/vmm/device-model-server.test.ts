@@ -229,6 +229,18 @@ describe('DeviceModelServer', () => {
     }
   });
 
+  it('does not look at the rings at all before a driver activates the device', () => {
+    vi.useFakeTimers();
+    try {
+      const { server } = setup();
+      const looks = vi.spyOn(server.transport, 'serveUnkicked');
+      vi.advanceTimersByTime(60_000);
+      expect(looks.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('costs (almost) nothing while idle: the kick watchdog backs off to a look every 2 s', () => {
     vi.useFakeTimers();
     try {

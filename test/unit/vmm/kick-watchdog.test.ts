@@ -14,7 +14,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function watchdog(finds: () => number, pending: () => boolean = () => false) {
+function watchdog(finds: () => number, pending: () => boolean = () => false, dormant: () => boolean = () => false) {
   const calls: { at: number }[] = [];
   const missed: number[] = [];
   const dog = new KickWatchdog({
@@ -24,6 +24,7 @@ function watchdog(finds: () => number, pending: () => boolean = () => false) {
     maxIdleMs: 400,
     now: () => Date.now(),
     pending,
+    dormant,
     serve: () => {
       calls.push({ at: Date.now() });
       return finds();
@@ -115,6 +116,22 @@ describe('KickWatchdog', () => {
     // ... and backs off from there.
     vi.advanceTimersByTime(2000);
     expect(dog.period).toBe(400);
+    dog.stop();
+  });
+
+  it('does not look at all while there is nothing to watch, until poked', () => {
+    const start = Date.now();
+    let dormant = true;
+    const { dog, calls } = watchdog(() => 0, () => false, () => dormant);
+    dog.start();
+    vi.advanceTimersByTime(60_000);
+    expect(calls.map((c) => c.at - start)).toEqual([50]); // one look finds nothing to watch
+    expect(dog.sleeping).toBe(true);
+    dormant = false; // a driver activated the device
+    dog.poke();
+    vi.advanceTimersByTime(150);
+    expect(calls.map((c) => c.at - start)).toEqual([50, 60_050, 60_150]);
+    expect(dog.sleeping).toBe(false);
     dog.stop();
   });
 
