@@ -157,7 +157,8 @@ describe('baoctl run', () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
       const r = rig();
       const done = runDaemonCommand({ file: 'vm.yaml', statusSocket: socket }, r.io);
-      await tick(30);
+      // Until the daemon serves (a fixed wait is too short on a loaded machine).
+      for (let i = 0; i < 200 && r.factory.drivers.size < 2; i++) await tick(10);
       const status = await fetchStatus(socket);
       expect(status).toMatchObject({ pid: process.pid, state: 'serving', config: 'vm.yaml' });
       expect(status.devices.map((d) => [d.id, d.type, d.mmioAddr, d.deviceModel?.status])).toEqual([
