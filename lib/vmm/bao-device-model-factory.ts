@@ -32,7 +32,18 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
   return {
     async open(request: OpenDeviceModelRequest): Promise<ServedDevice> {
       // Opened on first use so that `config check` and a config error never touch /dev.
-      driver ??= openBaoDriver(options.driver);
+      if (driver === undefined) {
+        driver = openBaoDriver(options.driver);
+        if (driver.flavour === 'oot-or-v1') {
+          // Said once, when the driver is found: the one restart hazard a user cannot see coming.
+          log.warn(
+            { revision: driver.revision, flavour: driver.flavour },
+            'this is the out-of-tree or v1 Bao driver: do not restart or kill this daemon while the backend VM runs ' +
+              '(when its device-model fds close, that driver frees device models that stay registered, which crashes the backend kernel); ' +
+              'stop it only to reboot, and keep Restart= and WatchdogSec= off in systemd',
+          );
+        }
+      }
       const { entry } = request;
       let handle;
       try {

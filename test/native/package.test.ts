@@ -5,7 +5,7 @@
 // run under qemu-user with an arm64 and an armv7 node when one is there (else reported skipped).
 // Packed once per run; the tarball is checked for what it must and must not hold.
 
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -100,18 +100,18 @@ describe('the packed tarball', () => {
     expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
   });
 
-  it('runs `baoctl --version`, `baoctl abi` and shell completion there', (ctx) => {
+  it('runs `baoctl --version`, `baoctl abi` and shell completion there', async (ctx) => {
     if (whyNot !== undefined) skipBecause(ctx, whyNot);
     const baoctl = path.join(app, 'node_modules', '.bin', 'baoctl');
-    expect(execFileSync(baoctl, ['--version'], { env: bareEnv(), encoding: 'utf8' }).trim()).toBe(version);
-    const abi = JSON.parse(execFileSync(baoctl, ['abi', '--json'], { env: bareEnv(), encoding: 'utf8' })) as { agrees: boolean };
+    expect((await run(baoctl, ['--version'], { env: bareEnv(), encoding: 'utf8' })).stdout.trim()).toBe(version);
+    const abi = JSON.parse((await run(baoctl, ['abi', '--json'], { env: bareEnv(), encoding: 'utf8' })).stdout) as { agrees: boolean };
     expect(abi.agrees).toBe(true);
     // What `baoctl completion` installs into the shell asks this:
-    const words = execFileSync(baoctl, ['--get-yargs-completions', 'baoctl', 'run', '--log-f'], { env: bareEnv(), encoding: 'utf8' });
+    const words = (await run(baoctl, ['--get-yargs-completions', 'baoctl', 'run', '--log-f'], { env: bareEnv(), encoding: 'utf8' })).stdout;
     expect(words.split('\n')).toContain('--log-format');
   }, 120_000);
 
-  it("imports as `node-bao` with the config loader, the daemon and the device SDK (and its types resolve)", (ctx) => {
+  it("imports as `node-bao` with the config loader, the daemon and the device SDK (and its types resolve)", async (ctx) => {
     if (whyNot !== undefined) skipBecause(ctx, whyNot);
     const script = [
       "const m = await import('node-bao');",
@@ -119,7 +119,7 @@ describe('the packed tarball', () => {
       'console.log(JSON.stringify({ devices: r.config.devices.length, serve: typeof m.serve, Daemon: typeof m.Daemon,',
       '  factory: typeof m.createDeviceModelFactory, transport: typeof m.virtio.MmioTransport, queue: typeof m.virtio.SplitQueue }));',
     ].join('\n');
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env: bareEnv(), encoding: 'utf8' });
+    const out = (await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env: bareEnv(), encoding: 'utf8' })).stdout;
     expect(JSON.parse(out)).toEqual({ devices: 1, serve: 'function', Daemon: 'function', factory: 'function', transport: 'function', queue: 'function' });
     const pkg = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'node-bao', 'package.json'), 'utf8')) as {
       exports: Record<string, { types: string }>;
@@ -132,7 +132,7 @@ describe('the packed tarball', () => {
     { arch: 'arm', qemu: 'qemu-arm', lib: 'arm-linux-gnueabihf' },
   ] as const;
   for (const f of FOREIGN) {
-    it(`runs baoctl from the same install on an emulated ${f.arch} node (qemu-user)`, (ctx) => {
+    it(`runs baoctl from the same install on an emulated ${f.arch} node (qemu-user)`, async (ctx) => {
       if (whyNot !== undefined) skipBecause(ctx, whyNot);
       const qemu = which(f.qemu);
       // scripts/prebuild-cross.sh --fetch-node <arch> unpacks Debian's node (18) here.
@@ -142,7 +142,10 @@ describe('the packed tarball', () => {
       if (!fs.existsSync(node)) skipBecause(ctx, `no ${f.arch} node in ${nodeRoot}: run \`bash scripts/prebuild-cross.sh --fetch-node ${f.arch}\``);
       const env = { ...bareEnv(), QEMU_LD_PREFIX: nodeRoot, LD_LIBRARY_PATH: `/lib/${f.lib}:/usr/lib/${f.lib}` };
       const baoctl = path.join(app, 'node_modules', 'node-bao', 'bin', 'baoctl');
-      const r = spawnSync(qemu, [node, baoctl, '--version'], { env, encoding: 'utf8', timeout: 300_000 });
+      const r = await run(qemu, [node, baoctl, '--version'], { env, encoding: 'utf8', timeout: 300_000 }).then(
+        (ok) => ({ status: 0, stdout: ok.stdout, stderr: ok.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({ status: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+      );
       const old = /needs Node\.js 20\.19 or later; this is Node\.js v(\d+)/.exec(r.stderr);
       if (old !== null) {
         // Debian 12's own node (18): baoctl must say which Node it needs and where to get it,
@@ -156,7 +159,7 @@ describe('the packed tarball', () => {
       }
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe(version);
-      const abi = JSON.parse(execFileSync(qemu, [node, baoctl, 'abi', '--json'], { env, encoding: 'utf8', timeout: 300_000 })) as { agrees: boolean };
+      const abi = JSON.parse((await run(qemu, [node, baoctl, 'abi', '--json'], { env, encoding: 'utf8', timeout: 300_000 })).stdout) as { agrees: boolean };
       expect(abi.agrees).toBe(true);
     }, 600_000);
   }

@@ -6,6 +6,7 @@ import type { CommandModule } from 'yargs';
 import { abiCommand } from './abi/index.js';
 import { configCommand } from './config/index.js';
 import { devicesCommand } from './devices/index.js';
+import { ipcCommand } from './ipc/index.js';
 import { runCommand } from './run/index.js';
 import { statusCommand } from './status/index.js';
 
@@ -18,4 +19,5 @@ export const commands: BaoctlCommand[] = [
   configCommand as BaoctlCommand,
   runCommand as BaoctlCommand,
   statusCommand as BaoctlCommand,
+  ipcCommand as BaoctlCommand,
 ];

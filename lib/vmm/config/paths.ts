@@ -1,4 +1,5 @@
-// Relative paths in a config file (a console's socket_path and pty_alias) are resolved against
+// Relative paths in a config file (a console's socket_path and pty_alias, a block device's
+// file_path, a vhost-user backend's socket) are resolved against
 // the directory of the config file, never against the working directory, which under systemd is
 // `/`. A device type with a path of its own adds it here.
 
@@ -8,6 +9,8 @@ import type { DaemonConfig, DeviceConfig } from './types.js';
 
 function resolveDevice(entry: DeviceConfig, base: string): DeviceConfig {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  if (entry.dataPlane === 'vhost_user') return { ...entry, socket: abs(entry.socket) };
+  if (entry.type === 'block') return { ...entry, filePath: abs(entry.filePath) };
   if (entry.type === 'console') {
     const b = entry.backend;
     if (b.kind === 'socket') return { ...entry, backend: { ...b, path: abs(b.path) } };
