@@ -8,6 +8,7 @@
 import type { VirtioDevice } from '../../lib/virtio/device.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../lib/virtio/features.js';
 import { MmioTransport } from '../../lib/virtio/mmio-transport.js';
+import type { WorkerScheduler } from '../../lib/virtio/queue-worker.js';
 import {
   GuestAllocator,
   GUARD_BYTE,
@@ -39,6 +40,71 @@ if (GUARD_BYTE !== ORACLE_GUARD) throw new Error('mock driver and oracle disagre
 // than the rest of an input's work.
 const region = new GuardedRegion(REGION_BASE, REGION_SIZE, GUARD);
 
+/**
+ * The event loop, played by the script: devices yield to it (their queue workers stop after a
+ * budget and continue from `yield`) and set timers (rate limits). Nothing runs by itself under
+ * the engine's synchronous loop; the script decides when a turn of the loop or time passes,
+ * and each continuation is a delivery of its own, held to the same bounds.
+ */
+export class ScriptedEventLoop implements WorkerScheduler {
+  nowMs = 1_000_000;
+  private readonly ready: (() => void)[] = [];
+  private readonly timers: { readonly fn: () => void; readonly at: number; live: boolean }[] = [];
+
+  readonly now = (): number => this.nowMs;
+
+  yield(fn: () => void): void {
+    this.ready.push(fn);
+  }
+
+  after(fn: () => void, ms: number): () => void {
+    const timer = { fn, at: this.nowMs + Math.max(0, ms), live: true };
+    this.timers.push(timer);
+    return () => {
+      timer.live = false;
+    };
+  }
+
+  get idle(): boolean {
+    return this.ready.length === 0 && !this.timers.some((t) => t.live);
+  }
+
+  /** Runs the oldest continuation; false when there was none. */
+  turn(): boolean {
+    const fn = this.ready.shift();
+    if (fn === undefined) return false;
+    fn();
+    return true;
+  }
+
+  /** Advances the clock by `ms` and fires the timers due by then, earliest first; how many fired. */
+  pass(ms: number, deliver: (what: string, fn: () => void) => void): number {
+    this.nowMs += ms;
+    let fired = 0;
+    for (;;) {
+      let next = -1;
+      for (let i = 0; i < this.timers.length; i += 1) {
+        const t = this.timers[i]!;
+        if (t.live && t.at <= this.nowMs && (next < 0 || t.at < this.timers[next]!.at)) next = i;
+      }
+      if (next < 0) break;
+      const [timer] = this.timers.splice(next, 1);
+      timer!.live = false;
+      deliver('timer', timer!.fn);
+      fired += 1;
+    }
+    for (let i = this.timers.length - 1; i >= 0; i -= 1) if (!this.timers[i]!.live) this.timers.splice(i, 1);
+    return fired;
+  }
+
+  /** When the next live timer is due (ms from now), or -1. */
+  nextTimer(): number {
+    let at = -1;
+    for (const t of this.timers) if (t.live && (at < 0 || t.at < at)) at = t.at;
+    return at < 0 ? -1 : at - this.nowMs;
+  }
+}
+
 export interface HarnessOptions {
   /** Sizes the driver may choose from per queue (each a power of two <= the queue's maximum). */
   readonly maxQueueSize: number;
@@ -64,6 +130,7 @@ export class DeviceHarness {
     readonly device: VirtioDevice,
     readonly input: FuzzInput,
     private readonly options: HarnessOptions,
+    readonly loop: ScriptedEventLoop = new ScriptedEventLoop(),
   ) {
     region.clear();
     const interrupts = new InterruptCounter();
@@ -135,7 +202,7 @@ export class DeviceHarness {
     const input = this.input;
     const qi = this.queueIndex();
     const q = this.queues[qi % this.queueCount];
-    switch (op % 12) {
+    switch (op % 14) {
       case 0:
         if (q) this.rawDescriptor(q);
         return true;
@@ -174,8 +241,32 @@ export class DeviceHarness {
           this.init();
         }
         return true;
+      case 11:
+        this.deliver('event loop turn', () => this.loop.turn());
+        return true;
+      case 12:
+        this.loop.pass(input.pick([1, 10, 100, 1000, 60_000]), (what, fn) => this.deliver(what, fn));
+        return true;
       default:
         return false;
+    }
+  }
+
+  /**
+   * Lets the event loop run until the device has nothing left to do (continuations, then timers
+   * as time passes), each run a delivery of its own; bounded, since a rate-limited device with
+   * an endless supply of work would never settle.
+   */
+  settle(rounds = 256): void {
+    for (let i = 0; i < rounds && !this.loop.idle; i += 1) {
+      let turned = false;
+      this.deliver('event loop turn', () => {
+        turned = this.loop.turn();
+      });
+      if (turned) continue;
+      const due = this.loop.nextTimer();
+      if (due < 0) break;
+      this.loop.pass(due, (what, fn) => this.deliver(what, fn));
     }
   }
 

@@ -12,7 +12,7 @@ import { RngDevice } from '../../../lib/devices/rng/index.js';
 import { ConsoleDevice } from '../../../lib/devices/console/index.js';
 import type { ConsoleBackend } from '../../../lib/devices/console/backends/backend.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
-import { DeviceHarness, REGION_BASE, REGION_SIZE } from '../device-harness.js';
+import { DeviceHarness, REGION_BASE, REGION_SIZE, ScriptedEventLoop } from '../device-harness.js';
 import { decodeAccess, FuzzInput } from '../decode.js';
 import { beginInput, expectOnly, violated } from '../oracle.js';
 
@@ -55,10 +55,12 @@ const immediateBackend = (): ConsoleBackend => ({
 export function fuzz(data: Uint8Array): void {
   beginInput();
   const input = new FuzzInput(data);
+  const loop = new ScriptedEventLoop();
+  const time = { now: loop.now, scheduler: loop };
   const device = input.bool()
-    ? new RngDevice({ fill: (v) => v.fill(1), queueSize: input.pick([1, 8, 256]) })
-    : new ConsoleDevice({ backend: immediateBackend(), queueSize: input.pick([1, 8, 256]), rxBufferLimit: 64 });
-  const h = new DeviceHarness(device, input, { maxQueueSize: 256, completesSynchronously: () => true });
+    ? new RngDevice({ fill: (v) => v.fill(1), queueSize: input.pick([1, 8, 256]), ...time })
+    : new ConsoleDevice({ backend: immediateBackend(), queueSize: input.pick([1, 8, 256]), rxBufferLimit: 64, ...time });
+  const h = new DeviceHarness(device, input, { maxQueueSize: 256, completesSynchronously: () => true }, loop);
   const t = h.driver.transport;
   if (input.bool()) h.init();
   for (let steps = 0; steps < 96 && !input.done; steps += 1) {
@@ -92,4 +94,5 @@ export function fuzz(data: Uint8Array): void {
     const is = t.interruptStatus;
     if ((is & ~(R.INTERRUPT_VRING | R.INTERRUPT_CONFIG)) !== 0) violated('INTERRUPT_STATUS', `InterruptStatus ${is}`);
   }
+  h.settle();
 }

@@ -5,7 +5,7 @@
 // per request, and the device's counters agree with what it filled.
 
 import { RngDevice } from '../../../lib/devices/rng/index.js';
-import { DeviceHarness } from '../device-harness.js';
+import { DeviceHarness, ScriptedEventLoop } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
 import { beginInput, violated } from '../oracle.js';
 
@@ -16,7 +16,11 @@ export function fuzz(data: Uint8Array): void {
   const maxQueue = input.pick([1, 2, 4, 16, 64, 256]);
   let filled = 0;
   let harness: DeviceHarness | undefined;
+  const loop = new ScriptedEventLoop();
   const device = new RngDevice({
+    now: loop.now,
+    scheduler: loop,
+    ...(input.bool() ? { bytesPerSecond: input.pick([64, 4096, 1 << 20]), burstBytes: input.pick([1, 4096, 1 << 20]) } : {}),
     maxBytesPerRequest: cap,
     queueSize: maxQueue,
     fill: (view) => {
@@ -26,7 +30,7 @@ export function fuzz(data: Uint8Array): void {
       filled += view.byteLength;
     },
   });
-  harness = new DeviceHarness(device, input, { maxQueueSize: 256, completesSynchronously: () => true });
+  harness = new DeviceHarness(device, input, { maxQueueSize: 256, completesSynchronously: () => true }, loop);
   harness.init();
   for (let steps = 0; steps < 64 && !input.done; steps += 1) {
     const op = input.u8();
@@ -35,6 +39,7 @@ export function fuzz(data: Uint8Array): void {
       harness.deliver('kick', () => harness!.driver.kick(0));
     }
   }
+  harness.settle();
   const m = device.metrics;
   if (m.bytes !== filled) violated('RNG_COUNTERS', `metrics say ${m.bytes} bytes, ${filled} were filled`);
   if (m.bytes > m.requests * cap) violated('RNG_CAP', `${m.bytes} bytes for ${m.requests} requests capped at ${cap}`);

@@ -3,7 +3,11 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { ConsoleDevice } from '../../../lib/devices/console/index.js';
+import type { ConsoleBackend } from '../../../lib/devices/console/backends/backend.js';
 import { InvalidChainError } from '../../../lib/virtio/errors.js';
+import * as R from '../../../lib/virtio/mmio-registers.js';
+import { MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import { parseConfigText } from '../../../lib/vmm/config/index.js';
@@ -61,6 +65,31 @@ describe('fuzz findings', () => {
       expect(() => parseConfigText(text, 'bomb.yaml')).toThrow(ConfigSyntaxError);
       expect(() => parseConfigText(text, 'bomb.yaml')).toThrow(/Excessive alias count/);
       expect(() => fuzzConfig(corpus('config', 'finding-alias-bomb'))).not.toThrow();
+    });
+  });
+
+  describe('emerg_wr while the backend pushes back (console: BACKPRESSURE_IGNORED)', () => {
+    it('hands the backend nothing more until it drains; what exceeds the bound is dropped and counted', () => {
+      const writes: number[] = [];
+      const backend: ConsoleBackend = {
+        kind: 'socket',
+        description: 'stalled peer',
+        stats: { discardedBytes: 0 },
+        start: () => {},
+        write: (chunk) => {
+          writes.push(chunk.byteLength);
+          return false; // never drains, never confirms
+        },
+        pauseInput: () => {},
+        resumeInput: () => {},
+        close: async () => {},
+      };
+      const device = new ConsoleDevice({ backend, txBufferLimit: 100 });
+      const driver = MockDriver.create(device).init();
+      for (let i = 0; i < 5000; i += 1) driver.transport.write(R.MMIO_CONFIG + 8, 4, 0x41);
+      expect(writes.length).toBeLessThanOrEqual(1);
+      expect(device.metrics.emergWrites).toBe(5000);
+      expect(device.metrics.txDroppedBytes).toBeGreaterThanOrEqual(5000 - 100);
     });
   });
 });

@@ -33,6 +33,6 @@ describe('fuzz corpora replay', () => {
           throw new Error(`${target}/${file}: ${(err as Error).message}`, { cause: err });
         }
       }
-    });
+    }, 60_000);
   }
 });
