@@ -1,8 +1,10 @@
 // Walking one descriptor chain of a split virtqueue (virtio 1.2 §2.7.5, indirect §2.7.5.3)
 // into zero-copy views of the guest buffers. Everything read from the table is untrusted:
-// indices, lengths and addresses are checked, and the walk is bounded (ttl) so a loop
-// written by the driver terminates. A failure here concerns this chain only: it throws
-// InvalidChainError carrying the head, so the device can return the chain with length 0.
+// indices, lengths and addresses are checked, and the walk is bounded so a loop written by
+// the driver terminates: a chain holds at most queue-size buffers, indirect tables included
+// (an indirect table longer than the queue is refused before it is read). A failure throws
+// InvalidChainError carrying the head; the policy (the rings are corrupt: DEVICE_NEEDS_RESET)
+// belongs to take-chain.ts.
 
 import { InvalidChainError, type InvalidChainCode } from './errors.js';
 import { addressFromWords, type GuestMemory } from './guest-memory.js';
@@ -48,14 +50,15 @@ export function readDescriptorChain(
   let tableOffset = memory.offsetOf(table, size * DESCRIPTOR_SIZE);
   let tableEntries = size;
   let index = head;
-  // §2.7.5.3.1 / §2.7.4.2: a chain is at most queue-size long, and an indirect table at most
-  // its own length; counting descriptors against that bound makes any loop terminate.
+  // §2.7.5.3.1 / §2.7.4.2: a chain is at most queue-size long. The budget is shared by the
+  // main table and an indirect table, so any loop terminates and one chain never costs more
+  // than `size` descriptors to walk, whatever length an indirect descriptor claims.
   let ttl = size;
   let inIndirect = false;
   if (tableOffset < 0) throw invalid('CHAIN_BUFFER_OUT_OF_RANGE', head, index, 'descriptor table outside the region');
 
   for (;;) {
-    if (ttl === 0) throw invalid('CHAIN_TOO_LONG', head, index, 'descriptor chain longer than its table (a loop?)');
+    if (ttl === 0) throw invalid('CHAIN_TOO_LONG', head, index, 'descriptor chain longer than the queue (a loop?)');
     ttl -= 1;
     const at = tableOffset + index * DESCRIPTOR_SIZE;
     const addr = addressFromWords(view.getUint32(at, true), view.getUint32(at + 4, true));
@@ -73,11 +76,15 @@ export function readDescriptorChain(
           len,
         });
       }
+      if (entries > size) {
+        throw invalid('CHAIN_TOO_LONG', head, index, 'indirect table longer than the queue', { entries, size });
+      }
       const offset = memory.offsetOf(addr, len);
       if (offset < 0) throw invalid('CHAIN_INDIRECT_OUT_OF_RANGE', head, index, 'indirect table outside the region', { addr, len });
       tableOffset = offset;
       tableEntries = entries;
-      ttl = entries;
+      // The indirect descriptor itself is no buffer: give its unit back to the shared budget.
+      ttl += 1;
       index = 0;
       inIndirect = true;
       continue;

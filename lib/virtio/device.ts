@@ -3,6 +3,7 @@
 // transport owns feature negotiation, the status machine, queue setup and interrupts, and
 // hands the device an activation once the driver sets DRIVER_OK (virtio 1.2 §3.1.1).
 
+import type { RingFaultCode } from './errors.js';
 import type { GuestMemory } from './guest-memory.js';
 import type { Logger } from './logger.js';
 import type { SplitQueue } from './split-queue.js';
@@ -26,6 +27,12 @@ export interface DeviceActivation {
    * logs it, sets DEVICE_NEEDS_RESET and tells the driver; the device stops using its queues.
    */
   fail(reason: string, detail?: Record<string, unknown>): void;
+  /**
+   * Count a fault of the frontend's rings by its code in the transport's stats (the
+   * guest-fault counters of the metrics). Counting only: fail() is what stops the device.
+   */
+  ringFault(code: RingFaultCode): void;
+  /** Rate-limited in time per device model (log-limiter.ts): guest-triggered lines go here. */
   readonly log: Logger;
 }
 
@@ -56,6 +63,11 @@ export interface VirtioDevice {
   /**
    * The driver reset the device (status 0), or the daemon is shutting down. Stop all work,
    * finish or cancel in-flight requests, and forget the activation. Idempotent.
+   *
+   * Return a Promise when work is still finishing (a backend write from a guest buffer, an
+   * I/O into guest memory): the transport completes the driver's Status=0 write only once it
+   * settles, so after the driver saw the reset nothing the device does touches guest memory
+   * or a ring. Return nothing when the device is quiet at once.
    */
   reset(): void | Promise<void>;
 }

@@ -48,8 +48,10 @@ export type InvalidChainCode =
   | 'CHAIN_INDIRECT_OUT_OF_RANGE';
 
 /**
- * One descriptor chain is malformed but the ring itself is sound: the device returns the
- * chain with addUsed(head, 0), logs and counts it, and goes on (STYLE.md guideline 5).
+ * One descriptor chain is malformed (a loop, an index or buffer out of range, a bad indirect
+ * table, a readable buffer after a writable one, too long). A driver that writes such a chain
+ * has corrupt rings, so, as QEMU's virtio_error does, the device counts it by code, sets
+ * DEVICE_NEEDS_RESET and stops using the queue (take-chain.ts); nothing is returned for it.
  */
 export class InvalidChainError extends Error {
   override readonly name = 'InvalidChainError';
@@ -79,3 +81,6 @@ export class QueueCorruptError extends Error {
     super(message);
   }
 }
+
+/** What the rings of a frontend can get wrong; each is counted by code in the transport's stats. */
+export type RingFaultCode = InvalidChainCode | QueueCorruptCode;

@@ -7,6 +7,7 @@ export * from './errors.js';
 export * as features from './features.js';
 export { GuestMemory } from './guest-memory.js';
 export { silentLogger, worthLogging, type Logger } from './logger.js';
+export { rateLimitedLogger, type LogLimitOptions } from './log-limiter.js';
 export * as registers from './mmio-registers.js';
 export {
   MmioTransport,
@@ -15,6 +16,18 @@ export {
   type TransportFaultCode,
   type TransportStats,
 } from './mmio-transport.js';
+export {
+  QueueWorker,
+  eventLoopScheduler,
+  type Admission,
+  type ChainHandler,
+  type QueueCounters,
+  type QueueWorkerBudget,
+  type QueueWorkerOptions,
+  type QueueWorkerStats,
+  type WorkerScheduler,
+} from './queue-worker.js';
 export { SplitQueue, type SplitQueueConfig } from './split-queue.js';
 export * as status from './status.js';
 export { takeChain, type ChainFaultCounters } from './take-chain.js';
+export { TokenBucket, type TokenBucketOptions } from './token-bucket.js';

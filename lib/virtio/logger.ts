@@ -22,9 +22,9 @@ export const silentLogger: Logger = {
 };
 
 /**
- * Rate limit for logs a guest can trigger at will (guest faults): log the first 16
- * occurrences, then one in 1024, so a hostile frontend cannot flood the host's logs while
- * the counters still record every one.
+ * A count-based limit: the first 16 occurrences, then one in 1024. It bounds lines per event,
+ * not per second, so guest-triggerable lines in lib/virtio and lib/devices go through the
+ * time-based rateLimitedLogger (log-limiter.ts) instead.
  */
 export function worthLogging(count: number): boolean {
   return count <= 16 || count % 1024 === 0;

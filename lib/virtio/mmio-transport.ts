@@ -1,16 +1,25 @@
 // MmioTransport: the virtio-mmio version 2 register file of one device (virtio 1.2 §4.2.2).
 // It owns feature negotiation, the status machine (status.ts), queue setup, InterruptStatus
 // and config generation, and hands the device a DeviceActivation at DRIVER_OK. It knows
-// nothing of Bao: the dispatcher calls read()/write() for each trapped access (answered
-// synchronously), queueNotify() for each ioeventfd kick, and supplies the interrupt.
+// nothing of Bao: the dispatcher calls read()/write() for each trapped access, queueNotify()
+// for each ioeventfd kick, and supplies the interrupt.
+//
+// The reset contract. read() is synchronous. write() returns undefined, except for a Status=0
+// write whose device reset is still finishing (VirtioDevice.reset() returned a Promise): then
+// it returns a Promise that settles once the device is quiet, and the dispatcher completes that
+// trapped access only then (the vCPU stays paused meanwhile, as on a device whose reset takes
+// time). So once the driver's reset write completes, nothing the device does touches guest
+// memory or a ring. While the reset finishes, the registers already read as after a reset and
+// other writes are refused (RESET_IN_PROGRESS); another Status=0 write gets the same Promise.
 //
 // Every register value comes from the guest. A bad access (width, alignment, offset,
-// direction, state) is a guest fault: logged (rate-limited), counted in `stats`, ignored,
-// reads give 0. Nothing here throws at the guest, and nothing a guest does can make the
-// device touch memory outside the region (queues are validated at activation).
+// direction, state) is a guest fault: counted in `stats`, logged (rate-limited in time per
+// transport, log-limiter.ts), ignored, reads give 0. Nothing here throws at the guest, and
+// nothing a guest does can make the device touch memory outside the region (queues are
+// validated at activation).
 
 import type { DeviceActivation, VirtioDevice } from './device.js';
-import { QueueConfigError } from './errors.js';
+import { QueueConfigError, type RingFaultCode } from './errors.js';
 import {
   checkAccepted,
   featureWord,
@@ -22,7 +31,8 @@ import {
   withFeatureWord,
 } from './features.js';
 import { addressFromWords, type GuestMemory } from './guest-memory.js';
-import { silentLogger, worthLogging, type Logger } from './logger.js';
+import { rateLimitedLogger, type LogLimitOptions } from './log-limiter.js';
+import { silentLogger, type Logger } from './logger.js';
 import * as R from './mmio-registers.js';
 import { SplitQueue } from './split-queue.js';
 import { classifyStatusWrite, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, formatStatus } from './status.js';
@@ -37,6 +47,8 @@ export type TransportFaultCode =
   | 'FEATURES_SEL_OUT_OF_RANGE'
   | 'FEATURES_REJECTED'
   | 'STATUS_TRANSITION'
+  | 'DRIVER_OK_REFUSED'
+  | 'RESET_IN_PROGRESS'
   | 'QUEUE_SEL_OUT_OF_RANGE'
   | 'QUEUE_SETUP_LOCKED'
   | 'QUEUE_NUM_INVALID'
@@ -50,15 +62,15 @@ export type TransportFaultCode =
 export interface TransportStats {
   /** All guest faults, whatever their kind. */
   guestFaults: number;
-  /** Guest faults by kind. */
-  readonly faults: Partial<Record<TransportFaultCode, number>>;
+  /** Guest faults by kind: register accesses, and the rings' faults (counted by the device's queues). */
+  readonly faults: Partial<Record<TransportFaultCode | RingFaultCode, number>>;
   /** Used-buffer interrupts signalled. */
   usedInterrupts: number;
   /** Configuration-change interrupts signalled (config changes, NEEDS_RESET). */
   configInterrupts: number;
   /** Queue notifications delivered to the device. */
   notifies: number;
-  /** Notifications dropped because the device was not active (e.g. stale ioeventfds). */
+  /** Notifications dropped: device not active (stale ioeventfds), FAILED, resetting. */
   droppedNotifies: number;
   /** Queues found with buffers the driver made available but no kick announced (see serveUnkicked). */
   missedKicks: number;
@@ -80,10 +92,12 @@ export interface MmioTransportOptions {
   /** Raises the frontend interrupt (the irqfd write). InterruptStatus is set before the call. */
   readonly interrupt: { signal(): void };
   readonly log?: Logger;
+  /** The time-based limit of this device model's log lines (log-limiter.ts defaults). */
+  readonly logLimit?: LogLimitOptions;
   readonly vendorId?: number;
   /** The device went live (DRIVER_OK accepted, device.activate() called). */
   readonly onActivate?: (info: ActivationInfo) => void;
-  /** The driver reset the device (status 0). */
+  /** The driver reset the device (status 0), once the device's reset has finished. */
   readonly onReset?: () => void;
 }
 
@@ -137,12 +151,14 @@ export class MmioTransport {
   private driverFeaturesSel = 0;
   private driverFeatures = 0n;
   private queueSel = 0;
+  /** Set while a device reset that returned a Promise is finishing. */
+  private resetting: Promise<void> | undefined;
 
   constructor(
     readonly device: VirtioDevice,
     private readonly options: MmioTransportOptions,
   ) {
-    this.log = (options.log ?? silentLogger).child({ device: device.name });
+    this.log = rateLimitedLogger((options.log ?? silentLogger).child({ device: device.name }), options.logLimit);
     this.vendorId = options.vendorId ?? R.BAO_VENDOR_ID;
     this.offered = device.features | TRANSPORT_FEATURES;
     this.queueRegs = device.queueMaxSizes.map((maxSize) => newQueueRegisters(maxSize));
@@ -171,6 +187,11 @@ export class MmioTransport {
 
   get active(): boolean {
     return this.lifecycle.kind === 'active';
+  }
+
+  /** A device reset is still finishing (the driver's Status=0 write is not complete yet). */
+  get resetInProgress(): boolean {
+    return this.resetting !== undefined;
   }
 
   /** A guest load of `width` bytes at `offset` in the window; the value zero-extended. */
@@ -231,13 +252,21 @@ export class MmioTransport {
     }
   }
 
-  /** A guest store of `width` bytes at `offset`; `value` is masked to the width here. */
-  write(offset: number, width: number, value: number): void {
+  /**
+   * A guest store of `width` bytes at `offset`; `value` is masked to the width here. Returns a
+   * Promise only for a reset that is still finishing: complete the access when it settles.
+   */
+  write(offset: number, width: number, value: number): void | Promise<void> {
     if (!Number.isInteger(offset) || offset < 0 || offset >= R.MMIO_WINDOW_SIZE) {
       this.fault('UNKNOWN_REGISTER', { offset, width, write: true });
       return;
     }
     const v = maskToWidth(value, width);
+    if (this.resetting !== undefined) {
+      if (offset === R.MMIO_STATUS && width === 4 && v === 0) return this.resetting;
+      this.fault('RESET_IN_PROGRESS', { offset, width, value: v });
+      return;
+    }
     if (offset >= R.MMIO_CONFIG) {
       this.writeConfig(offset - R.MMIO_CONFIG, width, v);
       return;
@@ -282,8 +311,7 @@ export class MmioTransport {
         this.interruptStatusValue &= ~v;
         return;
       case R.MMIO_STATUS:
-        this.writeStatus(v);
-        return;
+        return this.writeStatus(v);
       case R.MMIO_QUEUE_DESC_LOW:
       case R.MMIO_QUEUE_DESC_HIGH:
       case R.MMIO_QUEUE_DRIVER_LOW:
@@ -319,9 +347,9 @@ export class MmioTransport {
   /** The driver kicked queue `index` (QueueNotify write or its ioeventfd). */
   queueNotify(index: number): void {
     const state = this.lifecycle;
-    if (state.kind !== 'active' || state.queues[index] === undefined) {
-      // Before DRIVER_OK, after a reset (ioeventfds cannot be deregistered, bao-abi.md §3.7)
-      // or in NEEDS_RESET: nothing to do.
+    if (state.kind !== 'active' || state.queues[index] === undefined || (this.statusValue & FAILED) !== 0) {
+      // Before DRIVER_OK, after a reset (ioeventfds cannot be deregistered, bao-abi.md §3.7),
+      // after the driver gave up (FAILED): nothing to serve.
       this.stats.droppedNotifies += 1;
       return;
     }
@@ -349,7 +377,7 @@ export class MmioTransport {
    */
   serveUnkicked(): number {
     const state = this.lifecycle;
-    if (state.kind !== 'active' || (this.statusValue & DEVICE_NEEDS_RESET) !== 0) return 0;
+    if (state.kind !== 'active' || (this.statusValue & (DEVICE_NEEDS_RESET | FAILED)) !== 0) return 0;
     let served = 0;
     for (let index = 0; index < state.queues.length; index += 1) {
       const q = state.queues[index];
@@ -389,26 +417,40 @@ export class MmioTransport {
     if ((this.statusValue & DRIVER_OK) !== 0) this.raiseConfigInterrupt();
   }
 
-  private writeStatus(value: number): void {
+  private writeStatus(value: number): void | Promise<void> {
     const from = this.statusValue & ~DEVICE_NEEDS_RESET;
-    const to = value & ~DEVICE_NEEDS_RESET;
-    const change = classifyStatusWrite(from, to);
+    const change = classifyStatusWrite(from, value);
     switch (change.kind) {
       case 'reset':
-        this.reset();
-        return;
+        return this.reset();
       case 'unchanged':
         return;
       case 'failed':
-        this.log.warn({ status: formatStatus(to) }, 'driver gave up on the device (FAILED)');
+        this.log.warn({ status: formatStatus(from | FAILED) }, 'driver gave up on the device (FAILED)');
         this.statusValue |= FAILED;
+        // The driver will not use the device again before a reset: stop serving its queues.
+        if (this.lifecycle.kind === 'active') for (const q of this.lifecycle.queues) q?.close();
         return;
       case 'invalid':
-        this.fault('STATUS_TRANSITION', { from: formatStatus(from), to: formatStatus(to) });
-        // A driver that believes the device is live while it is not must hear about it.
-        if ((to & DRIVER_OK) !== 0 && (from & DRIVER_OK) === 0) this.enterNeedsReset('DRIVER_OK out of order');
+        // Ignored, whatever the bits (DRIVER_OK out of order included): the status stays as it
+        // was, the driver reads it back and sees its write did not take.
+        this.fault('STATUS_TRANSITION', { from: formatStatus(from), to: formatStatus(value) });
         return;
-      case 'advance':
+      case 'advance': {
+        const to = change.to;
+        if ((to & DRIVER_OK) !== 0) {
+          // Never live while the device asks for a reset, nor with nothing to serve.
+          const refusal =
+            (this.statusValue & DEVICE_NEEDS_RESET) !== 0
+              ? 'the device needs a reset'
+              : this.queueRegs.some((q) => q.ready)
+                ? undefined
+                : 'no queue is ready';
+          if (refusal !== undefined) {
+            this.fault('DRIVER_OK_REFUSED', { reason: refusal, status: formatStatus(this.statusValue) });
+            return;
+          }
+        }
         if ((to & FEATURES_OK) !== 0 && (from & FEATURES_OK) === 0) {
           const check = checkAccepted(this.offered, this.driverFeatures);
           if (!check.ok) {
@@ -424,6 +466,7 @@ export class MmioTransport {
         this.statusValue = change.to | (this.statusValue & DEVICE_NEEDS_RESET);
         if ((to & DRIVER_OK) !== 0) this.activate();
         return;
+      }
     }
   }
 
@@ -495,22 +538,50 @@ export class MmioTransport {
     this.options.onActivate?.({ queues: enabled, features });
   }
 
-  /** Status 0 (§2.1.1 / §4.2.3.1): back to the state after power-on, ready to be set up again. */
-  private reset(): void {
+  /**
+   * Status 0 (§2.1.1 / §4.2.3.1): back to the state after power-on, ready to be set up again.
+   * A Promise when the device's reset is still finishing (see the banner).
+   */
+  private reset(): void | Promise<void> {
     const state = this.lifecycle;
     this.lifecycle = { kind: 'inactive' };
     if (state.kind === 'active') {
       state.activation.live = false;
       for (const q of state.queues) q?.close();
     }
+    let pending: Promise<void> | undefined;
     try {
       const result = this.device.reset();
       if (result instanceof Promise) {
-        result.catch((err: unknown) => this.log.error({ error: String(err) }, 'device reset failed'));
+        pending = result.then(
+          () => {},
+          (err: unknown) => this.log.error({ error: String(err) }, 'device reset failed'),
+        );
       }
     } catch (err) {
       this.log.error({ error: String(err) }, 'device reset failed');
     }
+    this.clearRegisters();
+    const finish = (): void => {
+      this.resetting = undefined;
+      this.stats.resets += 1;
+      if (state.kind === 'active') this.log.info({}, 'device reset by the driver');
+      try {
+        this.options.onReset?.();
+      } catch (err) {
+        // The Promise the dispatcher awaits must settle, never reject.
+        this.log.error({ error: String(err) }, 'onReset hook threw');
+      }
+    };
+    if (pending === undefined) {
+      finish();
+      return undefined;
+    }
+    this.resetting = pending.then(finish);
+    return this.resetting;
+  }
+
+  private clearRegisters(): void {
     this.statusValue = 0;
     this.interruptStatusValue = 0;
     this.deviceFeaturesSel = 0;
@@ -520,9 +591,6 @@ export class MmioTransport {
     this.queueRegs.forEach((q, i) => {
       this.queueRegs[i] = newQueueRegisters(q.maxSize);
     });
-    this.stats.resets += 1;
-    if (state.kind === 'active') this.log.info({}, 'device reset by the driver');
-    this.options.onReset?.();
   }
 
   private writeDriverFeatures(value: number): void {
@@ -666,13 +734,21 @@ export class MmioTransport {
   }
 
   private fault(code: TransportFaultCode, detail: Record<string, unknown>): 0 {
+    const count = this.count(code);
+    this.log.warn({ code, count, ...detail }, 'guest fault: virtio-mmio access ignored');
+    return 0;
+  }
+
+  /** @internal Activation.ringFault: counted only; the device's fail() does the logging. */
+  countRingFault(code: RingFaultCode): void {
+    this.count(code);
+  }
+
+  private count(code: TransportFaultCode | RingFaultCode): number {
     const count = (this.stats.faults[code] ?? 0) + 1;
     this.stats.faults[code] = count;
     this.stats.guestFaults += 1;
-    if (worthLogging(count)) {
-      this.log.warn({ code, count, ...detail }, 'guest fault: virtio-mmio access ignored');
-    }
-    return 0;
+    return count;
   }
 }
 
@@ -698,6 +774,10 @@ class Activation implements DeviceActivation {
 
   fail(reason: string, detail?: Record<string, unknown>): void {
     if (this.live) this.transport.enterNeedsReset(reason, detail);
+  }
+
+  ringFault(code: RingFaultCode): void {
+    if (this.live) this.transport.countRingFault(code);
   }
 }
 

@@ -1,7 +1,8 @@
 // The device status field (virtio 1.2 §2.1) and the order in which a driver may set its
 // bits (§3.1.1). The transport checks every Status write against VALID_TRANSITIONS; a
 // write of 0 (reset) and adding FAILED are always allowed. DEVICE_NEEDS_RESET is owned by
-// the device: the driver's copy of that bit is ignored on writes.
+// the device: the driver's copy of that bit is ignored on writes, so writing it back with the
+// status is harmless, and a write of DEVICE_NEEDS_RESET alone is no reset (only 0 is).
 
 export const ACKNOWLEDGE = 0x01;
 export const DRIVER = 0x02;
@@ -26,11 +27,13 @@ export type StatusChange =
   | { kind: 'invalid' };
 
 /**
- * Classify a driver write of `to` while the driver-visible status is `from`. Both exclude
- * DEVICE_NEEDS_RESET (the caller masks it).
+ * Classify a driver write of `written` while the status is `from` (without
+ * DEVICE_NEEDS_RESET, which the caller masks off its own value).
  */
-export function classifyStatusWrite(from: number, to: number): StatusChange {
-  if (to === 0) return { kind: 'reset' };
+export function classifyStatusWrite(from: number, written: number): StatusChange {
+  if (written === 0) return { kind: 'reset' };
+  const to = written & ~DEVICE_NEEDS_RESET;
+  if (to === 0) return { kind: 'invalid' };
   if (to === from) return { kind: 'unchanged' };
   // §2.1.1: the driver may give up at any point; it adds FAILED to the bits it had.
   if (to === (from | FAILED)) return { kind: 'failed' };

@@ -1,29 +1,34 @@
 // virtio-console with one port and no MULTIPORT (virtio 1.2 §5.3): receiveq 0 carries host
-// input to the guest, transmitq 1 carries guest output to a ConsoleBackend.
+// input to the guest, transmitq 1 carries guest output to a ConsoleBackend. Each queue is
+// served by a QueueWorker (a budget of chains per run, then a yield to the event loop).
 //
-// Transmit is zero-copy: each readable guest buffer is handed to the backend as a view onto the
-// shared region, and the chain goes back to the guest only when the backend says the bytes left
-// it. While the backend is draining we stop popping the transmit queue, so a slow backend makes
-// the guest wait instead of making us buffer without bound. Used entries are published in the
-// order the chains were taken.
+// Transmit: the bytes of each chain are copied into a ConsoleOutput (output.ts) and the chain
+// goes back to the guest at once, whatever the backend does: Linux's hvc output spins with
+// interrupts off until it does, and no backend write reads guest memory later (reset and unmap
+// are safe at any time). What is held for a slow peer is bounded (txBufferLimit), beyond which
+// output is dropped and counted; one chain contributes at most maxTxBytesPerChain bytes (a
+// chain of aliased descriptors claiming gigabytes costs a bounded copy; the rest is dropped and
+// counted); and output is rate-limited (txBytesPerSecond): a chain that finds the bucket empty
+// waits for it, which slows a flooding guest down instead of spending our time on it.
 //
 // Receive: host input is copied into guest writable buffers as they become available; until
 // then it waits in a buffer bounded by `rxBufferLimit` (backend input paused at the limit,
 // resumed at half of it) with a hard bound of twice that, beyond which the oldest bytes are
 // dropped and counted (for a backend that ignores pause).
 //
-// Guest faults (a chain in the wrong direction, a notify for a queue we lack) are counted in
-// metrics.ts and logged rate-limited (worthLogging), so a hostile driver cannot flood the log.
+// emerg_wr writes go through the same bounded output. Guest faults (a chain in the wrong
+// direction, a notify for a queue we lack) are counted in metrics.ts and logged through the
+// activation's logger, which the transport rate-limits in time.
 
 import type { DeviceActivation, VirtioDevice } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
-import { copyToWritable } from '../../virtio/descriptor-chain.js';
-import { QueueCorruptError } from '../../virtio/errors.js';
+import { copyFromReadable, copyToWritable } from '../../virtio/descriptor-chain.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC } from '../../virtio/features.js';
 import type { Logger } from '../../virtio/logger.js';
-import { silentLogger, worthLogging } from '../../virtio/logger.js';
+import { silentLogger } from '../../virtio/logger.js';
+import { QueueWorker, type Admission, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
-import { takeChain } from '../../virtio/take-chain.js';
+import { TokenBucket } from '../../virtio/token-bucket.js';
 import type { ConsoleBackend } from './backends/backend.js';
 import {
   CONFIG_EMERG_WR,
@@ -35,10 +40,15 @@ import {
   buildConfigSpace,
 } from './config.js';
 import { ConsoleMetrics } from './metrics.js';
+import { ConsoleOutput } from './output.js';
 
 /** bao-virtio-dm's console queues are 1024 entries (spec §5.2). */
 export const DEFAULT_CONSOLE_QUEUE_SIZE = 1024;
 export const DEFAULT_RX_BUFFER_LIMIT = 64 * 1024;
+export const DEFAULT_TX_BUFFER_LIMIT = 256 * 1024;
+export const DEFAULT_MAX_TX_BYTES_PER_CHAIN = 64 * 1024;
+export const DEFAULT_TX_BYTES_PER_SECOND = 1024 * 1024;
+export const DEFAULT_TX_BURST_BYTES = 1024 * 1024;
 
 export interface ConsoleDeviceOptions {
   readonly backend: ConsoleBackend;
@@ -46,12 +56,19 @@ export interface ConsoleDeviceOptions {
   readonly queueSize?: number;
   /** Bytes of host input held while the guest has no receive buffers. */
   readonly rxBufferLimit?: number;
+  /** Bytes of guest output held for a backend that does not keep up. */
+  readonly txBufferLimit?: number;
+  /** Bytes of one transmit chain passed on; the rest is dropped and counted. */
+  readonly maxTxBytesPerChain?: number;
+  /** Guest output bytes per second (Infinity: no limit) and burst. */
+  readonly txBytesPerSecond?: number;
+  readonly txBurstBytes?: number;
   readonly geometry?: ConsoleGeometry;
-}
-
-interface TxEntry {
-  readonly head: number;
-  pending: number;
+  /** Per-run budget of each queue's worker. */
+  readonly budget?: QueueWorkerBudget;
+  /** Injected time (tests): the rate limit's clock in ms and the workers' scheduler. */
+  readonly now?: () => number;
+  readonly scheduler?: WorkerScheduler;
 }
 
 type State =
@@ -59,8 +76,8 @@ type State =
   | {
       readonly kind: 'active';
       readonly activation: DeviceActivation;
-      readonly rx: SplitQueue | undefined;
-      readonly tx: SplitQueue | undefined;
+      readonly rx: QueueWorker | undefined;
+      readonly tx: QueueWorker | undefined;
     };
 
 export class ConsoleDevice implements VirtioDevice {
@@ -75,14 +92,14 @@ export class ConsoleDevice implements VirtioDevice {
   private state: State = { kind: 'inactive' };
   private readonly log: Logger;
   private readonly rxLimit: number;
+  private readonly maxTxPerChain: number;
+  private readonly output: ConsoleOutput;
+  private readonly txBucket: TokenBucket;
+  private readonly budget: QueueWorkerBudget | undefined;
+  private readonly scheduler: WorkerScheduler | undefined;
   /** Host input waiting for guest buffers; the first chunk may be partly consumed. */
   private readonly rxPending: Uint8Array[] = [];
   private rxPaused = false;
-  /** Transmit chains handed to the backend, oldest first, awaiting their write callbacks. */
-  private txInFlight: TxEntry[] = [];
-  private txWaitingForDrain = false;
-  private inTxLoop = false;
-  private txUsedSinceNotify = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: ConsoleDeviceOptions) {
@@ -91,32 +108,54 @@ export class ConsoleDevice implements VirtioDevice {
     const size = options.queueSize ?? DEFAULT_CONSOLE_QUEUE_SIZE;
     this.queueMaxSizes = [size, size];
     this.rxLimit = options.rxBufferLimit ?? DEFAULT_RX_BUFFER_LIMIT;
+    this.maxTxPerChain = options.maxTxBytesPerChain ?? DEFAULT_MAX_TX_BYTES_PER_CHAIN;
+    this.output = new ConsoleOutput(this.backend, options.txBufferLimit ?? DEFAULT_TX_BUFFER_LIMIT);
+    this.txBucket = new TokenBucket({
+      rate: options.txBytesPerSecond ?? DEFAULT_TX_BYTES_PER_SECOND,
+      burst: options.txBurstBytes ?? DEFAULT_TX_BURST_BYTES,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    this.budget = options.budget;
+    this.scheduler = options.scheduler;
     this.config = buildConfigSpace(options.geometry);
     // Input before the driver is up is kept (bounded) for it; see the banner.
-    this.backend.start({ data: (chunk) => this.onHostInput(chunk), drain: () => this.onBackendDrain() });
+    this.backend.start({ data: (chunk) => this.onHostInput(chunk), drain: () => this.output.drained() });
+  }
+
+  /** Guest output bytes held for the backend now. */
+  get txHeldBytes(): number {
+    return this.output.heldBytes;
   }
 
   activate(activation: DeviceActivation): void {
-    const rx = activation.queues[RECEIVEQ];
-    const tx = activation.queues[TRANSMITQ];
-    if (rx === undefined || tx === undefined) {
-      activation.log.warn({ receiveq: rx !== undefined, transmitq: tx !== undefined }, 'console activated without both queues');
+    const rxQueue = activation.queues[RECEIVEQ];
+    const txQueue = activation.queues[TRANSMITQ];
+    if (rxQueue === undefined || txQueue === undefined) {
+      activation.log.warn({ receiveq: rxQueue !== undefined, transmitq: txQueue !== undefined }, 'console activated without both queues');
     }
-    this.state = { kind: 'active', activation: this.guard(activation), rx, tx };
-    this.txInFlight = [];
-    this.txWaitingForDrain = false;
+    const guarded = this.guard(activation);
+    const rx = rxQueue && this.worker(rxQueue, RECEIVEQ, guarded, {
+      admit: () => (this.rxPending.length > 0 ? 'now' : 'idle'),
+      handle: (chain) => this.receive(chain, guarded),
+    });
+    const tx = txQueue && this.worker(txQueue, TRANSMITQ, guarded, {
+      admit: () => this.admitTx(),
+      handle: (chain) => this.transmit(chain, guarded),
+    });
+    this.state = { kind: 'active', activation: guarded, rx, tx };
     activation.log.info({ backend: this.backend.description }, 'console active');
-    this.flushRx();
-    this.processTx();
+    rx?.kick();
+    tx?.kick();
   }
 
   queueNotify(queueIndex: number): void {
-    if (this.state.kind !== 'active') return;
-    if (queueIndex === RECEIVEQ) this.flushRx();
-    else if (queueIndex === TRANSMITQ) this.processTx();
+    const state = this.state;
+    if (state.kind !== 'active') return;
+    if (queueIndex === RECEIVEQ) state.rx?.kick();
+    else if (queueIndex === TRANSMITQ) state.tx?.kick();
     else {
       this.metrics.unknownQueueNotifies += 1;
-      if (worthLogging(this.metrics.unknownQueueNotifies)) this.state.activation.log.warn({ queue: queueIndex }, 'guest fault: notify for a queue the console does not have');
+      state.activation.log.warn({ queue: queueIndex, count: this.metrics.unknownQueueNotifies }, 'guest fault: notify for a queue the console does not have');
     }
   }
 
@@ -124,12 +163,29 @@ export class ConsoleDevice implements VirtioDevice {
     // emerg_wr (§5.3.4): the driver writes one character (in the low byte) to print it now.
     if (offset !== CONFIG_EMERG_WR || data.length === 0) return false;
     this.metrics.emergWrites += 1;
-    this.backend.write(Uint8Array.of(data[0]!), () => {});
+    if (this.output.push(data.subarray(0, 1)) === 0) this.metrics.txDroppedBytes += 1;
     return true;
   }
 
+  private worker(
+    queue: SplitQueue,
+    queueIndex: number,
+    activation: DeviceActivation,
+    handler: { admit(): Admission; handle(chain: DescriptorChain): number },
+  ): QueueWorker {
+    return new QueueWorker({
+      queue,
+      queueIndex,
+      activation,
+      counters: this.metrics,
+      handler,
+      ...(this.budget ? { budget: this.budget } : {}),
+      ...(this.scheduler ? { scheduler: this.scheduler } : {}),
+    });
+  }
+
   /**
-   * The activation as the queue helpers see it: a fail() (corrupt ring) also makes this device
+   * The activation as the queue workers see it: a fail() (corrupt ring) also makes this device
    * stop using its queues at once, before the transport gets round to resetting it.
    */
   private guard(activation: DeviceActivation): DeviceActivation {
@@ -143,6 +199,7 @@ export class ConsoleDevice implements VirtioDevice {
       log: activation.log,
       notifyUsed: (queueIndex) => activation.notifyUsed(queueIndex),
       configChanged: () => activation.configChanged(),
+      ringFault: (code) => activation.ringFault(code),
       fail: (reason, detail) => {
         stop();
         activation.fail(reason, detail);
@@ -151,22 +208,16 @@ export class ConsoleDevice implements VirtioDevice {
     return guarded;
   }
 
-  /** enableNotification() re-reads avail idx, which may turn out corrupt: fail, never throw. */
-  private rearm(queue: SplitQueue, queueIndex: number, activation: DeviceActivation): boolean {
-    try {
-      return queue.enableNotification();
-    } catch (err) {
-      if (!(err instanceof QueueCorruptError)) throw err;
-      activation.fail(err.message, { queue: queueIndex, code: err.code, ...err.detail });
-      return false;
-    }
-  }
-
+  /**
+   * Transmit work is synchronous (bytes are copied when the chain is taken), so the device is
+   * quiet on return: output already copied keeps draining to the backend from host memory.
+   */
   reset(): void {
-    // In-flight transmit callbacks still arrive; they find no entry and change nothing.
+    const state = this.state;
     this.state = { kind: 'inactive' };
-    this.txInFlight = [];
-    this.txWaitingForDrain = false;
+    if (state.kind !== 'active') return;
+    void state.rx?.stop();
+    void state.tx?.stop();
   }
 
   /** Resets the device and closes its backend (daemon shutdown). Idempotent. */
@@ -180,99 +231,39 @@ export class ConsoleDevice implements VirtioDevice {
 
   // --- transmit -------------------------------------------------------------------------
 
-  private processTx(): void {
-    const state = this.state;
-    if (state.kind !== 'active' || state.tx === undefined || this.inTxLoop) return;
-    const tx = state.tx;
-    this.inTxLoop = true;
-    try {
-      for (;;) {
-        while (!this.txWaitingForDrain && this.state === state) {
-          const chain = takeChain(tx, TRANSMITQ, state.activation, this.metrics);
-          if (chain === null) break;
-          this.transmit(chain, state.activation);
-        }
-        if (this.txWaitingForDrain || this.state !== state || tx.closed) break;
-        // Re-arm kicks, then re-check: buffers that raced with re-arming must not be missed.
-        if (!this.rearm(tx, TRANSMITQ, state.activation)) break;
-      }
-    } finally {
-      this.inTxLoop = false;
-    }
-    this.flushTxNotify(state);
+  private admitTx(): Admission {
+    const wait = this.txBucket.msUntilAvailable();
+    return wait === 0 ? 'now' : wait;
   }
 
-  private transmit(chain: DescriptorChain, activation: DeviceActivation): void {
+  private transmit(chain: DescriptorChain, activation: DeviceActivation): number {
     if (chain.writable.length > 0) {
       // §5.3.6.1: transmitq buffers are device-readable only.
       this.metrics.txChainsWithWritable += 1;
-      if (worthLogging(this.metrics.txChainsWithWritable)) activation.log.warn({ queue: TRANSMITQ, head: chain.head }, 'guest fault: transmit chain with writable buffers; returned unused');
-      this.completeTx({ head: chain.head, pending: 0 });
-      return;
+      activation.log.warn({ queue: TRANSMITQ, head: chain.head, count: this.metrics.txChainsWithWritable }, 'guest fault: transmit chain with writable buffers; returned unused');
+      return 0;
     }
-    const entry: TxEntry = { head: chain.head, pending: 0 };
-    this.txInFlight.push(entry);
+    const claimed = chain.readableLength;
     this.metrics.txChains += 1;
-    this.metrics.txBytes += chain.readableLength;
-    const buffers = chain.readable.filter((b) => b.length > 0);
-    entry.pending = buffers.length;
-    if (buffers.length === 0) {
-      this.finishTxBuffer(entry);
-      return;
+    let passed = Math.min(claimed, this.maxTxPerChain);
+    if (passed < claimed) {
+      this.metrics.txChainsTruncated += 1;
+      this.metrics.txDroppedBytes += claimed - passed;
     }
-    // Count first: a backend may call back synchronously.
-    entry.pending += 1;
-    for (const buffer of buffers) {
-      const more = this.backend.write(buffer, (err) => {
-        if (err) {
-          this.metrics.txWriteErrors += 1;
-          this.log.debug({ err }, 'console backend write failed');
-        }
-        this.finishTxBuffer(entry);
-      });
-      if (!more && !this.txWaitingForDrain) {
-        this.txWaitingForDrain = true;
-        this.metrics.txBackpressureWaits += 1;
-      }
+    // Copy only what the output can hold: the rest would be dropped anyway.
+    const room = this.output.room();
+    if (passed > room) {
+      this.metrics.txDroppedBytes += passed - room;
+      passed = room;
     }
-    this.finishTxBuffer(entry);
-  }
-
-  private finishTxBuffer(entry: TxEntry): void {
-    entry.pending -= 1;
-    if (entry.pending > 0) return;
-    const state = this.state;
-    if (state.kind !== 'active' || state.tx === undefined) return;
-    // Publish in take order: an entry completes only when everything before it has.
-    let published = false;
-    while (this.txInFlight.length > 0 && this.txInFlight[0]!.pending <= 0) {
-      const done = this.txInFlight.shift()!;
-      state.tx.addUsed(done.head, 0);
-      published = true;
+    if (passed > 0) {
+      const copy = new Uint8Array(passed);
+      copyFromReadable(chain, copy);
+      this.output.pushCopy(copy);
+      this.metrics.txBytes += passed;
+      this.txBucket.take(passed);
     }
-    if (published) {
-      this.txUsedSinceNotify = true;
-      if (!this.inTxLoop) this.flushTxNotify(state);
-    }
-  }
-
-  /** Returns a rejected chain right away, keeping publication order behind in-flight ones. */
-  private completeTx(entry: TxEntry): void {
-    this.txInFlight.push(entry);
-    entry.pending = 1;
-    this.finishTxBuffer(entry);
-  }
-
-  private flushTxNotify(state: State): void {
-    if (!this.txUsedSinceNotify || state.kind !== 'active' || this.state !== state) return;
-    this.txUsedSinceNotify = false;
-    state.activation.notifyUsed(TRANSMITQ);
-  }
-
-  private onBackendDrain(): void {
-    if (!this.txWaitingForDrain) return;
-    this.txWaitingForDrain = false;
-    this.processTx();
+    return 0;
   }
 
   // --- receive --------------------------------------------------------------------------
@@ -281,7 +272,7 @@ export class ConsoleDevice implements VirtioDevice {
     if (chunk.length === 0) return;
     this.rxPending.push(chunk);
     this.metrics.rxBufferedBytes += chunk.length;
-    this.flushRx();
+    if (this.state.kind === 'active') this.state.rx?.kick();
     this.boundRx();
   }
 
@@ -306,40 +297,17 @@ export class ConsoleDevice implements VirtioDevice {
     }
   }
 
-  private flushRx(): void {
-    const state = this.state;
-    if (state.kind !== 'active' || state.rx === undefined) return;
-    const rx = state.rx;
-    let published = false;
-    for (;;) {
-      while (this.rxPending.length > 0 && this.state === state) {
-        const chain = takeChain(rx, RECEIVEQ, state.activation, this.metrics);
-        if (chain === null) break;
-        published = true;
-        rx.addUsed(chain.head, this.receive(chain, state.activation));
-      }
-      if (this.rxPending.length === 0 || this.state !== state || rx.closed) break;
-      // Out of guest buffers with input waiting: ask for a kick when the driver adds some.
-      if (!this.rearm(rx, RECEIVEQ, state.activation)) break;
-    }
-    if (published && this.state === state) state.activation.notifyUsed(RECEIVEQ);
-    if (this.rxPaused && this.metrics.rxBufferedBytes <= this.rxLimit / 2) {
-      this.rxPaused = false;
-      this.backend.resumeInput();
-    }
-  }
-
   /** Copies waiting input into one chain; returns the bytes written (0 for a refused chain). */
   private receive(chain: DescriptorChain, activation: DeviceActivation): number {
     if (chain.readable.length > 0) {
       // §5.3.6.1: receiveq buffers are device-writable only.
       this.metrics.rxChainsWithReadable += 1;
-      if (worthLogging(this.metrics.rxChainsWithReadable)) activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain with readable buffers; returned unused');
+      activation.log.warn({ queue: RECEIVEQ, head: chain.head, count: this.metrics.rxChainsWithReadable }, 'guest fault: receive chain with readable buffers; returned unused');
       return 0;
     }
     if (chain.writableLength === 0) {
       this.metrics.rxChainsWithoutWritable += 1;
-      if (worthLogging(this.metrics.rxChainsWithoutWritable)) activation.log.warn({ queue: RECEIVEQ, head: chain.head }, 'guest fault: receive chain without writable space; returned unused');
+      activation.log.warn({ queue: RECEIVEQ, head: chain.head, count: this.metrics.rxChainsWithoutWritable }, 'guest fault: receive chain without writable space; returned unused');
       return 0;
     }
     let written = 0;
@@ -354,6 +322,10 @@ export class ConsoleDevice implements VirtioDevice {
     this.metrics.rxBufferedBytes -= written;
     this.metrics.rxBytes += written;
     this.metrics.rxChains += 1;
+    if (this.rxPaused && this.metrics.rxBufferedBytes <= this.rxLimit / 2) {
+      this.rxPaused = false;
+      this.backend.resumeInput();
+    }
     return written;
   }
 }

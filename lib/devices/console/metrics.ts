@@ -1,14 +1,18 @@
-// Counters of one console device: traffic, backpressure, and guest faults (STYLE.md guideline 5:
-// a hostile chain is logged, counted and returned with length 0, never an exception).
+// Counters of one console device: traffic, bounds, and guest faults (STYLE.md guideline 5: a
+// chain in the wrong direction is logged, counted and returned with length 0; a malformed one
+// is counted and puts the device in NEEDS_RESET; never an exception).
 
 export class ConsoleMetrics {
-  /** Guest output bytes handed to the backend, and the chains that carried them. */
+  /** Guest output bytes passed on to the backend, and the transmit chains taken. */
   txBytes = 0;
   txChains = 0;
-  /** Times the backend asked us to wait (write() returned false) and we stopped popping. */
-  txBackpressureWaits = 0;
-  /** Backend write callbacks that reported an error (the chain is still returned). */
-  txWriteErrors = 0;
+  /**
+   * Guest output dropped: beyond maxTxBytesPerChain, beyond what is held for a backend that
+   * does not keep up (txBufferLimit), emerg_wr characters that found the output full.
+   */
+  txDroppedBytes = 0;
+  /** Transmit chains longer than maxTxBytesPerChain. */
+  txChainsTruncated = 0;
   /** Host input bytes written into guest buffers, and the chains that took them. */
   rxBytes = 0;
   rxChains = 0;
@@ -20,7 +24,11 @@ export class ConsoleMetrics {
   rxBackpressurePauses = 0;
   /** Characters written through emerg_wr. */
   emergWrites = 0;
-  /** Guest faults: malformed chains (from takeChain) and chains with the wrong direction. */
+  /** Times a queue's per-run budget was spent with work left (served after a yield). */
+  queueYields = 0;
+  /** Times transmit waited for the output rate limit. */
+  rateLimitWaits = 0;
+  /** Guest faults: malformed chains (each put the device in NEEDS_RESET), wrong directions. */
   invalidChains = 0;
   rxChainsWithoutWritable = 0;
   rxChainsWithReadable = 0;

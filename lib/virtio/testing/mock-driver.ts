@@ -44,7 +44,7 @@ export interface MockDriverCreateOptions {
   readonly guardBytes?: number;
   readonly log?: Logger;
   /** Extra transport options (hooks). */
-  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId'>>;
+  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'logLimit'>>;
 }
 
 export interface InitOptions {
@@ -101,8 +101,9 @@ export class MockDriver {
     return this.transport.read(offset, 4);
   }
 
-  write(offset: number, value: number): void {
-    this.transport.write(offset, 4, value);
+  /** A Promise only when the write is a reset the device is still finishing (see MmioTransport). */
+  write(offset: number, value: number): void | Promise<void> {
+    return this.transport.write(offset, 4, value);
   }
 
   readConfig(offset: number, width: 1 | 2 | 4 = 4): number {
@@ -129,11 +130,16 @@ export class MockDriver {
     return { deviceId: this.read(R.MMIO_DEVICE_ID), vendorId: this.read(R.MMIO_VENDOR_ID) };
   }
 
-  /** Write status 0 and forget the queues (the driver's rings are abandoned). */
-  reset(): void {
-    this.write(R.MMIO_STATUS, 0);
+  /**
+   * Write status 0 and forget the queues (the driver's rings are abandoned). Returns the
+   * transport's Promise when the device's reset is still finishing: await it before reusing
+   * the memory, as a vCPU would be held on that write.
+   */
+  reset(): void | Promise<void> {
+    const pending = this.write(R.MMIO_STATUS, 0);
     this.queues.clear();
     this.allocator.reset();
+    return pending;
   }
 
   deviceFeatures(): bigint {

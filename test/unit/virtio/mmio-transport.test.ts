@@ -175,7 +175,7 @@ describe('feature negotiation (§2.2, §3.1.1, §6)', () => {
 
 describe('device status through the Status register (§2.1, table-driven)', () => {
   const cases: [name: string, writes: number[], status: number, faults?: number][] = [
-    ['the initialisation sequence', [A, AD, ADF, ADFO], ADFO],
+    ['the initialisation sequence up to FEATURES_OK', [A, AD, ADF], ADF],
     ['a repeated write', [A, A, AD, AD], AD],
     ['skipping DRIVER', [A, A | FEATURES_OK], A, 1],
     ['skipping ACKNOWLEDGE', [DRIVER], 0, 1],
@@ -186,6 +186,8 @@ describe('device status through the Status register (§2.1, table-driven)', () =
     ['reset after FAILED', [A, A | FAILED, 0, A], A],
     ['reset from DRIVER_OK', [A, AD, ADF, ADFO, 0], 0],
     ['unknown bits', [A, A | 0x10], A, 1],
+    ['DEVICE_NEEDS_RESET alone, which is no reset', [A, AD, DEVICE_NEEDS_RESET], AD, 1],
+    ['DEVICE_NEEDS_RESET with the status it had', [A, AD, AD | DEVICE_NEEDS_RESET], AD],
   ];
   it.each(cases)('%s', (_name, writes, status, faults = 0) => {
     const { driver, transport } = setup();
@@ -197,14 +199,72 @@ describe('device status through the Status register (§2.1, table-driven)', () =
     expect(transport.stats.faults.STATUS_TRANSITION ?? 0).toBe(faults);
   });
 
-  it('answers DRIVER_OK without FEATURES_OK with DEVICE_NEEDS_RESET', () => {
+  it('ignores DRIVER_OK out of order as a counted fault: no NEEDS_RESET, and the right order still works', () => {
     const { driver, device, transport } = setup();
     driver.addStatus(A);
     driver.addStatus(DRIVER);
     driver.addStatus(DRIVER_OK);
-    expect(driver.status()).toBe(AD | DEVICE_NEEDS_RESET);
+    expect(driver.status()).toBe(AD);
     expect(device.activations).toHaveLength(0);
     expect(transport.stats.faults.STATUS_TRANSITION).toBe(1);
+    expect(transport.stats.needsReset).toBe(0);
+    driver.writeDriverFeatures(VERSION_1);
+    driver.addStatus(FEATURES_OK);
+    driver.setupQueue(0, 4);
+    driver.driverOk();
+    expect(driver.status()).toBe(ADFO);
+    expect(device.activations).toHaveLength(1);
+  });
+
+  it('does not let DRIVER_OK stick while no queue is ready: the device never activates with nothing to serve', () => {
+    const { driver, device, transport } = setup();
+    driver.negotiate();
+    driver.driverOk();
+    expect(driver.status()).toBe(ADF);
+    expect(device.activations).toHaveLength(0);
+    expect(transport.stats.faults.DRIVER_OK_REFUSED).toBe(1);
+    driver.setupQueue(1, 8);
+    driver.driverOk();
+    expect(driver.status()).toBe(ADFO);
+    expect(device.activations).toHaveLength(1);
+  });
+
+  it('never activates while DEVICE_NEEDS_RESET is set', () => {
+    const { driver, device, transport } = setup();
+    driver.negotiate();
+    driver.setupQueue(0, 4);
+    transport.enterNeedsReset('broken before DRIVER_OK');
+    driver.driverOk();
+    expect(driver.status()).toBe(ADF | DEVICE_NEEDS_RESET);
+    expect(device.activations).toHaveLength(0);
+    expect(transport.stats.faults.DRIVER_OK_REFUSED).toBe(1);
+  });
+
+  it('does not reset a live device when the driver writes DEVICE_NEEDS_RESET (0x40) alone', () => {
+    const { driver, device, transport } = setup();
+    driver.init();
+    const resets = device.resets;
+    driver.write(R.MMIO_STATUS, DEVICE_NEEDS_RESET);
+    expect(driver.status()).toBe(ADFO);
+    expect(transport.active).toBe(true);
+    expect(device.resets).toBe(resets);
+    expect(transport.stats.faults.STATUS_TRANSITION).toBe(1);
+  });
+
+  it('serves no kick after the driver set FAILED, and stops the queues', () => {
+    const { driver, device, transport } = setup();
+    driver.init({ queueSizes: [8, 0] });
+    driver.kick(0);
+    expect(device.notifies).toEqual([0]);
+    driver.addStatus(FAILED);
+    driver.kick(0);
+    transport.queueNotify(0);
+    expect(device.notifies).toEqual([0]);
+    expect(transport.stats.droppedNotifies).toBe(2);
+    expect(device.activation.queues[0]?.closed).toBe(true);
+    driver.queue(0).add([{ length: 4, writable: true }]);
+    expect(transport.serveUnkicked()).toBe(0);
+    expect(transport.serveUnkicked()).toBe(0);
   });
 });
 
@@ -642,6 +702,85 @@ describe('reset (status 0) and re-activation', () => {
   });
 });
 
+describe('reset waits for the device: the Status=0 write completes only once the device is quiet', () => {
+  /** A device initialised by the driver, whose next reset takes until finish(). */
+  function deferredReset(init: Parameters<MockDriver['init']>[0] = {}) {
+    const onReset = vi.fn();
+    const s = setup({ onReset });
+    s.driver.init(init);
+    onReset.mockClear();
+    let finish: () => void = () => {};
+    s.device.reset = () => {
+      s.device.resets += 1;
+      return new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+    };
+    return { ...s, onReset, finish: () => finish() };
+  }
+
+  it('returns undefined for a device whose reset is immediate', () => {
+    const { driver } = setup();
+    driver.init();
+    expect(driver.write(R.MMIO_STATUS, 0)).toBeUndefined();
+    expect(driver.transport.resetInProgress).toBe(false);
+  });
+
+  it('returns a Promise while the device finishes, settling after it', async () => {
+    const { driver, transport, finish } = deferredReset();
+    const pending = driver.write(R.MMIO_STATUS, 0);
+    expect(pending).toBeInstanceOf(Promise);
+    expect(transport.resetInProgress).toBe(true);
+    let settled = false;
+    void pending?.then(() => {
+      settled = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    finish();
+    await pending;
+    expect(settled).toBe(true);
+    expect(transport.resetInProgress).toBe(false);
+  });
+
+  it('answers other accesses meanwhile as a device in reset: registers read as after reset, writes refused, kicks dropped', async () => {
+    const { driver, transport, device, finish } = deferredReset({ queueSizes: [8, 0] });
+    const pending = driver.write(R.MMIO_STATUS, 0);
+    expect(driver.status()).toBe(0);
+    expect(transport.stats.resets).toBe(1); // the one at negotiate(); this one is not done
+    expect(driver.write(R.MMIO_STATUS, A)).toBeUndefined();
+    expect(driver.status()).toBe(0);
+    expect(transport.stats.faults.RESET_IN_PROGRESS).toBe(1);
+    transport.queueNotify(0);
+    expect(device.notifies).toEqual([]);
+    expect(driver.write(R.MMIO_STATUS, 0)).toBe(pending); // a second reset waits for the same
+    finish();
+    await pending;
+    expect(transport.stats.resets).toBe(2);
+    device.reset = () => {};
+    driver.init({ queueSizes: [4, 0] });
+    expect(transport.active).toBe(true);
+  });
+
+  it('calls onReset only once the device is quiet', async () => {
+    const { driver, onReset, finish } = deferredReset();
+    const pending = driver.write(R.MMIO_STATUS, 0);
+    await new Promise((r) => setImmediate(r));
+    expect(onReset).not.toHaveBeenCalled();
+    finish();
+    await pending;
+    expect(onReset).toHaveBeenCalledOnce();
+  });
+
+  it('settles (never rejects) when the device reset rejects, and logs it', async () => {
+    const { driver, device, log } = setup();
+    driver.init();
+    device.reset = () => Promise.reject(new Error('disk gone'));
+    await expect(driver.write(R.MMIO_STATUS, 0)).resolves.toBeUndefined();
+    expect(log.errors).toEqual(['device reset failed']);
+  });
+});
+
 describe('bad register accesses are guest faults: logged, counted, ignored, reads give 0', () => {
   const reads: [string, number, number][] = [
     ['an 8-bit register read', R.MMIO_MAGIC_VALUE, 1],
@@ -688,11 +827,56 @@ describe('bad register accesses are guest faults: logged, counted, ignored, read
     expect(device.resets).toBe(1); // only the one at negotiate()
   });
 
-  it('rate-limits the fault log so a hostile guest cannot flood it', () => {
-    const { transport, log } = setup();
+  it('rate-limits its log in time per device model, counting every fault and summarising what it dropped', () => {
+    let now = 0;
+    const timers: (() => void)[] = [];
+    const device = new TestDevice();
+    const log = recordingLogger();
+    const driver = MockDriver.create(device, {
+      log,
+      transport: { logLimit: { linesPerSecond: 10, burst: 20, summaryMs: 5000, now: () => now, setTimer: (fn) => void timers.push(fn) } },
+    });
+    const transport = driver.transport;
     for (let i = 0; i < 2000; i += 1) transport.read(0x018, 4);
     expect(transport.stats.faults.UNKNOWN_REGISTER).toBe(2000);
-    expect(log.warns.length).toBe(17); // the first 16, then the 1024th
+    expect(log.warns).toHaveLength(20); // the burst, within the same instant
+    now += 1000; // one second later: ten more lines
+    for (let i = 0; i < 2000; i += 1) transport.read(0x018, 4);
+    expect(log.warns).toHaveLength(30);
+    expect(timers).toHaveLength(1); // one summary armed, however many were dropped
+    timers[0]!();
+    expect(log.warns.at(-1)).toBe('3970 similar log lines suppressed');
+    expect(transport.stats.faults.UNKNOWN_REGISTER).toBe(4000);
+  });
+
+  it('limits activation and reset lines too: a reset/activate storm logs about ten lines a second', () => {
+    let now = 0;
+    const device = new TestDevice();
+    const lines: string[] = [];
+    const log: Logger = {
+      debug: () => {},
+      info: (_o, m) => void lines.push(m ?? ''),
+      warn: (_o, m) => void lines.push(m ?? ''),
+      error: (_o, m) => void lines.push(m ?? ''),
+      child: () => log,
+    };
+    const driver = MockDriver.create(device, { log, transport: { logLimit: { now: () => now, setTimer: () => {} } } });
+    for (let i = 0; i < 500; i += 1) {
+      driver.init({ queueSizes: [2, 0] });
+      now += 1; // 500 cycles in half a second
+    }
+    expect(driver.transport.stats.activations).toBe(500);
+    expect(lines.length).toBeLessThanOrEqual(20 + 5);
+  });
+
+  it('gives each device model its own log budget', () => {
+    const now = 0;
+    const log = recordingLogger();
+    const a = MockDriver.create(new TestDevice(), { log, transport: { logLimit: { now: () => now, setTimer: () => {} } } });
+    const b = MockDriver.create(new TestDevice(), { log, transport: { logLimit: { now: () => now, setTimer: () => {} } } });
+    for (let i = 0; i < 100; i += 1) a.transport.read(0x018, 4);
+    b.transport.read(0x018, 4);
+    expect(log.warns).toHaveLength(21);
   });
 
   it('masks write values to the access width', () => {

@@ -272,20 +272,45 @@ describe('SplitQueue.pop with hostile descriptor chains: the chain is skipped, c
       'CHAIN_NEXT_OUT_OF_RANGE',
     ],
     [
-      'buffers whose lengths add up to more than 2^32-1 bytes',
+      'an indirect table longer than the queue (a chain is at most queue-size long, tables included)',
       (d) => {
-        // 4097 descriptors each covering the whole 1 MiB region.
-        const raws = Array.from({ length: 4097 }, (_, i) => ({
-          addr: BASE,
-          len: MIB,
-          flags: VIRTQ_DESC_F_WRITE | (i < 4096 ? VIRTQ_DESC_F_NEXT : 0),
-          next: i + 1,
-        }));
+        const raws = Array.from({ length: 9 }, (_, i) => ({ addr: BASE, len: 1, flags: i < 8 ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 }));
         d.writeDescriptor(0, { addr: d.writeIndirectTable(raws), len: 16 * raws.length, flags: VIRTQ_DESC_F_INDIRECT });
       },
-      'CHAIN_TOTAL_LENGTH_OVERFLOW',
+      'CHAIN_TOO_LONG',
+    ],
+    [
+      'direct and indirect descriptors adding up to more than the queue size',
+      (d) => {
+        const raws = Array.from({ length: 8 }, (_, i) => ({ addr: BASE, len: 1, flags: i < 7 ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 }));
+        d.writeDescriptor(0, { addr: BASE + 0x8000, len: 8, flags: VIRTQ_DESC_F_NEXT, next: 1 });
+        d.writeDescriptor(1, { addr: d.writeIndirectTable(raws), len: 16 * raws.length, flags: VIRTQ_DESC_F_INDIRECT });
+      },
+      'CHAIN_TOO_LONG',
     ],
   ];
+
+  it('accepts an indirect table of exactly the queue size', () => {
+    const { driver, queue } = setup(8, { indirect: true });
+    const raws = Array.from({ length: 8 }, (_, i) => ({ addr: BASE, len: 1, flags: i < 7 ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 }));
+    driver.writeDescriptor(0, { addr: driver.writeIndirectTable(raws), len: 16 * raws.length, flags: VIRTQ_DESC_F_INDIRECT });
+    driver.pushAvail(0);
+    expect(queue.pop()?.readable).toHaveLength(8);
+  });
+
+  it('refuses buffers whose lengths add up to more than 2^32-1 bytes', () => {
+    // 4097 descriptors each covering the whole 1 MiB region, in a queue large enough to hold them.
+    const { driver, queue } = setup(8192, { indirect: true, memory: MIB });
+    const raws = Array.from({ length: 4097 }, (_, i) => ({
+      addr: BASE,
+      len: MIB,
+      flags: VIRTQ_DESC_F_WRITE | (i < 4096 ? VIRTQ_DESC_F_NEXT : 0),
+      next: i + 1,
+    }));
+    driver.writeDescriptor(0, { addr: driver.writeIndirectTable(raws), len: 16 * raws.length, flags: VIRTQ_DESC_F_INDIRECT });
+    driver.pushAvail(0);
+    expect(invalidChain(() => queue.pop()).code).toBe('CHAIN_TOTAL_LENGTH_OVERFLOW');
+  });
 
   it.each(cases)('refuses %s', (_name, write, code, indirect = true) => {
     const { driver, queue } = setup(8, { indirect });
@@ -294,7 +319,7 @@ describe('SplitQueue.pop with hostile descriptor chains: the chain is skipped, c
     const err = invalidChain(() => queue.pop());
     expect(err.code).toBe(code);
     expect(err.head).toBe(0);
-    // The ring is still usable: the device returns the chain and goes on.
+    // The queue only reports it (what to do is take-chain.ts's policy); its state stays sound.
     queue.addUsed(err.head, 0);
     expect(driver.used()).toEqual([{ id: 0, len: 0 }]);
     const next = driver.add([{ length: 4, writable: true }]);
@@ -442,10 +467,12 @@ describe('interrupt suppression with EVENT_IDX (§2.7.10)', () => {
 });
 
 describe('takeChain (the shared device loop body)', () => {
-  function activation(): DeviceActivation & { failures: string[] } {
+  function activation(): DeviceActivation & { failures: string[]; ringFaults: string[] } {
     const failures: string[] = [];
+    const ringFaults: string[] = [];
     return {
       failures,
+      ringFaults,
       memory: new GuestMemory(0, new Uint8Array(8)),
       queues: [],
       features: 0n,
@@ -454,31 +481,45 @@ describe('takeChain (the shared device loop body)', () => {
       fail: (reason: string) => {
         failures.push(reason);
       },
+      ringFault: (code) => {
+        ringFaults.push(code);
+      },
       log: silentLogger,
     };
   }
 
-  it('skips malformed chains with addUsed(head, 0), counting them, and returns the next good one', () => {
+  it('returns the next chain as it is', () => {
+    const { driver, queue } = setup();
+    const head = driver.add([{ length: 2, writable: true }]);
+    const act = activation();
+    expect(takeChain(queue, 0, act, { invalidChains: 0 })?.head).toBe(head);
+    expect(takeChain(queue, 0, act, { invalidChains: 0 })).toBeNull();
+    expect(act.failures).toEqual([]);
+  });
+
+  it('treats a malformed chain as corrupt rings (as QEMU): counted by code, the device failed, the queue closed, nothing returned', () => {
     const { driver, queue } = setup();
     driver.writeDescriptor(7, { addr: 0, len: 8 }); // the mock hands out 7 last
     driver.pushAvail(7);
-    const good = driver.add([{ length: 2, writable: true }]);
+    driver.add([{ length: 2, writable: true }]);
     const counters = { invalidChains: 0 };
     const act = activation();
-    const warn = vi.spyOn(act.log, 'warn');
-    expect(takeChain(queue, 0, act, counters)?.head).toBe(good);
-    expect(counters.invalidChains).toBe(1);
-    expect(warn).toHaveBeenCalledOnce();
-    expect(driver.used()).toEqual([{ id: 7, len: 0 }]);
     expect(takeChain(queue, 0, act, counters)).toBeNull();
-    warn.mockRestore();
+    expect(counters.invalidChains).toBe(1);
+    expect(act.ringFaults).toEqual(['CHAIN_BUFFER_OUT_OF_RANGE']);
+    expect(act.failures).toHaveLength(1);
+    expect(act.failures[0]).toMatch(/malformed descriptor chain/);
+    expect(queue.closed).toBe(true);
+    expect(driver.used()).toEqual([]); // no used entry: the driver must reset
+    expect(takeChain(queue, 0, act, counters)).toBeNull(); // the good chain behind it is not served
   });
 
-  it('fails the activation on a corrupt ring and returns null', () => {
+  it('fails the activation on a corrupt ring (avail idx jump), counted by code, and returns null', () => {
     const { driver, queue } = setup();
     driver.setAvailIdx(100);
     const act = activation();
     expect(takeChain(queue, 0, act, { invalidChains: 0 })).toBeNull();
     expect(act.failures).toHaveLength(1);
+    expect(act.ringFaults).toEqual(['QUEUE_AVAIL_IDX_JUMP']);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ACKNOWLEDGE,
   classifyStatusWrite,
+  DEVICE_NEEDS_RESET,
   DRIVER,
   DRIVER_OK,
   FAILED,
@@ -50,6 +51,10 @@ describe('device status transitions (virtio 1.2 §2.1, §3.1.1)', () => {
     [AD | FAILED, ADF | FAILED, 'invalid'],
     [AD | FAILED, A | FAILED, 'invalid'],
     [A, A | 0x10, 'invalid'],
+    // DEVICE_NEEDS_RESET in a write is ignored: alone it is no reset, with the status it is harmless.
+    [ADFO, DEVICE_NEEDS_RESET, 'invalid'],
+    [ADFO, ADFO | DEVICE_NEEDS_RESET, 'unchanged'],
+    [ADFO, ADFO | DEVICE_NEEDS_RESET | FAILED, 'failed'],
   ];
   it.each(cases)('from %i, a write of %i is %s', (from, to, kind) => {
     expect(classifyStatusWrite(from, to).kind).toBe(kind);

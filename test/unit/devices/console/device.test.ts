@@ -13,7 +13,9 @@ import {
   VIRTIO_CONSOLE_F_SIZE,
   type ConsoleBackend,
   type ConsoleBackendEvents,
+  type ConsoleDeviceOptions,
 } from '../../../../lib/devices/console/index.js';
+import { ManualScheduler } from '../../../../lib/virtio/testing/manual-scheduler.js';
 import type { DeviceActivation } from '../../../../lib/virtio/device.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../lib/virtio/descriptor-chain.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC } from '../../../../lib/virtio/features.js';
@@ -90,11 +92,12 @@ class Rig {
   readonly backend = new FakeBackend();
   readonly interrupts: number[] = [];
   readonly failures: string[] = [];
+  readonly ringFaults: string[] = [];
   readonly logs: LogLine[] = [];
   readonly device: ConsoleDevice;
   readonly activation: DeviceActivation;
 
-  constructor(options: { rxBufferLimit?: number } = {}) {
+  constructor(options: Omit<ConsoleDeviceOptions, 'backend'> = {}) {
     this.device = new ConsoleDevice({ backend: this.backend, ...options });
     this.activation = {
       memory: this.memory,
@@ -103,6 +106,7 @@ class Rig {
       notifyUsed: (q) => void this.interrupts.push(q),
       configChanged: () => {},
       fail: (reason) => void this.failures.push(reason),
+      ringFault: (code) => void this.ringFaults.push(code),
       log: recordingLogger(this.logs),
     };
   }
@@ -168,44 +172,93 @@ describe('transmit (guest output)', () => {
     rig = new Rig().activate();
   });
 
-  it('hands every readable buffer to the backend as a view onto guest memory, then returns the chain', () => {
+  it('copies the bytes of a chain for the backend and returns the chain at once', () => {
     const head = rig.send('hello ', 'world\n');
     expect(rig.backend.output()).toBe('hello world\n');
-    // Zero-copy: the backend got views into the shared region, not copies.
-    expect(rig.backend.written[0]!.buffer).toBe(rig.memory.bytes.buffer);
+    // A copy: no backend write ever reads guest memory after the chain went back.
+    expect(rig.backend.written[0]!.buffer === rig.memory.bytes.buffer).toBe(false);
     expect(rig.txDriver.used()).toEqual([{ id: head, len: 0 }]);
     expect(rig.interrupts).toEqual([TRANSMITQ]);
     expect(rig.device.metrics).toMatchObject({ txBytes: 12, txChains: 1 });
   });
 
-  it('keeps a chain until the backend has written it, and publishes used entries in order', () => {
+  it('returns chains at once even while the backend has confirmed no write (Linux hvc spins until they come back)', () => {
     rig.backend.autoComplete = false;
     const a = rig.send('a');
     const b = rig.send('b');
-    expect(rig.txDriver.used()).toEqual([]);
-    rig.backend.pending[1]!(); // b finishes first ...
-    expect(rig.txDriver.used()).toEqual([]); // ... but waits behind a
-    rig.backend.pending[0]!();
     expect(rig.txDriver.used()).toEqual([
       { id: a, len: 0 },
       { id: b, len: 0 },
     ]);
-    expect(rig.interrupts).toEqual([TRANSMITQ]);
+    expect(rig.backend.output()).toBe('ab');
+    expect(rig.device.txHeldBytes).toBe(2);
+    rig.backend.pending.forEach((done) => done());
+    expect(rig.device.txHeldBytes).toBe(0);
   });
 
-  it('stops popping the transmit queue while the backend drains, and resumes on drain', () => {
-    rig.backend.accept = false;
-    rig.send('one');
-    rig.send('two');
-    rig.send('three');
-    expect(rig.backend.output()).toBe('one');
-    expect(rig.device.metrics.txBackpressureWaits).toBe(1);
-    rig.device.queueNotify(TRANSMITQ); // kicks while waiting do not bypass backpressure
-    expect(rig.backend.output()).toBe('one');
-    rig.backend.accept = true;
-    rig.backend.events!.drain();
-    expect(rig.backend.output()).toBe('onetwothree');
-    expect(rig.txDriver.used()).toHaveLength(3);
+  it('holds a bounded amount for a backend that does not read, then drops and counts, still returning every chain', () => {
+    const slow = new Rig({ txBufferLimit: 10 }).activate();
+    slow.backend.accept = false;
+    slow.backend.autoComplete = false;
+    slow.send('one'); // handed to the backend, which asks us to wait
+    slow.send('two');
+    slow.send('four'); // 3 + 3 + 4 = 10 bytes held: the bound
+    slow.send('more!');
+    expect(slow.txDriver.used()).toHaveLength(4);
+    expect(slow.backend.output()).toBe('one');
+    expect(slow.device.txHeldBytes).toBe(10);
+    expect(slow.device.metrics.txDroppedBytes).toBe(5);
+    slow.backend.accept = true;
+    slow.backend.events!.drain();
+    expect(slow.backend.output()).toBe('onetwofour');
+  });
+
+  it('passes on at most maxTxBytesPerChain of one chain: aliased descriptors claiming 16 MiB cost a bounded copy', () => {
+    const big = new Rig({ maxTxBytesPerChain: 4096 }).activate();
+    // 16 descriptors, each the whole 1 MiB region.
+    for (let i = 0; i < QSIZE; i += 1) {
+      big.txDriver.writeDescriptor(i, { addr: BASE, len: 1 << 20, flags: i < QSIZE - 1 ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 });
+    }
+    big.txDriver.pushAvail(0);
+    big.device.queueNotify(TRANSMITQ);
+    expect(big.txDriver.used()).toEqual([{ id: 0, len: 0 }]);
+    expect(big.backend.written.reduce((n, b) => n + b.length, 0)).toBe(4096);
+    expect(big.device.metrics).toMatchObject({ txBytes: 4096, txChainsTruncated: 1, txDroppedBytes: 16 * (1 << 20) - 4096 });
+  });
+
+  it('rate-limits guest output: a chain that finds the bucket empty waits for it to refill', () => {
+    const scheduler = new ManualScheduler();
+    const limited = new Rig({ scheduler, now: scheduler.now, txBytesPerSecond: 1000, txBurstBytes: 4 }).activate();
+    limited.send('abcd');
+    const late = limited.send('e');
+    expect(limited.backend.output()).toBe('abcd');
+    expect(limited.device.metrics.rateLimitWaits).toBe(1);
+    scheduler.advance(1);
+    expect(limited.backend.output()).toBe('abcde');
+    expect(limited.txDriver.used().at(-1)).toEqual({ id: late, len: 0 });
+  });
+
+  it('serves at most its budget of transmit chains per kick, then yields and continues', () => {
+    const scheduler = new ManualScheduler();
+    const fair = new Rig({ scheduler, budget: { chains: 2 } }).activate();
+    for (const c of 'abcde') fair.txDriver.add([{ data: bytes(c) }]);
+    fair.device.queueNotify(TRANSMITQ);
+    expect(fair.backend.output()).toBe('ab');
+    scheduler.turn();
+    expect(fair.backend.output()).toBe('abcd');
+    scheduler.settle();
+    expect(fair.backend.output()).toBe('abcde');
+    expect(fair.device.metrics.queueYields).toBe(2);
+  });
+
+  it('bounds emerg_wr output too: characters beyond what is held are dropped and counted', () => {
+    const slow = new Rig({ txBufferLimit: 3 });
+    slow.backend.accept = false;
+    slow.backend.autoComplete = false;
+    for (const c of 'abcdef') slow.device.writeConfig(8, Uint8Array.of(c.charCodeAt(0)));
+    expect(slow.device.metrics.emergWrites).toBe(6);
+    expect(slow.device.txHeldBytes).toBe(3);
+    expect(slow.device.metrics.txDroppedBytes).toBe(3);
   });
 
   it('re-arms kicks with EVENT_IDX after draining the queue', () => {
@@ -233,15 +286,16 @@ describe('transmit (guest output)', () => {
     expect(rig.warnings()).toContain('guest fault: transmit chain with writable buffers; returned unused');
   });
 
-  it('survives a malformed chain (buffer outside the region): returned with 0, counted, next one served', () => {
+  it('fails the device (NEEDS_RESET) on a malformed chain (buffer outside the region), counted by code, and stops', () => {
     const head = rig.txDriver.add([{ data: bytes('zz') }]);
     rig.txDriver.writeDescriptor(head, { addr: BASE + (1 << 21), len: 4 });
     rig.device.queueNotify(TRANSMITQ);
-    rig.send('fine');
-    expect(rig.backend.output()).toBe('fine');
+    rig.send('ignored');
+    expect(rig.backend.output()).toBe('');
     expect(rig.device.metrics.invalidChains).toBe(1);
-    expect(rig.txDriver.used().map((u) => u.len)).toEqual([0, 0]);
-    expect(rig.failures).toEqual([]);
+    expect(rig.ringFaults).toEqual(['CHAIN_BUFFER_OUT_OF_RANGE']);
+    expect(rig.failures).toHaveLength(1);
+    expect(rig.txDriver.used()).toEqual([]);
   });
 
   it('fails the device (NEEDS_RESET) on a corrupt ring instead of throwing', () => {
@@ -262,12 +316,18 @@ describe('transmit (guest output)', () => {
     expect(rig.backend.output()).toBe('indirect');
   });
 
-  it('ignores write completions that arrive after a reset', () => {
+  it('is quiet when its reset returns: output already copied drains from host memory, nothing reads the guest', () => {
     rig.backend.autoComplete = false;
-    rig.send('late');
-    rig.device.reset();
-    rig.backend.pending[0]!();
-    expect(rig.txDriver.used()).toEqual([]);
+    rig.backend.accept = false;
+    rig.send('first');
+    rig.send('second'); // queued in host memory behind the stalled backend
+    expect(rig.device.reset()).toBeUndefined();
+    rig.memory.bytes.fill(0x58); // the guest reuses its memory after the reset
+    rig.backend.accept = true;
+    rig.backend.events!.drain();
+    expect(rig.backend.output()).toBe('firstsecond');
+    rig.backend.pending.forEach((done) => done());
+    expect(rig.device.txHeldBytes).toBe(0);
   });
 });
 
@@ -350,17 +410,27 @@ describe('receive (host input)', () => {
     expect(rig.device.metrics.rxBufferedBytes).toBe(1);
   });
 
-  it('returns a chain that is a descriptor loop with 0 and keeps serving', () => {
+  it('fails the device on a chain that is a descriptor loop, writing nothing', () => {
     const rig = new Rig().activate();
     const head = rig.rxDriver.add([{ length: 4, writable: true }]);
     rig.rxDriver.writeDescriptor(head, { addr: BASE + 0x8000, len: 4, flags: VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, next: head });
-    const good = rig.rxDriver.add([{ length: 4, writable: true }]);
+    rig.rxDriver.add([{ length: 4, writable: true }]);
     rig.backend.type('ok');
-    expect(rig.rxDriver.used()).toEqual([
-      { id: head, len: 0 },
-      { id: good, len: 2 },
-    ]);
+    expect(rig.rxDriver.used()).toEqual([]);
+    expect(rig.ringFaults).toEqual(['CHAIN_TOO_LONG']);
+    expect(rig.failures).toHaveLength(1);
     expect(rig.device.metrics.invalidChains).toBe(1);
+  });
+
+  it('serves at most its budget of receive chains per run when input is plentiful', () => {
+    const scheduler = new ManualScheduler();
+    const rig = new Rig({ scheduler, budget: { chains: 3 } }).activate();
+    for (let i = 0; i < 8; i += 1) rig.postRx(1, false);
+    rig.backend.type('abcdefgh');
+    expect(rig.rxDriver.used()).toHaveLength(3);
+    scheduler.settle();
+    expect(rig.rxDriver.used()).toHaveLength(5);
+    expect(rig.device.metrics.rxBytes).toBe(8);
   });
 
   it('counts a notify for a queue it does not have', () => {

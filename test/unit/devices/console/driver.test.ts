@@ -77,4 +77,38 @@ describe('console behind MmioTransport', () => {
     expect(m.out.join('')).toBe('one two');
     expect(driver.guardsIntact()).toBe(true);
   });
+
+  it('writes nothing into the old rings once the reset write has completed; input waits for the new ones', () => {
+    const m = memoryBackend();
+    const driver = MockDriver.create(new ConsoleDevice({ backend: m.backend }));
+    driver.init({ queueSizes: [16, 16] });
+    driver.queue(0).add([{ length: 32, writable: true }]);
+    driver.kick(0);
+    expect(driver.reset()).toBeUndefined(); // the device was quiet at once: the write completes now
+    const before = Buffer.from(driver.memory.bytes);
+    m.type('typed after the reset');
+    expect(Buffer.from(driver.memory.bytes).equals(before)).toBe(true);
+    driver.init({ queueSizes: [16, 16] });
+    const rx = driver.queue(0).add([{ length: 64, writable: true }]);
+    driver.kick(0);
+    expect(driver.queue(0).used()).toEqual([{ id: rx, len: 21 }]);
+    expect(driver.guardsIntact()).toBe(true);
+  });
+
+  it('goes to NEEDS_RESET on a malformed transmit chain, counted by code in the transport stats, and works again after a reset', () => {
+    const m = memoryBackend();
+    const driver = MockDriver.create(new ConsoleDevice({ backend: m.backend }));
+    driver.init({ queueSizes: [16, 16] });
+    const tx = driver.queue(1);
+    tx.writeDescriptor(3, { addr: 0x10, len: 4 }); // outside the region
+    tx.pushAvail(3);
+    driver.kick(1);
+    expect(driver.status() & 0x40).toBe(0x40);
+    expect(driver.transport.stats.faults.CHAIN_BUFFER_OUT_OF_RANGE).toBe(1);
+    driver.reset();
+    driver.init({ queueSizes: [16, 16] });
+    driver.queue(1).add([{ data: Buffer.from('back') }]);
+    driver.kick(1);
+    expect(m.out.join('')).toBe('back');
+  });
 });
