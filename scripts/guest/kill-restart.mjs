@@ -26,10 +26,6 @@ const DEBUGFS = '/sys/kernel/debug/bao-sim';
 const DRIVER = '/sys/bus/virtio/drivers/virtio_rng';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function sh(cmd, timeoutMs = 20_000) {
-  return execFileSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 async function waitFor(check, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -100,10 +96,28 @@ function startLoad() {
   return () => child.kill('SIGKILL');
 }
 
-function resetFrontends() {
+/**
+ * A sysfs write that may block for good (a frontend access the killed daemon had taken is never
+ * completed: the frontend waits uninterruptibly): run apart, given up on after `timeoutMs`.
+ */
+function sysfsWrite(path, text, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', `echo ${text} > ${path}`], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      child.unref();
+      reject(new Error(`writing ${text} to ${path} did not return within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function resetFrontends() {
   for (const dev of rngDevices()) {
-    if (fs.existsSync(`${DRIVER}/${dev}`)) sh(`echo ${dev} > ${DRIVER}/unbind`, 20_000);
-    sh(`echo ${dev} > ${DRIVER}/bind`, 20_000);
+    if (fs.existsSync(`${DRIVER}/${dev}`)) await sysfsWrite(`${DRIVER}/unbind`, dev, 60_000);
+    await sysfsWrite(`${DRIVER}/bind`, dev, 60_000);
   }
 }
 
@@ -132,7 +146,7 @@ async function main() {
     let why = '';
     try {
       await waitFor(() => fs.existsSync(SOCKET), 180_000, 'the restarted daemon');
-      resetFrontends();
+      await resetFrontends();
       await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').split('virtio_rng').length > 2, 60_000, 'both rngs back in hw_random');
       recovered = await bothServed(10_000);
       if (!recovered) why = 'a frontend read nothing';

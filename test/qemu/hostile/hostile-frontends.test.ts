@@ -67,6 +67,8 @@ interface Ctx {
   arm(): void;
   /** Writes a chain's descriptors at q.desc (from index 0), offers its head and kicks. */
   chain(descs: readonly Desc[]): void;
+  /** Clears ring set A and brings the device up on it again (after a case left it in NEEDS_RESET). */
+  restart(): Promise<void>;
 }
 
 interface Case {
@@ -181,6 +183,8 @@ async function recover(fe: InjectedFrontend, t: Target): Promise<void> {
 async function runCase(c: Case): Promise<void> {
   const t = TARGETS[c.target];
   const fe = frontends.get(t.dm)!;
+  // Quiesce the device (it may be live on ring set B from the last recovery) before the fill.
+  await fe.reset();
   fe.mem.fill(FILL);
   const layout = layoutFor(t);
   layout.forEach((q) => fe.clearRings(q));
@@ -197,6 +201,11 @@ async function runCase(c: Case): Promise<void> {
     q,
     allow: (off, len) => void allowed.push([off, len]),
     arm: () => void (ref = Uint8Array.from(fe.mem)),
+    restart: async () => {
+      await fe.reset();
+      layout.forEach((l) => fe.clearRings(l));
+      await fe.bringUp(layout);
+    },
     chain: (descs) => {
       descs.forEach((d, i) => fe.setDesc(q.desc, i, d));
       fe.offer(q, 0);
@@ -326,9 +335,8 @@ const CASES: Case[] = [
     live: false,
     run: async (ctx) => {
       for (const size of [0, 3, 100, 512, 65535]) {
-        const st = await ctx.fe.bringUp([{ ...ringA(0), size }]);
-        const num = await ctx.fe.run([write(REG.queueSel, 0), read(REG.queueNum)]);
-        if ((st & S.DRIVER_OK) !== 0 && (st & S.NEEDS_RESET) === 0) expect([16, 256], `size ${size} taken as ${num[0]}`).toContain(Number(num[0] ?? 0));
+        // Refused (the size stays the maximum) or NEEDS_RESET: either way nothing outside the region.
+        await ctx.fe.bringUp([{ ...ringA(0), size }]);
         ctx.fe.kick(0);
       }
     },
@@ -368,13 +376,13 @@ const CASES: Case[] = [
       const [b0, b1] = writableBufs(ctx, 2);
       ctx.chain([{ ...b0!, flags: F.WRITE | F.NEXT, next: 200 }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ addr: ctx.fe.gpa(TABLE), len: 32, flags: F.INDIRECT | F.NEXT, next: 1 }, b1!]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ ...b0!, flags: F.WRITE | F.NEXT, next: 1 }, { ...b1!, flags: 0 }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ ...b0!, flags: 0 }]);
     },
   },
@@ -385,7 +393,7 @@ const CASES: Case[] = [
       indirectTable(ctx, TABLE, [{ addr: ctx.fe.gpa(TABLE + 0x1000), len: 32, flags: F.INDIRECT }]);
       ctx.chain([{ addr: ctx.fe.gpa(TABLE), len: 16, flags: F.INDIRECT }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       const n = 65535;
       for (let i = 0; i < n; i += 1) ctx.fe.setDesc(TABLE, i, { addr: ctx.fe.gpa(BIG + (i & 0xffff)), len: 1, flags: F.WRITE | (i + 1 < n ? F.NEXT : 0), next: i + 1 });
       ctx.allow(BIG, 0x10000);
@@ -399,13 +407,13 @@ const CASES: Case[] = [
       ctx.allow(BUF, 0x1000);
       ctx.chain([{ addr: ctx.fe.gpa(BUF), len: 0xffffffff, flags: F.WRITE }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ addr: ctx.fe.gpa(BUF), len: 0, flags: F.WRITE }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ addr: ctx.fe.shmemAddr - 0x1000, len: 64, flags: F.WRITE }]);
       await sleep(100);
-      await ctx.fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       ctx.chain([{ addr: 0xffff_ffff_ffff_ff00n, len: 0x200, flags: F.WRITE }]);
     },
   },
@@ -425,11 +433,11 @@ const CASES: Case[] = [
       writableBufs(ctx, QS).forEach((d, i) => fe.setDesc(q.desc, i, d));
       fe.offer(q, 0, 0, 0, 0);
       ctx.allow(q.avail, 6 + 2 * QS);
+      ctx.allow(q.desc, 16 * QS);
       ctx.arm();
       fe.kick(0);
       await sleep(200);
-      await fe.bringUp(layoutFor(ctx.t));
-      fe.clearRings(q);
+      await ctx.restart();
       writableBufs(ctx, QS).forEach((d, i) => fe.setDesc(q.desc, i, d));
       fe.offer(q, 0, 1);
       fe.kick(0);
@@ -476,7 +484,7 @@ const CASES: Case[] = [
       fe.mem.fill(0x41, BIG, BIG + 0x100000);
       ctx.chain(Array.from({ length: QS }, (_, i) => ({ addr: fe.gpa(BIG), len: 0x100000, flags: i + 1 < QS ? F.NEXT : 0, next: i + 1 })));
       await sleep(500);
-      await fe.bringUp(layoutFor(ctx.t));
+      await ctx.restart();
       const n = 3072;
       for (let i = 0; i < n; i += 1) fe.setDesc(TABLE, i, { addr: fe.gpa(BIG), len: 0x100000, flags: i + 1 < n ? F.NEXT : 0, next: i + 1 });
       ctx.chain([{ addr: fe.gpa(TABLE), len: 16 * n, flags: F.INDIRECT }]);
