@@ -335,7 +335,9 @@ const CASES: Case[] = [
     live: false,
     run: async (ctx) => {
       for (const size of [0, 3, 100, 512, 65535]) {
-        // Refused (the size stays the maximum) or NEEDS_RESET: either way nothing outside the region.
+        // Refused (the size stays the maximum, 256: its used ring is the device's to write) or
+        // NEEDS_RESET: either way nothing outside the rings.
+        ctx.allow(ringA(0).used, 6 + 8 * 256);
         await ctx.fe.bringUp([{ ...ringA(0), size }]);
         ctx.fe.kick(0);
       }
@@ -581,7 +583,12 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     await waitFor(() => fs.existsSync(STATUS_SOCKET), 60_000, 'the status socket');
     for (const dm of [RNG, CONSOLE]) frontends.set(dm, new InjectedFrontend(dm));
     await readHwrng(16);
+    // The baseline is taken while the other frontend makes well-behaved register accesses at
+    // full speed from the same CPU as the abuse will: what is measured against it is the cost
+    // of hostility, not that of sharing the frontend CPU (under TCG the two are of one size).
+    const benign = frontends.get(RNG)!.shell('i=0; while [ $i -lt 400 ]; do exec 3<>$F; echo "read 0 4" >&3; read -r v <&3; exec 3>&-; i=$((i+1)); done', 120_000);
     baseline = await measure(CANARY, 3000, 300);
+    await benign;
     baseRss = (await daemon.status()).process?.rssBytes ?? 0;
   }, 330_000);
 
