@@ -145,6 +145,7 @@ done
 proj_inputs=("$repo/package.json" "$repo/vitest.config.ts" "$repo/dist" "$repo/build/Release"
   "$repo/lib" "$repo/test" "$repo/node_modules/.package-lock.json")
 [ -d "$repo/bin" ] && proj_inputs+=("$repo/bin")
+[ -d "$repo/scripts/guest" ] && proj_inputs+=("$repo/scripts/guest")
 if stale "$img/project.cpio" "${proj_inputs[@]}"; then
   log "project layer"
   d="$stage/project"
@@ -156,6 +157,8 @@ if stale "$img/project.cpio" "${proj_inputs[@]}"; then
   for dir in dist lib test bin; do
     [ -d "$repo/$dir" ] && cp -al "$repo/$dir" "$d/project/"
   done
+  # Programs the stress and soak scripts run in the guest.
+  [ -d "$repo/scripts/guest" ] && mkdir -p "$d/project/scripts" && cp -al "$repo/scripts/guest" "$d/project/scripts/"
   cp -l "$repo"/build/Release/*.node "$d/project/build/Release/"
   (cd "$repo/node_modules" && for e in * .bin .package-lock.json; do
     case "$e" in

@@ -32,6 +32,7 @@ class Harness {
   failOpenWith: Error = Object.assign(new Error('no such device model'), { code: 'ENOENT', field: 'id' });
   failBuildAt: number | undefined;
   closeDelayMs = 0;
+  failCompleteAt: number | undefined;
   readonly stopped = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
 
   readonly builders: DeviceBuilders = {
@@ -52,6 +53,11 @@ class Harness {
       const stopped = new Promise<void>((resolve, reject) => this.stopped.set(id, { resolve, reject }));
       return {
         stopped,
+        completePending: () => {
+          if (this.failCompleteAt === id) throw new Error('handle gone');
+          this.events.push(`complete-pending ${id}`);
+          return id + 1;
+        },
         close: async () => {
           this.events.push(`drain ${id}`);
           if (this.closeDelayMs > 0) await new Promise((r) => setTimeout(r, this.closeDelayMs));
@@ -114,6 +120,17 @@ describe('Daemon.start', () => {
     expect(h.events[4]).toBe('build-failed 2');
     expect(h.events.slice(5).sort()).toEqual(['close 0', 'close 1', 'drain 0', 'drain 1', 'factory closed']);
     expect(h.events).not.toContain('open 2');
+  });
+});
+
+describe('Daemon.completePending', () => {
+  it('completes what every device model holds, goes on past one that throws, and says how many', async () => {
+    const h = new Harness();
+    h.failCompleteAt = 1;
+    const daemon = await Daemon.start(h.options());
+    expect(daemon.completePending()).toBe(1 + 3);
+    expect(h.events.filter((e) => e.startsWith('complete-pending'))).toEqual(['complete-pending 0', 'complete-pending 2']);
+    await daemon.stop();
   });
 });
 

@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// Soak, run inside the Bao-equivalent guest (scripts/soak.sh boots it): one `baoctl run` serves a
+// virtio-rng and a virtio-console to the guest's own drivers, and both are kept busy for the
+// whole run: /dev/hwrng read without pause, /dev/hvc0 written by the frontend and read by a
+// socket client at the backend, backend input typed back to the frontend. At every interval it
+// prints the daemon's RSS, heap, open fds, event-loop delay (from its status socket) and the
+// throughput of each device since the previous line; at the end, first and last figures side by side.
+//
+// Usage: node scripts/guest/soak.mjs [--duration S (3600)] [--interval S (60)] [--json]
+
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const at = args.indexOf(name);
+  if (at < 0) return fallback;
+  const v = Number(args[at + 1]);
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`soak: ${name} takes a positive number of seconds`);
+    process.exit(2);
+  }
+  return v;
+};
+const durationS = opt('--duration', 3600);
+const intervalS = opt('--interval', 60);
+const CONFIG = '/tmp/node-bao-soak.yaml';
+const STATUS = '/tmp/node-bao-soak-status.sock';
+const CONSOLE = '/tmp/node-bao-soak-console.sock';
+const DEBUGFS = '/sys/kernel/debug/bao-sim';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function info(dm) {
+  const out = {};
+  for (const line of fs.readFileSync(`${DEBUGFS}/dm${dm}/info`, 'utf8').split('\n')) {
+    const m = /^(\S+)\s+(.*)$/.exec(line);
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+async function waitFor(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let ok = false;
+    try {
+      ok = check();
+    } catch {
+      ok = false;
+    }
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(100);
+  }
+}
+
+function status() {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath: STATUS, path: '/status', timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('status socket did not answer')));
+    req.on('error', reject);
+  });
+}
+
+const loads = [];
+function load(cpu, script) {
+  const child = spawn('taskset', ['-c', cpu, 'sh', '-c', script], { stdio: 'ignore' });
+  loads.push(child);
+}
+
+function consoleReady() {
+  try {
+    fs.closeSync(fs.openSync('/dev/hvc0', fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  execFileSync('modprobe', ['virtio_rng']);
+  execFileSync('modprobe', ['virtio_console']);
+  if (fs.existsSync('/sys/module/bao_sim')) execFileSync('rmmod', ['bao_sim']);
+  execFileSync('modprobe', ['bao_sim', 'ndms=2', 'frontends=0,1']);
+  for (const p of [STATUS, CONSOLE]) fs.rmSync(p, { force: true });
+  fs.writeFileSync(
+    CONFIG,
+    [
+      'devices:',
+      '  - id: 0',
+      '    type: rng',
+      `    mmio_addr: ${info(0).mmio_base}`,
+      '    data_plane: virtio',
+      '  - id: 1',
+      '    type: console',
+      `    mmio_addr: ${info(1).mmio_base}`,
+      '    data_plane: virtio',
+      '    backend: socket',
+      `    socket_path: ${CONSOLE}`,
+      '',
+    ].join('\n'),
+  );
+  const daemon = spawn('taskset', ['-c', '1', process.execPath, 'bin/baoctl', 'run', CONFIG, '--log-format', 'json', '--status-socket', STATUS], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let logBytes = 0;
+  let logLines = 0;
+  daemon.stderr.on('data', (d) => {
+    logBytes += d.length;
+    logLines += d.toString().split('\n').length - 1;
+  });
+  await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng') && consoleReady(), 60_000, 'rng and console frontends');
+  execFileSync('bao-cpu-split', ['0']);
+
+  // The backend's side of the console: a client that reads everything and types a line a second.
+  let clientBytes = 0;
+  const client = net.createConnection(CONSOLE);
+  client.on('data', (d) => (clientBytes += d.length));
+  client.on('error', () => {});
+  const typing = setInterval(() => client.write('backend input line\n'), 1000);
+
+  load('0', 'while :; do dd if=/dev/hwrng bs=512 count=8 status=none; done > /dev/null');
+  load('0', 'exec 3<>/dev/hvc0; stty raw -echo <&3; cat <&3 > /dev/null');
+  load('0', 'exec 3<>/dev/hvc0; stty raw -echo <&3; i=0; while :; do echo "frontend line $i" >&3; i=$((i+1)); done');
+
+  const rows = [];
+  const t0 = Date.now();
+  let prev;
+  const sample = async () => {
+    const s = await status();
+    const rng = s.devices.find((d) => d.type === 'rng')?.metrics ?? {};
+    const con = s.devices.find((d) => d.type === 'console')?.metrics ?? {};
+    const now = { t: Date.now(), rng: rng.bytes ?? 0, tx: con.txBytes ?? 0, rx: con.rxBytes ?? 0 };
+    const dt = prev === undefined ? 1 : (now.t - prev.t) / 1000;
+    const p = s.process ?? {};
+    const row = {
+      elapsedS: Math.round((now.t - t0) / 1000),
+      rssMB: +(p.rssBytes / 2 ** 20).toFixed(1),
+      heapMB: +(p.heapUsedBytes / 2 ** 20).toFixed(1),
+      externalMB: +(p.externalBytes / 2 ** 20).toFixed(1),
+      fds: p.openFds,
+      eldP99Ms: p.eventLoopDelayMs?.p99,
+      eldMaxMs: p.eventLoopDelayMs?.max,
+      rngKBs: prev === undefined ? 0 : Math.round((now.rng - prev.rng) / dt / 1024),
+      txKBs: prev === undefined ? 0 : Math.round((now.tx - prev.tx) / dt / 1024),
+      rxBs: prev === undefined ? 0 : Math.round((now.rx - prev.rx) / dt),
+      logLines,
+      alive: daemon.exitCode === null,
+    };
+    prev = now;
+    rows.push(row);
+    console.log(`soak ${JSON.stringify(row)}`);
+  };
+  await sample();
+  while (Date.now() - t0 < durationS * 1000 && daemon.exitCode === null) {
+    await sleep(Math.min(intervalS * 1000, durationS * 1000 - (Date.now() - t0)));
+    await sample().catch((err) => console.log(`soak: status failed: ${err.message}`));
+  }
+  clearInterval(typing);
+  for (const l of loads) l.kill('SIGKILL');
+  client.destroy();
+  daemon.kill('SIGTERM');
+  const code = await Promise.race([new Promise((r) => daemon.on('exit', (c) => r(c))), sleep(20_000).then(() => 'timeout')]);
+  const first = rows[1] ?? rows[0];
+  const last = rows.at(-1);
+  const summary = {
+    durationS: Math.round((Date.now() - t0) / 1000),
+    samples: rows.length,
+    rssMB: [first?.rssMB, last?.rssMB],
+    heapMB: [first?.heapMB, last?.heapMB],
+    fds: [first?.fds, last?.fds],
+    eldP99MsMax: Math.max(...rows.map((r) => r.eldP99Ms ?? 0)),
+    rngKBsMean: Math.round(rows.slice(1).reduce((a, r) => a + r.rngKBs, 0) / Math.max(1, rows.length - 1)),
+    txKBsMean: Math.round(rows.slice(1).reduce((a, r) => a + r.txKBs, 0) / Math.max(1, rows.length - 1)),
+    consoleClientBytes: clientBytes,
+    logLines,
+    logBytes,
+    exit: code,
+  };
+  console.log(`soak summary ${JSON.stringify(summary)}`);
+  execFileSync('rmmod', ['bao_sim'], { timeout: 20_000 });
+  process.exitCode = code === 0 ? 0 : 1;
+}
+
+await main();
