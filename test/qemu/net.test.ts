@@ -221,7 +221,7 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     expect(inNs(GUEST_NS, ['cat', `/sys/class/net/${ifname}/operstate`]).trim()).toBe('up');
     expect(inNs(GUEST_NS, ['ls', `/sys/class/net/${ifname}/queues`]).split(/\s+/).filter(Boolean).sort()).toEqual(['rx-0', 'rx-1', 'tx-0', 'tx-1']);
     expect(netMetrics().pairsInUse).toBe(2);
-  });
+  }, 180_000);
 
   it('answers ping both ways', () => {
     expect(inNs(GUEST_NS, ['ping', '-c', '3', '-W', '5', TAP_IP])).toMatch(/3 packets received/);
@@ -231,11 +231,12 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
   it('carries 64 MiB each way over TCP, intact, in large TSO segments over both queue pairs', async () => {
     const before = netMetrics();
     await transfer(64, 5001);
-    await Promise.all([transfer(4, 5002), transfer(4, 5003), transfer(4, 5004)]);
+    await Promise.all([transfer(2, 5002), transfer(2, 5003), transfer(2, 5004)]);
     const after = netMetrics();
     const rxFrames = after.rxFrames! - before.rxFrames!;
     const txFrames = after.txFrames! - before.txFrames!;
-    // 76 MiB each way in 1500-byte frames would be ~53000 frames: TSO/GSO makes them far fewer.
+    console.log(`net metrics after the transfers: ${JSON.stringify(after)}`);
+    // 70 MiB each way in 1500-byte frames would be ~49000 frames: TSO/GSO makes them far fewer.
     expect((after.rxBytes! - before.rxBytes!) / rxFrames).toBeGreaterThan(3000);
     expect((after.txBytes! - before.txBytes!) / txFrames).toBeGreaterThan(3000);
     expect(after.rxMergedBuffers! - before.rxMergedBuffers!).toBeGreaterThan(0);
@@ -243,7 +244,7 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     expect(pairsUsed, JSON.stringify(after)).toEqual([0, 1]);
     expect(after.txBadOffload).toBe(0);
     expect(after.rxTruncated).toBe(0);
-  }, 300_000);
+  }, 900_000);
 
   it('survives the driver being unbound and bound again under traffic', async () => {
     const { dev } = virtioNet() ?? { dev: '' };

@@ -58,11 +58,13 @@ function run(socket) {
 }
 
 if (mode === 'listen') {
-  const server = net.createServer((socket) => {
+  // allowHalfOpen: the end that finishes sending first must still receive the other's stream
+  // (by default Node ends a socket's own side when the peer's FIN arrives).
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     server.close();
     run(socket);
   });
   server.listen(port, host, () => console.error('listening'));
 } else {
-  const socket = net.connect(port, host, () => run(socket));
+  const socket = net.connect({ port, host, allowHalfOpen: true }, () => run(socket));
 }
