@@ -5,7 +5,7 @@
 # guest's results and exits non-zero when a guest test fails or the guest times out or crashes.
 # Does not build the addon or the TypeScript: `npm run build` must have been run.
 # Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
-# QEMU_TEST_TIMEOUT (seconds, default 600); QEMU_TEST_FILTER (vitest file filter, optional);
+# QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files); QEMU_TEST_FILTER (vitest file filter, optional);
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
 # preemption off, which on one vCPU starves the userspace backend forever; on Bao too the
 # frontend vCPU spins while the backend runs elsewhere).
@@ -35,7 +35,7 @@ rm -rf "$results"
 mkdir -p "$results"
 job=$(mktemp)
 trap 'rm -f "$job"' EXIT
-guest_timeout=$(( ${QEMU_TEST_TIMEOUT:-600} - 45 ))
+guest_timeout=$(( ${QEMU_TEST_TIMEOUT:-2700} - 45 ))
 cat > "$job" <<JOB
 # Watchdog: shortly before the host kills the guest, show what is stuck (processes, blocked tasks).
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
@@ -50,7 +50,7 @@ rc=\$?
 exit \$rc
 JOB
 set +e
-bash "$here/run.sh" --name test-qemu --smp "${QEMU_TEST_SMP:-2}" --timeout "${QEMU_TEST_TIMEOUT:-600}" --export-dir "$results" --script "$job"
+bash "$here/run.sh" --name test-qemu --smp "${QEMU_TEST_SMP:-2}" --timeout "${QEMU_TEST_TIMEOUT:-2700}" --export-dir "$results" --script "$job"
 rc=$?
 set -e
 if [ -n "${RESULTS_JSON:-}" ]; then
