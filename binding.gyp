@@ -10,7 +10,8 @@
         "native/errors.cc",
         "native/fdutil.cc",
         "native/ioctls.cc",
-        "native/poller.cc"
+        "native/poller.cc",
+        "native/uring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

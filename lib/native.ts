@@ -62,6 +62,21 @@ export interface NativePoller {
   readonly active: boolean;
 }
 
+export interface NativeUring {
+  readonly eventfd: number;
+  readonly entries: number;
+  /** Each returns false when the submission queue is full (nothing queued). */
+  readv(fd: number, views: Uint8Array[], offset: U64, tag: U64): boolean;
+  writev(fd: number, views: Uint8Array[], offset: U64, flags: number, tag: U64): boolean;
+  fsync(fd: number, tag: U64): boolean;
+  fallocate(fd: number, mode: number, offset: U64, length: U64, tag: U64): boolean;
+  /** One io_uring_enter for everything queued; returns how many SQEs the kernel took. */
+  submit(): number;
+  /** [tag, res, ...] of the completions waiting (res: bytes or -errno); clears the eventfd. */
+  reap(): number[];
+  close(): void;
+}
+
 export type PollCallback = (err: NativeErrnoError | null, events: number) => void;
 
 export type AttachEndReason = 'stopped' | 'dm-gone' | 'error';
@@ -120,6 +135,8 @@ export interface NativeAddon {
   lockFile(fd: number, exclusive: boolean): void;
   /** fallocate(PUNCH_HOLE or ZERO_RANGE, KEEP_SIZE) on the libuv thread pool. */
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offset: U64, length: U64, callback: (err: NativeErrnoError | null) => void): void;
+  /** A thin io_uring (native/uring.cc): its eventfd is readable when completions wait. */
+  Uring: new (entries: number) => NativeUring;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   AttachLoop: new (fd: number, revision: RevisionId, callback: AttachCallback) => NativeAttachLoop;
   constants: NativeConstants;

@@ -8,6 +8,7 @@
 #include "fdutil.h"
 #include "ioctls.h"
 #include "poller.h"
+#include "uring.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::Poller::Init(env, exports);
   nodebao::AttachLoop::Init(env, exports);
   nodebao::InitBlockDev(env, exports);
+  nodebao::InitUring(env, exports);
   return exports;
 }
 
