@@ -15,6 +15,7 @@
         "native/poller.cc",
         "native/tap.cc",
         "native/unixsock.cc",
+        "native/uring.cc",
         "native/vhost.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

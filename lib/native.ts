@@ -67,6 +67,21 @@ export interface NativePoller {
   readonly active: boolean;
 }
 
+export interface NativeUring {
+  readonly eventfd: number;
+  readonly entries: number;
+  /** Each returns false when the submission queue is full (nothing queued). */
+  readv(fd: number, views: Uint8Array[], offset: U64, tag: U64): boolean;
+  writev(fd: number, views: Uint8Array[], offset: U64, flags: number, tag: U64): boolean;
+  fsync(fd: number, tag: U64): boolean;
+  fallocate(fd: number, mode: number, offset: U64, length: U64, tag: U64): boolean;
+  /** One io_uring_enter for everything queued; returns how many SQEs the kernel took. */
+  submit(): number;
+  /** [tag, res, ...] of the completions waiting (res: bytes or -errno); clears the eventfd. */
+  reap(): number[];
+  close(): void;
+}
+
 export type PollCallback = (err: NativeErrnoError | null, events: number) => void;
 
 export type AttachEndReason = 'stopped' | 'dm-gone' | 'error';
@@ -139,6 +154,8 @@ export interface NativeAddon {
   vhostIoctl(fd: number, request: number, bytes?: Uint8Array): number;
   /** Process address of an mmap'ed ArrayBuffer (kernel vhost memory table). */
   mappingAddress(buffer: ArrayBuffer): bigint;
+  /** A thin io_uring (native/uring.cc): its eventfd is readable when completions wait. */
+  Uring: new (entries: number) => NativeUring;
   Poller: new (fd: number, callback: PollCallback) => NativePoller;
   /**
    * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread

@@ -13,6 +13,7 @@
 #include "tap.h"
 #include "unixsock.h"
 #include "vhost.h"
+#include "uring.h"
 
 namespace {
 
@@ -28,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodebao::InitTap(env, exports);
   nodebao::InitUnixSock(env, exports);
   nodebao::InitVhost(env, exports);
+  nodebao::InitUring(env, exports);
   return exports;
 }
 

@@ -3,7 +3,11 @@
 
 import { openBacking, serialFromPath } from '../devices/blk/backing.js';
 import { BlkDevice } from '../devices/blk/device.js';
+import type { BlockHostOps, Backing } from '../devices/blk/backing.js';
+import type { BlkEngine } from '../devices/blk/engine.js';
+import { IoUringEngine } from '../devices/blk/engines/io-uring.js';
 import { ThreadPoolEngine } from '../devices/blk/engines/thread-pool.js';
+import type { Logger } from '../virtio/logger.js';
 import type { BlockDeviceConfig, DeviceConfig } from './config/types.js';
 import type { BuildContext, BuiltDevice } from './device-builder.js';
 
@@ -15,12 +19,7 @@ export async function buildBlockDevice(entry: DeviceConfig, context: BuildContex
   if (host === undefined) log.warn({ path: config.filePath }, 'no native addon: the image is not locked against other processes');
   const backing = await openBacking({ path: config.filePath, readOnly: config.readOnly, ...(host === undefined ? {} : { host }) });
   try {
-    // io_uring is not built yet: 'auto' is the thread pool, which works on every kernel.
-    const engine = new ThreadPoolEngine({
-      fd: backing.fd,
-      ...(backing.dsyncFd === undefined ? {} : { dsyncFd: backing.dsyncFd }),
-      ...(host === undefined || backing.isBlockDevice ? {} : { fallocate: host.fallocate }),
-    });
+    const engine = chooseEngine(config, backing, host, log);
     if (config.discard && !engine.canDiscard) {
       throw Object.assign(new Error(`discard needs fallocate on a regular file (${backing.isBlockDevice ? 'this is a block device' : 'the native addon is missing'}); set discard: false`), { field: 'discard' });
     }
@@ -67,4 +66,29 @@ export async function buildBlockDevice(entry: DeviceConfig, context: BuildContex
     await backing.close();
     throw err;
   }
+}
+
+/**
+ * io_uring when the kernel offers it (engine auto or io_uring), else libuv's thread pool, which
+ * works everywhere. Asking for io_uring where it cannot be set up refuses the start.
+ */
+function chooseEngine(config: BlockDeviceConfig, backing: Backing, host: BlockHostOps | undefined, log: Logger): BlkEngine {
+  if (config.engine !== 'thread-pool') {
+    try {
+      if (host?.openUring === undefined) throw new Error('the native addon is not available');
+      const { ring, watch } = host.openUring(Math.min(4096, config.queues * config.queueSize));
+      return new IoUringEngine({ ring, watch, fd: backing.fd, canFallocate: !backing.isBlockDevice });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (config.engine === 'io_uring') {
+        throw Object.assign(new Error(`io_uring cannot be set up here (${why}); use engine: auto or thread-pool`), { field: 'engine', cause: err });
+      }
+      log.warn({ reason: why }, 'io_uring is not available; using the thread-pool engine');
+    }
+  }
+  return new ThreadPoolEngine({
+    fd: backing.fd,
+    ...(backing.dsyncFd === undefined ? {} : { dsyncFd: backing.dsyncFd }),
+    ...(host === undefined || backing.isBlockDevice ? {} : { fallocate: host.fallocate }),
+  });
 }

@@ -5,7 +5,7 @@
 import type { BlockHostOps } from '../devices/blk/backing.js';
 import { loadAddon, type NativeAddon } from '../native.js';
 
-type BlockAddon = Pick<NativeAddon, 'blockDeviceSize' | 'blockDevicePhysicalBlockSize' | 'lockFile' | 'fallocate'>;
+type BlockAddon = Pick<NativeAddon, 'blockDeviceSize' | 'blockDevicePhysicalBlockSize' | 'lockFile' | 'fallocate' | 'Uring' | 'Poller' | 'constants'>;
 
 export function createAddonBlockHost(load: () => BlockAddon): BlockHostOps {
   let addon: BlockAddon | undefined;
@@ -15,6 +15,18 @@ export function createAddonBlockHost(load: () => BlockAddon): BlockHostOps {
     blockDevicePhysicalBlockSize: (fd) => get().blockDevicePhysicalBlockSize(fd),
     lockFile: (fd, exclusive) => get().lockFile(fd, exclusive),
     fallocate: (fd, mode, offset, length, done) => get().fallocate(fd, mode, offset, length, done),
+    openUring: (entries) => {
+      const a = get();
+      const ring = new a.Uring(entries);
+      return {
+        ring,
+        watch: (fd, onReadable) => {
+          const poller = new a.Poller(fd, () => onReadable());
+          poller.start(a.constants.POLL_READABLE);
+          return { close: () => poller.close() };
+        },
+      };
+    },
   };
 }
 

@@ -3,7 +3,8 @@
 // user of a Bao board does with a root disk, checked here: a filesystem made, filled, synced,
 // unmounted and found intact again; a read-only disk the guest sees read-only; several queues;
 // discard freeing space in the image; a driver unbind/bind under load (a device reset with
-// requests in flight) leaving the filesystem clean.
+// requests in flight) leaving the filesystem clean. The writable disk runs on io_uring, the
+// read-only one on the thread pool, so both engines serve the guest's own driver.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -123,6 +124,7 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
         '    serial: nb-rw',
         '    queues: 2',
         '    discard: true',
+        '    engine: io_uring',
         `  - id: ${RO_DM}`,
         '    type: block',
         `    mmio_addr: ${dmInfo(RO_DM).mmio_base}`,
@@ -132,6 +134,7 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
         '    root_device: false',
         '    advertise_flush: false',
         '    serial: nb-ro',
+        '    engine: thread-pool',
         '',
       ].join('\n'),
     );
@@ -217,8 +220,11 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     frontend(`umount ${MNT}`);
   }, 120_000);
 
-  it('stops cleanly, draining the disks (SIGTERM, exit 0)', async () => {
+  it('stops cleanly, draining the disks (SIGTERM, exit 0), having served each with its engine', async () => {
     expect(await stopDaemon(daemon)).toBe(0);
-    expect(daemon?.output()).toContain('block device closed');
+    const out = daemon?.output() ?? '';
+    expect(out).toContain('block device closed');
+    expect(out).toContain('(io_uring engine)');
+    expect(out).toContain('(thread-pool engine)');
   }, 60_000);
 });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 
 import { SECTOR_SIZE } from './config.js';
 import type { IoDone } from './engine.js';
+import type { IoUringEngineOptions } from './engines/io-uring.js';
 import { BlkBackingError } from './errors.js';
 
 /** The host syscalls a backing needs beyond node:fs. */
@@ -19,6 +20,8 @@ export interface BlockHostOps {
   /** Throws an errno error (EAGAIN, EACCES) when another process holds a conflicting lock. */
   lockFile(fd: number, exclusive: boolean): void;
   fallocate(fd: number, mode: 'punch-hole' | 'zero-range', offset: number, length: number, done: IoDone): void;
+  /** A new io_uring of `entries` and its eventfd watcher; throws (ENOSYS, EPERM) where unavailable. */
+  openUring?(entries: number): Pick<IoUringEngineOptions, 'ring' | 'watch'>;
 }
 
 export interface OpenBackingOptions {

@@ -7,3 +7,4 @@ export { BlkMetrics } from './metrics.js';
 export { parseRequest, encodeSerial, type ParsedRequest, type RequestLimits, type MalformedKind } from './request.js';
 export { openBacking, serialFromPath, type Backing, type BlockHostOps, type OpenBackingOptions } from './backing.js';
 export { BlkBackingError, type BlkBackingErrorCode } from './errors.js';
+export { IoUringEngine, type IoUringEngineOptions, type UringRing } from './engines/io-uring.js';

@@ -89,7 +89,7 @@ export const rawDeviceSchema = z.looseObject(
     queues: unsignedInt(32, 'a number of request queues').optional(),
     queue_size: unsignedInt(32, 'a queue size (a power of two)').optional(),
     discard: bool('discard').optional(),
-    engine: str('an I/O engine (auto or thread-pool)').optional(),
+    engine: str('an I/O engine (auto, io_uring or thread-pool)').optional(),
     cache: str('a cache mode (writeback, writethrough or unsafe)').optional(),
     // node-bao: net additions
     create_tap: bool('create_tap').optional(),

@@ -60,7 +60,7 @@ export interface RngDeviceConfig extends DeviceConfigBase {
   readonly type: 'rng';
 }
 
-export const BLOCK_ENGINES = ['auto', 'thread-pool'] as const;
+export const BLOCK_ENGINES = ['auto', 'io_uring', 'thread-pool'] as const;
 export type BlockEngineChoice = (typeof BLOCK_ENGINES)[number];
 export const BLOCK_CACHE_MODES = ['writeback', 'writethrough', 'unsafe'] as const;
 export type BlockCacheMode = (typeof BLOCK_CACHE_MODES)[number];

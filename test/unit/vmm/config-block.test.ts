@@ -74,7 +74,7 @@ describe('block devices in the config', () => {
       { field: 'devices[0].serial', message: 'must be 1 to 20 bytes (the guest reads at most 20), got 28' },
       { field: 'devices[0].queues', message: 'must be between 1 and 64, got 0' },
       { field: 'devices[0].queue_size', message: 'must be a power of two between 2 and 32768, got 100' },
-      { field: 'devices[0].engine', message: "unknown I/O engine 'turbo'; expected one of auto, thread-pool" },
+      { field: 'devices[0].engine', message: "unknown I/O engine 'turbo'; expected one of auto, io_uring, thread-pool" },
       { field: 'devices[0].cache', message: "unknown cache mode 'none'; expected one of writeback, writethrough, unsafe" },
     ]);
     expect(issuesOf(block('read_only: true\ndiscard: true'))).toEqual([
