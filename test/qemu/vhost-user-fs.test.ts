@@ -76,8 +76,17 @@ function virtioFsDevice(): string | undefined {
   return fs.readdirSync(root).find((d) => Number(fs.readFileSync(`${root}/${d}/device`, 'utf8').trim()) === 26);
 }
 
+/**
+ * Bound and live: the driver link appears before probe() runs (the kernel adds it first), so
+ * wait for DRIVER_OK too; the virtiofs instance (its tag) exists only once probe() is done.
+ */
 function boundToVirtiofs(dev: string): boolean {
-  return fs.existsSync(`/sys/bus/virtio/drivers/virtiofs/${dev}`);
+  if (!fs.existsSync(`/sys/bus/virtio/drivers/virtiofs/${dev}`)) return false;
+  try {
+    return (Number(fs.readFileSync(`/sys/bus/virtio/devices/${dev}/status`, 'utf8').trim()) & 4) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 describe.skipIf(skipReason !== undefined)('vhost_user: virtiofsd serving the guest’s virtiofs through baoctl run', () => {
