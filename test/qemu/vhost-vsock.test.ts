@@ -64,8 +64,17 @@ function vsockDevice(): string | undefined {
   return fs.readdirSync(root).find((d) => Number(fs.readFileSync(`${root}/${d}/device`, 'utf8').trim()) === 19);
 }
 
+/** The virtio driver of vsock (its module's name). */
+const DRIVER = 'vmw_vsock_virtio_transport';
+
+/** Bound and live: the driver link appears before probe() runs, so wait for DRIVER_OK too. */
 function bound(dev: string): boolean {
-  return fs.existsSync(`/sys/bus/virtio/drivers/virtio_vsock/${dev}`);
+  if (!fs.existsSync(`/sys/bus/virtio/drivers/${DRIVER}/${dev}`)) return false;
+  try {
+    return (Number(fs.readFileSync(`/sys/bus/virtio/devices/${dev}/status`, 'utf8').trim()) & 4) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 /** One exchange: the frontend sends `size` random bytes to a backend listener, which answers. */
@@ -124,8 +133,8 @@ describe.skipIf(skipReason !== undefined)('vhost: kernel vhost-vsock serving the
 
   it('stops and restarts the vhost device across the driver’s unbind and bind', async () => {
     const dev = vsockDevice()!;
-    execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `echo ${dev} > /sys/bus/virtio/drivers/virtio_vsock/unbind`], { timeout: 30_000 });
-    execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `echo ${dev} > /sys/bus/virtio/drivers/virtio_vsock/bind`], { timeout: 30_000 });
+    execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `echo ${dev} > /sys/bus/virtio/drivers/${DRIVER}/unbind`], { timeout: 30_000 });
+    execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', `echo ${dev} > /sys/bus/virtio/drivers/${DRIVER}/bind`], { timeout: 30_000 });
     await waitFor(() => bound(dev), 30_000, 'virtio_vsock to bind again');
     await exchange(5001, 64 * 1024);
   }, 120_000);

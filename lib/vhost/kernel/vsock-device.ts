@@ -25,10 +25,18 @@ const RING_EVENT_IDX = 1n << 29n;
 const VSOCK_F_SEQPACKET = 1n << 1n;
 const OFFER = RING_INDIRECT_DESC | RING_EVENT_IDX | VSOCK_F_SEQPACKET;
 
+/** The ioctls this device makes (VhostFd; a recording double in tests). */
+export type VhostVsockOps = Pick<
+  VhostFd,
+  'path' | 'getFeatures' | 'setFeatures' | 'setMemTable' | 'setVringNum' | 'setVringBase' | 'getVringBase' | 'setVringAddr' | 'setVringKick' | 'setVringCall' | 'setGuestCid' | 'setRunning' | 'close'
+>;
+
 export interface KernelVsockOptions {
   readonly guestCid: bigint;
   readonly log?: Logger;
   readonly path?: string;
+  /** An already opened vhost device (default: open `path`). */
+  readonly vhost?: VhostVsockOps;
 }
 
 export interface KernelVsockMetrics {
@@ -52,7 +60,7 @@ export class KernelVsockDevice implements VirtioDevice {
   private readonly kickBuf = Buffer.alloc(8);
 
   private constructor(
-    private readonly vhost: VhostFd,
+    private readonly vhost: VhostVsockOps,
     readonly guestCid: bigint,
     kernelFeatures: bigint,
     log: Logger,
@@ -69,7 +77,7 @@ export class KernelVsockDevice implements VirtioDevice {
    * vhost refuses a CID that transport already holds.
    */
   static open(options: KernelVsockOptions): KernelVsockDevice {
-    const vhost = VhostFd.open(options.path ?? VHOST_VSOCK_PATH);
+    const vhost = options.vhost ?? VhostFd.open(options.path ?? VHOST_VSOCK_PATH);
     try {
       const kernel = vhost.getFeatures();
       if ((kernel & VERSION_1) === 0n) throw new Error(`${vhost.path} does not offer VERSION_1`);
