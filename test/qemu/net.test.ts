@@ -236,9 +236,10 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     const rxFrames = after.rxFrames! - before.rxFrames!;
     const txFrames = after.txFrames! - before.txFrames!;
     console.log(`net metrics after the transfers: ${JSON.stringify(after)}`);
-    // 70 MiB each way in 1500-byte frames would be ~49000 frames: TSO/GSO makes them far fewer.
-    expect((after.rxBytes! - before.rxBytes!) / rxFrames).toBeGreaterThan(3000);
-    expect((after.txBytes! - before.txBytes!) / txFrames).toBeGreaterThan(3000);
+    // Without TSO/GSO no frame exceeds 1514 bytes (MTU 1500 plus the Ethernet header), so an
+    // average above that, ACKs included, means large segments crossed whole.
+    expect((after.rxBytes! - before.rxBytes!) / rxFrames).toBeGreaterThan(1514);
+    expect((after.txBytes! - before.txBytes!) / txFrames).toBeGreaterThan(1514);
     expect(after.rxMergedBuffers! - before.rxMergedBuffers!).toBeGreaterThan(0);
     const pairsUsed = [0, 1].filter((p) => (after[`rxFramesPair${p}`] ?? 0) + (after[`txFramesPair${p}`] ?? 0) > 0);
     expect(pairsUsed, JSON.stringify(after)).toEqual([0, 1]);
