@@ -212,7 +212,8 @@ describe('VhostUserDevice', () => {
     await until(() => backends.length === 2 && device.connected);
     await driver.reset();
     driver.init();
-    await until(() => backends[1]!.vring(1).enabled === true);
+    // The activation is counted once its last message is answered, after the ring is enabled.
+    await until(() => backends[1]!.vring(1).enabled === true && device.metrics.activations === 2);
     expect(driver.status() & (DRIVER_OK | DEVICE_NEEDS_RESET)).toBe(DRIVER_OK);
     expect(device.metrics).toMatchObject({ connects: 2, disconnects: 1, activations: 2 });
   });
