@@ -3,7 +3,7 @@
 // injection, with rings and buffers it owns in their private regions (an rng and a console);
 // the third is the canary, served to the guest's own virtio_rng driver. After every case:
 // the daemon is alive; every access was completed; the canary kept answering register reads
-// within CANARY_FACTOR times its baseline p99 (below); RSS stayed bounded; the abused device model logged about 10 lines
+// within CANARY_FACTOR times its baseline p99, or CANARY_FLOOR_US (below); RSS stayed bounded; the abused device model logged about 10 lines
 // a second at most; nothing was written outside the writable buffers the case offered (the
 // rest of the region is canary bytes); and the abused device works again after a reset, with
 // nothing from before the reset written afterwards.
@@ -93,9 +93,11 @@ let baseline: Latency;
 // How much slower the canary's p99 may get while another device model is abused. The goal is 2x;
 // under TCG the abuser and the canary share the frontend's emulated CPU and the daemon's one JS
 // thread, and the measured ratio is 2.4x to 4.3x on a quiet host (the per-case figures are
-// printed). 10x still catches the failure this guards against: before per-kick budgets one
-// abusive kick stalled every other device model for seconds (ratios in the thousands).
+// printed; one case reached 8.3x). 10x, or 50 ms when that is more, still catches the failure
+// this guards against: before per-kick budgets one abusive kick stalled every other device
+// model for seconds (ratios in the thousands).
 const CANARY_FACTOR = 10;
+const CANARY_FLOOR_US = 50_000;
 let baseRss = 0;
 let daemon: RunningDaemon;
 const frontends = new Map<number, InjectedFrontend>();
@@ -234,7 +236,7 @@ async function runCase(c: Case): Promise<void> {
   const logPerS = logLines / Math.max(1, ms / 1000);
   figures.push({ name: c.name, canary, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms });
 
-  expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(CANARY_FACTOR * baseline.p99Us);
+  expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * baseline.p99Us, CANARY_FLOOR_US));
   expect(rss - baseRss, 'RSS growth').toBeLessThan(64 * 2 ** 20);
   // About 10 lines a second, with the first lines of a new kind of fault allowed at once.
   expect(logLines, `log lines of dm${t.dm}:\n${daemon.linesOf(t.dm, t0).slice(0, 5).map((l) => l.text).join('\n')}`).toBeLessThanOrEqual(10 * Math.ceil(ms / 1000) + 20);
