@@ -238,8 +238,10 @@ async function runCase(c: Case): Promise<void> {
 
   expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * baseline.p99Us, CANARY_FLOOR_US));
   expect(rss - baseRss, 'RSS growth').toBeLessThan(64 * 2 ** 20);
-  // About 10 lines a second, with the first lines of a new kind of fault allowed at once.
-  expect(logLines, `log lines of dm${t.dm}:\n${daemon.linesOf(t.dm, t0).slice(0, 5).map((l) => l.text).join('\n')}`).toBeLessThanOrEqual(10 * Math.ceil(ms / 1000) + 20);
+  // About 10 lines a second: the transport's limiter allows 10/s with a burst of 20 and adds a
+  // "suppressed" summary every 5 s, and the device model's own lines (activation, the request
+  // loop) come on top, hence 12/s.
+  expect(logLines, `log lines of dm${t.dm}:\n${daemon.linesOf(t.dm, t0).slice(0, 5).map((l) => l.text).join('\n')}`).toBeLessThanOrEqual(12 * Math.ceil(ms / 1000) + 20);
   expect(strayWrites(ref, fe.mem, allowed), 'writes outside the offered writable buffers').toEqual([]);
   await recover(fe, t);
   expect((await readHwrng(16)).length, 'the canary\u2019s own driver still reads entropy').toBe(16);
