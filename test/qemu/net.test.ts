@@ -139,10 +139,29 @@ function spawnInNs(ns: string, argv: string[]): { done: Promise<string>; child: 
   return { done, child };
 }
 
+function listening(child: ChildProcess, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`the transfer listener did not listen within ${ms} ms: ${seen}`)), ms);
+    child.stderr?.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(); // its own exit status is reported by `done`
+    });
+  });
+}
+
 /** Both directions at once: `mib` MiB from the tap side and from the guest, hashes checked. */
 async function transfer(mib: number, port: number): Promise<void> {
   const server = spawnInNs(TAP_NS, [process.execPath, TRANSFER, 'listen', TAP_IP, String(port), String(mib), 'from-tap']);
-  await new Promise((r) => setTimeout(r, 1500));
+  // The listener says "listening" on stderr once bound; the client also retries a refused connect.
+  await listening(server.child, 60_000);
   const client = spawnInNs(GUEST_NS, [process.execPath, TRANSFER, 'connect', TAP_IP, String(port), String(mib), 'from-guest']);
   const [s, c] = await Promise.all([server.done, client.done]);
   const atServer = JSON.parse(s.trim().split('\n').pop()!) as { received: number; sha256: string };

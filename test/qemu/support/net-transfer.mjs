@@ -66,5 +66,22 @@ if (mode === 'listen') {
   });
   server.listen(port, host, () => console.error('listening'));
 } else {
-  const socket = net.connect({ port, host, allowHalfOpen: true }, () => run(socket));
+  // The listener runs in another process that may not be listening yet on a loaded machine:
+  // retry a refused connection for up to 60 s rather than fail the transfer.
+  const deadline = Date.now() + 60_000;
+  const attempt = () => {
+    const socket = net.connect({ port, host, allowHalfOpen: true }, () => {
+      socket.removeListener('error', refused);
+      run(socket);
+    });
+    const refused = (e) => {
+      if (e.code === 'ECONNREFUSED' && Date.now() < deadline) setTimeout(attempt, 200);
+      else {
+        console.error(String(e));
+        process.exit(1);
+      }
+    };
+    socket.once('error', refused);
+  };
+  attempt();
 }
