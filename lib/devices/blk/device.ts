@@ -9,20 +9,22 @@
 // it completes. The cache mode changes that: `writethrough` always writes through, `unsafe`
 // never syncs (scratch disks).
 //
-// Fairness: one notification serves at most serve-budget.ts's chainsPerTurn() chains, then
-// the queue is served again from setImmediate, so other device models in the process run.
+// Fairness: each queue is served by a QueueWorker (lib/virtio/queue-worker.ts), the mechanism
+// every device shares: at most 64 chains are started per run, then the rest is served from
+// setImmediate so other device models in the process run; completions settling together
+// share one interrupt.
 //
 // Reset (and shutdown) waits for the I/O in flight: the engine may still be reading into
 // guest buffers, so reset() returns a promise that resolves only once every request of the
-// old activation has completed; their completions are dropped, never written to a ring the
-// driver may be re-initialising. A queue closed by NEEDS_RESET is treated the same way.
+// old activation has completed (the workers' stop()); their completions are dropped, neither
+// the status byte nor a used entry is written into a ring the driver may be re-initialising.
+// A queue closed by NEEDS_RESET is treated the same way.
 
 import type { DeviceActivation, VirtioDevice } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
 import { hasFeature, RING_EVENT_IDX, RING_INDIRECT_DESC } from '../../virtio/features.js';
 import { silentLogger, worthLogging, type Logger } from '../../virtio/logger.js';
-import type { SplitQueue } from '../../virtio/split-queue.js';
-import { takeChain } from '../../virtio/take-chain.js';
+import { QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import {
   BLOCK_DEVICE_ID,
   buildConfigSpace,
@@ -43,7 +45,6 @@ import {
 import type { BlkEngine } from './engine.js';
 import { BlkMetrics } from './metrics.js';
 import { encodeSerial, parseRequest, type ByteRange, type RequestLimits, type ZeroRange } from './request.js';
-import { chainsPerTurn, YieldScheduler } from './serve-budget.js';
 
 export const DEFAULT_BLK_QUEUE_SIZE = 256;
 /** The largest number of queues offered (Linux uses at most one per CPU). */
@@ -78,23 +79,24 @@ export interface BlkDeviceOptions {
   readonly segMax?: number;
   readonly sizeMax?: number;
   readonly log?: Logger;
+  /** Per-run budget of each queue's worker (default: 64 chains, no byte limit). */
+  readonly budget?: QueueWorkerBudget;
+  /** Injected scheduling of the workers' continuations (tests). */
+  readonly scheduler?: WorkerScheduler;
 }
 
 interface Active {
-  live: boolean;
   readonly activation: DeviceActivation;
-  readonly queues: readonly (SplitQueue | undefined)[];
-  readonly schedulers: readonly YieldScheduler[];
+  /** One worker per enabled queue (undefined where the driver left a queue off). */
+  readonly workers: readonly (QueueWorker | undefined)[];
   readonly limits: RequestLimits;
   /** Every write is made durable before it completes (see the banner). */
   readonly writeThrough: boolean;
   readonly flushIsNoop: boolean;
-  inFlight: number;
-  drained: (() => void) | undefined;
-  /** Queues with used entries published since their last notification. */
-  readonly dirty: boolean[];
-  notifyHandle: NodeJS.Immediate | undefined;
 }
+
+/** blk's handle() only submits I/O: the byte budget would count data it never touches. */
+const BLK_BUDGET: QueueWorkerBudget = { bytes: Infinity };
 
 export class BlkDevice implements VirtioDevice {
   readonly deviceId = BLOCK_DEVICE_ID;
@@ -112,6 +114,8 @@ export class BlkDevice implements VirtioDevice {
   private readonly segMax: number;
   private readonly sizeMax: number;
   private readonly log: Logger;
+  private readonly budget: QueueWorkerBudget;
+  private readonly scheduler: WorkerScheduler | undefined;
   private state: Active | undefined;
   private resetting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -119,6 +123,8 @@ export class BlkDevice implements VirtioDevice {
   constructor(options: BlkDeviceOptions) {
     this.engine = options.engine;
     this.log = options.log ?? silentLogger;
+    this.budget = { ...BLK_BUDGET, ...options.budget };
+    this.scheduler = options.scheduler;
     this.readOnly = options.readOnly ?? false;
     this.cache = options.cache ?? 'writeback';
     const queues = options.queues ?? 1;
@@ -173,47 +179,46 @@ export class BlkDevice implements VirtioDevice {
   activate(activation: DeviceActivation): void {
     const features = activation.features;
     const flushNegotiated = hasFeature(features, VIRTIO_BLK_F_FLUSH);
-    const queues = activation.queues;
-    const state: Active = {
-      live: true,
-      activation,
-      queues,
-      schedulers: queues.map((_, i) => new YieldScheduler(() => this.serve(state, i))),
-      limits: {
-        capacitySectors: this.capacitySectors,
-        readOnly: this.readOnly,
-        segMax: this.segMax,
-        sizeMax: this.sizeMax,
-        discard: hasFeature(features, VIRTIO_BLK_F_DISCARD),
-        writeZeroes: hasFeature(features, VIRTIO_BLK_F_WRITE_ZEROES),
-        maxDiscardSectors: MAX_DISCARD_SECTORS,
-        maxDiscardSeg: MAX_DISCARD_SEG,
-        maxWriteZeroesSectors: MAX_DISCARD_SECTORS,
-        maxWriteZeroesSeg: MAX_DISCARD_SEG,
-      },
-      writeThrough: this.cache === 'writethrough' || (this.cache === 'writeback' && !flushNegotiated),
-      flushIsNoop: this.cache === 'unsafe',
-      inFlight: 0,
-      drained: undefined,
-      dirty: queues.map(() => false),
-      notifyHandle: undefined,
+    const limits: RequestLimits = {
+      capacitySectors: this.capacitySectors,
+      readOnly: this.readOnly,
+      segMax: this.segMax,
+      sizeMax: this.sizeMax,
+      discard: hasFeature(features, VIRTIO_BLK_F_DISCARD),
+      writeZeroes: hasFeature(features, VIRTIO_BLK_F_WRITE_ZEROES),
+      maxDiscardSectors: MAX_DISCARD_SECTORS,
+      maxDiscardSeg: MAX_DISCARD_SEG,
+      maxWriteZeroesSectors: MAX_DISCARD_SECTORS,
+      maxWriteZeroesSeg: MAX_DISCARD_SEG,
     };
+    const writeThrough = this.cache === 'writethrough' || (this.cache === 'writeback' && !flushNegotiated);
+    const flushIsNoop = this.cache === 'unsafe';
+    const workers = activation.queues.map((queue, queueIndex) => {
+      if (queue === undefined) return undefined;
+      const worker: QueueWorker = new QueueWorker({
+        queue,
+        queueIndex,
+        activation,
+        counters: this.metrics,
+        handler: { handle: (chain) => this.handle(state, worker, chain) },
+        budget: this.budget,
+        ...(this.scheduler ? { scheduler: this.scheduler } : {}),
+      });
+      return worker;
+    });
+    const state: Active = { activation, workers, limits, writeThrough, flushIsNoop };
     this.state = state;
     this.metrics.activations += 1;
     activation.log.info(
-      { engine: this.engine.name, queues: queues.filter((q) => q !== undefined).length, flush: flushNegotiated, writeThrough: state.writeThrough },
+      { engine: this.engine.name, queues: workers.filter((w) => w !== undefined).length, flush: flushNegotiated, writeThrough },
       'block device active',
     );
     // Buffers may have been posted before DRIVER_OK, with their kicks dropped.
-    queues.forEach((q, i) => {
-      if (q !== undefined) this.serve(state, i);
-    });
+    for (const w of workers) w?.kick();
   }
 
   queueNotify(queueIndex: number): void {
-    const state = this.state;
-    if (state === undefined || state.queues[queueIndex] === undefined) return;
-    this.serve(state, queueIndex);
+    this.state?.workers[queueIndex]?.kick();
   }
 
   /** Resolves once no request of the forgotten activation can touch guest memory any more. */
@@ -221,17 +226,18 @@ export class BlkDevice implements VirtioDevice {
     const state = this.state;
     this.state = undefined;
     if (state !== undefined) {
-      state.live = false;
-      for (const s of state.schedulers) s.cancel();
-      if (state.notifyHandle !== undefined) clearImmediate(state.notifyHandle);
       this.metrics.resets += 1;
-      if (state.inFlight > 0) {
-        this.log.info({ inFlight: state.inFlight }, 'reset: waiting for the I/O in flight');
+      const waits = state.workers.map((w) => w?.stop()).filter((p): p is Promise<void> => p !== undefined);
+      if (waits.length > 0) {
+        this.log.info({ inFlight: state.workers.reduce((n, w) => n + (w?.inFlight ?? 0), 0) }, 'reset: waiting for the I/O in flight');
         const previous = this.resetting;
-        const drained = new Promise<void>((resolve) => {
-          state.drained = resolve;
+        const drained = Promise.all(waits).then(() => undefined);
+        const all = previous === undefined ? drained : Promise.all([previous, drained]).then(() => undefined);
+        this.resetting = all;
+        // Forget it once settled, unless a later reset chained onto it.
+        void all.then(() => {
+          if (this.resetting === all) this.resetting = undefined;
         });
-        this.resetting = previous === undefined ? drained : Promise.all([previous, drained]).then(() => undefined);
       }
     }
     return this.resetting;
@@ -246,42 +252,17 @@ export class BlkDevice implements VirtioDevice {
     return this.closing;
   }
 
-  private serve(state: Active, queueIndex: number): void {
-    const queue = state.queues[queueIndex];
-    if (!state.live || queue === undefined || queue.closed) return;
-    let budget = chainsPerTurn(queue.size);
-    queue.disableNotification();
-    for (;;) {
-      while (budget > 0) {
-        const chain = takeChain(queue, queueIndex, state.activation, this.metrics);
-        if (chain === null) break;
-        budget -= 1;
-        this.start(state, queue, queueIndex, chain);
-      }
-      if (!state.live || queue.closed) break;
-      if (budget === 0) {
-        // Come back next turn, notifications still off: the ring is not drained yet.
-        this.metrics.budgetYields += 1;
-        state.schedulers[queueIndex]!.schedule();
-        break;
-      }
-      // Re-arm kicks, then re-check: buffers that raced with re-arming must not be missed.
-      if (!queue.enableNotification()) break;
-    }
-    // Chains returned by takeChain or rejected at once need their interrupt too.
-    this.flushNotify(state);
-  }
-
-  private start(state: Active, queue: SplitQueue, queueIndex: number, chain: DescriptorChain): void {
+  /** One chain: the used length now (answered without I/O), or a Promise of it. */
+  private handle(state: Active, worker: QueueWorker, chain: DescriptorChain): number | Promise<number> {
     const request = parseRequest(chain, state.limits);
     const head = chain.head;
+    const queueIndex = worker.queueIndex;
     const log = state.activation.log;
     switch (request.kind) {
       case 'unanswerable':
         this.metrics.unanswerable += 1;
         if (worthLogging(this.metrics.unanswerable)) log.warn({ queue: queueIndex, head }, 'guest fault: block request without a writable status byte; returned unused');
-        this.publish(state, queue, queueIndex, head, 0);
-        return;
+        return 0;
       case 'reject': {
         if (request.reason === 'unsupported') {
           this.metrics.unsupported += 1;
@@ -293,8 +274,7 @@ export class BlkDevice implements VirtioDevice {
           if (worthLogging(n)) log.warn({ queue: queueIndex, head, type: request.type, kind: request.reason }, 'guest fault: malformed block request; answered IOERR');
         }
         request.statusByte[0] = request.status;
-        this.publish(state, queue, queueIndex, head, 1);
-        return;
+        return 1;
       }
       case 'get-id': {
         this.metrics.getIds += 1;
@@ -306,47 +286,41 @@ export class BlkDevice implements VirtioDevice {
           copied += n;
         }
         request.statusByte[0] = VIRTIO_BLK_S_OK;
-        this.publish(state, queue, queueIndex, head, copied + 1);
-        return;
+        return copied + 1;
       }
       case 'read':
         this.metrics.reads += 1;
-        this.begin(state);
-        this.engine.read(request.views, request.offset, (err) => {
-          if (!err) this.metrics.readBytes += request.length;
-          this.finish(state, queue, queueIndex, head, request.statusByte, err, request.length + 1);
-        });
-        return;
+        return this.submit(state, worker, head, request.statusByte, request.length + 1, (done) =>
+          this.engine.read(request.views, request.offset, (err) => {
+            if (!err) this.metrics.readBytes += request.length;
+            done(err);
+          }),
+        );
       case 'write':
         this.metrics.writes += 1;
-        this.begin(state);
-        this.engine.write(request.views, request.offset, state.writeThrough, (err) => {
-          if (!err) this.metrics.writtenBytes += request.length;
-          this.finish(state, queue, queueIndex, head, request.statusByte, err, 1);
-        });
-        return;
+        return this.submit(state, worker, head, request.statusByte, 1, (done) =>
+          this.engine.write(request.views, request.offset, state.writeThrough, (err) => {
+            if (!err) this.metrics.writtenBytes += request.length;
+            done(err);
+          }),
+        );
       case 'flush':
         this.metrics.flushes += 1;
-        this.begin(state);
-        if (state.flushIsNoop) setImmediate(() => this.finish(state, queue, queueIndex, head, request.statusByte, null, 1));
-        else this.engine.flush((err) => this.finish(state, queue, queueIndex, head, request.statusByte, err, 1));
-        return;
+        if (state.flushIsNoop) {
+          request.statusByte[0] = VIRTIO_BLK_S_OK;
+          return 1;
+        }
+        return this.submit(state, worker, head, request.statusByte, 1, (done) => this.engine.flush(done));
       case 'discard':
         this.metrics.discards += 1;
-        this.begin(state);
-        this.eachRange(request.ranges, (r, done) => this.engine.discard(r.offset, r.length, done), (err) =>
-          this.finish(state, queue, queueIndex, head, request.statusByte, err, 1),
+        return this.submit(state, worker, head, request.statusByte, 1, (done) =>
+          this.eachRange(request.ranges, (r, next) => this.engine.discard(r.offset, r.length, next), done),
         );
-        return;
       case 'write-zeroes':
         this.metrics.writeZeroes += 1;
-        this.begin(state);
-        this.eachRange(
-          request.ranges,
-          (r: ZeroRange, done) => this.engine.writeZeroes(r.offset, r.length, r.unmap, done),
-          (err) => this.finish(state, queue, queueIndex, head, request.statusByte, err, 1),
+        return this.submit(state, worker, head, request.statusByte, 1, (done) =>
+          this.eachRange(request.ranges, (r: ZeroRange, next) => this.engine.writeZeroes(r.offset, r.length, r.unmap, next), done),
         );
-        return;
     }
   }
 
@@ -367,64 +341,43 @@ export class BlkDevice implements VirtioDevice {
     next(null);
   }
 
-  private begin(state: Active): void {
-    state.inFlight += 1;
-    this.metrics.inFlight += 1;
-    if (this.metrics.inFlight > this.metrics.maxInFlight) this.metrics.maxInFlight = this.metrics.inFlight;
-  }
-
-  private finish(
+  /**
+   * Starts the engine's I/O; the Promise settles with the used length when it is done. The
+   * status byte is written only while the activation is live: after a reset or NEEDS_RESET
+   * the chain's memory is no longer the device's to write (the worker publishes nothing then).
+   */
+  private submit(
     state: Active,
-    queue: SplitQueue,
-    queueIndex: number,
+    worker: QueueWorker,
     head: number,
     statusByte: Uint8Array,
-    err: NodeJS.ErrnoException | null,
     okLength: number,
-  ): void {
-    state.inFlight -= 1;
-    this.metrics.inFlight -= 1;
-    if (!state.live || queue.closed) {
-      // The driver reset the device (or it needs a reset): this ring is not ours to write.
-      this.metrics.completionsAfterReset += 1;
-      if (state.inFlight === 0 && state.drained !== undefined) {
-        const drained = state.drained;
-        state.drained = undefined;
-        drained();
-      }
-      return;
-    }
-    let status = VIRTIO_BLK_S_OK;
-    if (err) {
-      const code = typeof err.code === 'string' ? err.code : 'EIO';
-      status = code === 'ENOTSUP' || code === 'EOPNOTSUPP' ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
-      this.metrics.ioErrors += 1;
-      const n = (this.metrics.ioErrorsByCode[code] ?? 0) + 1;
-      this.metrics.ioErrorsByCode[code] = n;
-      if (worthLogging(n)) state.activation.log.error({ queue: queueIndex, head, code, errno: err.errno, err: err.message }, `block I/O failed: ${code}`);
-    }
-    statusByte[0] = status;
-    this.publish(state, queue, queueIndex, head, err ? 1 : okLength);
-    if (state.notifyHandle === undefined) {
-      // Completions arriving in the same loop turn share one interrupt decision per queue.
-      state.notifyHandle = setImmediate(() => {
-        state.notifyHandle = undefined;
-        this.flushNotify(state);
+    start: (done: (err: NodeJS.ErrnoException | null) => void) => void,
+  ): Promise<number> {
+    this.metrics.inFlight += 1;
+    if (this.metrics.inFlight > this.metrics.maxInFlight) this.metrics.maxInFlight = this.metrics.inFlight;
+    return new Promise<number>((resolve) => {
+      start((err) => {
+        this.metrics.inFlight -= 1;
+        if (worker.isStopped || worker.queue.closed) {
+          this.metrics.completionsAfterReset += 1;
+          resolve(0);
+          return;
+        }
+        let status = VIRTIO_BLK_S_OK;
+        if (err) {
+          const code = typeof err.code === 'string' ? err.code : 'EIO';
+          status = code === 'ENOTSUP' || code === 'EOPNOTSUPP' ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+          this.metrics.ioErrors += 1;
+          const n = (this.metrics.ioErrorsByCode[code] ?? 0) + 1;
+          this.metrics.ioErrorsByCode[code] = n;
+          if (worthLogging(n)) {
+            state.activation.log.error({ queue: worker.queueIndex, head, code, errno: err.errno, err: err.message }, `block I/O failed: ${code}`);
+          }
+        }
+        statusByte[0] = status;
+        resolve(err ? 1 : okLength);
       });
-    }
-  }
-
-  private publish(state: Active, queue: SplitQueue, queueIndex: number, head: number, length: number): void {
-    queue.addUsed(head, length);
-    state.dirty[queueIndex] = true;
-  }
-
-  private flushNotify(state: Active): void {
-    if (!state.live) return;
-    for (let i = 0; i < state.dirty.length; i += 1) {
-      if (!state.dirty[i]) continue;
-      state.dirty[i] = false;
-      state.activation.notifyUsed(i);
-    }
+    });
   }
 }

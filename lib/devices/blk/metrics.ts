@@ -28,8 +28,10 @@ export class BlkMetrics {
   maxInFlight = 0;
   /** Completions that arrived after a reset and were dropped (the ring was forgotten). */
   completionsAfterReset = 0;
-  /** Times a queue's service stopped at the budget and yielded to the event loop. */
-  budgetYields = 0;
+  /** Runs of a queue's worker that stopped at the budget and yielded to the event loop. */
+  queueYields = 0;
+  /** Runs that waited for a rate limit (blk sets none; part of the workers' counters). */
+  rateLimitWaits = 0;
   activations = 0;
   resets = 0;
   /** 1 when the io_uring engine serves this device, 0 for the thread pool. */
