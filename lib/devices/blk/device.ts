@@ -45,6 +45,7 @@ import {
 import type { BlkEngine } from './engine.js';
 import { BlkMetrics } from './metrics.js';
 import { encodeSerial, parseRequest, type ByteRange, type RequestLimits, type ZeroRange } from './request.js';
+import { ZeroWriter } from './zeroes.js';
 
 export const DEFAULT_BLK_QUEUE_SIZE = 256;
 /** The largest number of queues offered (Linux uses at most one per CPU). */
@@ -114,6 +115,7 @@ export class BlkDevice implements VirtioDevice {
   private readonly segMax: number;
   private readonly sizeMax: number;
   private readonly log: Logger;
+  private readonly zeroes: ZeroWriter;
   private readonly budget: QueueWorkerBudget;
   private readonly scheduler: WorkerScheduler | undefined;
   private state: Active | undefined;
@@ -124,6 +126,7 @@ export class BlkDevice implements VirtioDevice {
     this.engine = options.engine;
     this.log = options.log ?? silentLogger;
     this.budget = { ...BLK_BUDGET, ...options.budget };
+    this.zeroes = new ZeroWriter(options.engine);
     this.scheduler = options.scheduler;
     this.readOnly = options.readOnly ?? false;
     this.cache = options.cache ?? 'writeback';
@@ -319,7 +322,17 @@ export class BlkDevice implements VirtioDevice {
       case 'write-zeroes':
         this.metrics.writeZeroes += 1;
         return this.submit(state, worker, head, request.statusByte, 1, (done) =>
-          this.eachRange(request.ranges, (r: ZeroRange, next) => this.engine.writeZeroes(r.offset, r.length, r.unmap, next), done),
+          this.eachRange(
+            request.ranges,
+            (r: ZeroRange, next) => {
+              const before = this.zeroes.fallbacks;
+              this.zeroes.writeZeroes(r.offset, r.length, r.unmap, state.writeThrough, (err) => {
+                this.metrics.writeZeroesFallbacks += this.zeroes.fallbacks - before;
+                next(err);
+              });
+            },
+            done,
+          ),
         );
     }
   }

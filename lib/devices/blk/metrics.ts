@@ -13,6 +13,8 @@ export class BlkMetrics {
   writeZeroes = 0;
   readBytes = 0;
   writtenBytes = 0;
+  /** WRITE_ZEROES ranges the backing could not zero in place (no ZERO_RANGE): holed or written with zeros (zeroes.ts). */
+  writeZeroesFallbacks = 0;
   /** Requests answered IOERR because the backing failed (see ioErrorsByCode). */
   ioErrors = 0;
   /** Requests of a type the device does not serve, answered UNSUPP. */
