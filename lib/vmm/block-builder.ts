@@ -8,6 +8,7 @@ import type { BlkEngine } from '../devices/blk/engine.js';
 import { IoUringEngine } from '../devices/blk/engines/io-uring.js';
 import { ThreadPoolEngine } from '../devices/blk/engines/thread-pool.js';
 import type { Logger } from '../virtio/logger.js';
+import { currentThreadPoolSize } from './block-threadpool.js';
 import type { BlockDeviceConfig, DeviceConfig } from './config/types.js';
 import type { BuildContext, BuiltDevice } from './device-builder.js';
 
@@ -48,10 +49,16 @@ export async function buildBlockDevice(entry: DeviceConfig, context: BuildContex
         cache: config.cache,
         serial,
         locked: backing.locked,
-        threadpool: process.env['UV_THREADPOOL_SIZE'] ?? '4',
+        threadpool: currentThreadPoolSize(),
       },
       `block device on ${backing.path} (${engine.name} engine)`,
     );
+    if (engine.name === 'thread-pool' && currentThreadPoolSize() < Math.min(8, config.queues * config.queueSize)) {
+      log.warn(
+        { threadpool: currentThreadPoolSize(), queues: config.queues, queueSize: config.queueSize },
+        "libuv's thread pool bounds this disk's I/O in flight; start the daemon through bin/baoctl (it sizes the pool from the config) or set UV_THREADPOOL_SIZE",
+      );
+    }
     const metrics = (): Record<string, number> => device.metrics.snapshot();
     return {
       device,

@@ -1,7 +1,7 @@
 // The engine that works everywhere: node:fs preadv/pwritev/fdatasync on libuv's thread pool,
 // straight into and out of views of the guest's buffers. Each request is one pool job, so the
 // pool's size bounds the I/O really in flight (the default of 4 is small for a disk: bin/baoctl
-// raises UV_THREADPOOL_SIZE before the pool starts, see there). Write-through writes go to a
+// raises UV_THREADPOOL_SIZE from the config before the pool starts, lib/vmm/block-threadpool.ts). Write-through writes go to a
 // second descriptor opened with O_DSYNC, one syscall instead of a write and a sync.
 
 import * as fs from 'node:fs';
