@@ -56,6 +56,10 @@ if [ "$merge" = 1 ]; then
   corpora=("$here/test/fuzz/corpus/$target" "$work/corpus")
 fi
 
+# A target whose fuzz() is async (it awaits the device's promise completions, as blk does) runs
+# in Jazzer's asynchronous mode; the others in the faster --sync mode.
+sync=(--sync)
+grep -q '^export async function fuzz' "test/fuzz/targets/$target.ts" && sync=()
 cli=$here/test/fuzz/engine/node_modules/@jazzer.js/core/dist/cli.js
 module=$here/build/fuzz/test/fuzz/targets/$target.js
 # A private mount namespace: the bind mounts vanish with the run, whatever way it ends.
@@ -70,4 +74,4 @@ exec unshare --mount --propagation private -- bash -c '
     sh -c "cd \"\$0\" && exec \"\$@\"" "$here" "$@"
 ' fuzz "$root" "$here" \
   nice -n 10 node --expose-gc --no-warnings "$cli" "$module" "${corpora[@]}" \
-  --sync --includes /build/fuzz/lib/ --excludes node_modules -- "${flags[@]}"
+  "${sync[@]}" --includes /build/fuzz/lib/ --excludes node_modules -- "${flags[@]}"
