@@ -67,7 +67,7 @@ if stale "$img/base.cpio" "$node_bin" "$busybox_bin" "$here/guest" "$0"; then
 fi
 
 # ---- modules layer
-kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virtio_blk.ko
+kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virtio_blk.ko drivers/block/loop.ko
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko

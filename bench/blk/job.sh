@@ -1,0 +1,110 @@
+# Guest job of bench/blk/run.sh (runs as /job.sh in /project, busybox sh, under qemu/run.sh).
+# One `baoctl run` serves two virtio-blk disks of the same size, each over its own image file
+# in the guest's RAM: DM 0 with the io_uring engine, DM 1 with the thread-pool engine. The same
+# fio jobs (direct I/O, libaio) then run, interleaved target by target, on:
+#   uring       /dev/vdX served by node-bao, io_uring engine
+#   threadpool  /dev/vdY served by node-bao, thread-pool engine
+#   loop        /dev/loop0 over the io_uring disk's image: the kernel's own block path (the limit)
+#   file        the image file itself (buffered: tmpfs has no O_DIRECT; the page cache is the floor)
+# BENCH_RUNTIME (seconds per job) and BENCH_ROUNDS are prepended by the wrapper. Results:
+# /tmp/blk-bench.txt, lines "result <job> <target> <round> <iops> <KiB/s>".
+set -u
+RUNTIME=${BENCH_RUNTIME:-5}
+ROUNDS=${BENCH_ROUNDS:-1}
+D=/sys/kernel/debug/bao-sim
+OUT=/tmp/blk-bench.txt
+SIZE_MB=256
+
+fail() { echo "bench: $*" >&2; exit 1; }
+
+modprobe virtio_blk || fail "modprobe virtio_blk"
+modprobe loop || fail "modprobe loop"
+modprobe bao_sim ndms=2 frontends=0,1 || fail "modprobe bao_sim"
+base() { awk '$1 == "mmio_base" {print $2}' $D/dm$1/info; }
+
+for f in /tmp/bench-uring.img /tmp/bench-tp.img; do
+  dd if=/dev/urandom of=$f bs=1M count=$SIZE_MB status=none || fail "making $f"
+done
+cat > /tmp/bench-blk.yaml <<YAML
+devices:
+  - id: 0
+    type: block
+    mmio_addr: $(base 0)
+    data_plane: virtio
+    file_path: /tmp/bench-uring.img
+    serial: bench-uring
+    engine: io_uring
+  - id: 1
+    type: block
+    mmio_addr: $(base 1)
+    data_plane: virtio
+    file_path: /tmp/bench-tp.img
+    serial: bench-tp
+    engine: thread-pool
+YAML
+
+# Bao's two VMs on their own CPUs, as the QEMU suite plays them: frontend (fio) on CPU 0, the
+# backend (node-bao) on CPU 1.
+back=""
+front=""
+if [ "$(nproc)" -ge 2 ]; then
+  bao-cpu-split 0
+  back="taskset -c 1"
+  front="taskset -c 0"
+fi
+$back node bin/baoctl run -c /tmp/bench-blk.yaml --log-level info --log-format json --status-socket none > /tmp/baoctl-blk.log 2>&1 &
+pid=$!
+
+disk() { # serial -> vdX
+  for s in /sys/block/vd*/serial; do
+    [ -f "$s" ] && [ "$(cat "$s")" = "$1" ] && { basename "$(dirname "$s")"; return; }
+  done
+}
+i=0
+while [ -z "$(disk bench-uring)" ] || [ -z "$(disk bench-tp)" ]; do
+  i=$((i + 1))
+  [ $i -gt 360 ] && { cat /tmp/baoctl-blk.log; fail "the disks did not appear"; }
+  kill -0 $pid 2>/dev/null || { cat /tmp/baoctl-blk.log; fail "baoctl exited"; }
+  sleep 0.5
+done
+vu=/dev/$(disk bench-uring)
+vt=/dev/$(disk bench-tp)
+losetup /dev/loop0 /tmp/bench-uring.img || fail "losetup"
+grep -o '"threadpool":[0-9]*' /tmp/baoctl-blk.log | head -n1 | sed 's/^/# /' > $OUT
+echo "# disks: uring $vu, threadpool $vt, loop /dev/loop0, file /tmp/bench-uring.img; runtime ${RUNTIME}s x $ROUNDS rounds" >> $OUT
+
+# job name, fio arguments
+run_job() {
+  name=$1; shift
+  r=1
+  while [ $r -le $ROUNDS ]; do
+    for t in uring threadpool loop file; do
+      case $t in
+        uring) dev=$vu; direct=1 ;;
+        threadpool) dev=$vt; direct=1 ;;
+        loop) dev=/dev/loop0; direct=1 ;;
+        file) dev=/tmp/bench-uring.img; direct=0 ;;
+      esac
+      $front fio --name=$name --filename=$dev --direct=$direct --ioengine=libaio --size=${SIZE_MB}M \
+        --time_based --runtime=$RUNTIME --ramp_time=1 --group_reporting --output-format=json "$@" > /tmp/fio.json 2>/tmp/fio.err \
+        || { cat /tmp/fio.err; fail "fio $name on $t"; }
+      node -e '
+        const j = JSON.parse(require("fs").readFileSync("/tmp/fio.json", "utf8")).jobs[0];
+        const io = j.read.io_bytes > 0 ? j.read : j.write;
+        console.log(`result ${process.argv[1]} ${process.argv[2]} ${process.argv[3]} ${io.iops.toFixed(0)} ${io.bw}`);
+      ' "$name" "$t" "$r" >> $OUT
+    done
+    r=$((r + 1))
+  done
+}
+run_job randread-4k-qd1 --rw=randread --bs=4k --iodepth=1
+run_job randread-4k-qd32 --rw=randread --bs=4k --iodepth=32
+run_job randwrite-4k-qd32 --rw=randwrite --bs=4k --iodepth=32
+run_job read-1m-qd4 --rw=read --bs=1M --iodepth=4
+run_job write-1m-qd4 --rw=write --bs=1M --iodepth=4
+
+losetup -d /dev/loop0
+kill $pid
+wait $pid
+grep -o '"maxInFlight":[0-9]*' /tmp/baoctl-blk.log | sed 's/^/# /' >> $OUT
+bao-export $OUT blk-bench.txt

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/blk/run.sh: virtio-blk throughput in the Bao-equivalent guest (qemu/). fio (Debian's,
+# shipped into the guest's job layer with its libraries) runs the same jobs, interleaved, on a
+# disk node-bao serves with the io_uring engine, one it serves with the thread-pool engine, a
+# loop device over the same image (the kernel's own block path, direct I/O: the limit) and the
+# image file itself (buffered, the page cache: the floor of anything), in one boot; it prints
+# IOPS and throughput per job and target with the ratios to the loop device and to the file.
+#
+# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>]
+# Defaults: --runtime 5 --rounds 1 --smp 2 (about 4 minutes under TCG, plus the image build).
+# Needs `npm run build`; fio is installed on the host by qemu/provision.sh.
+# Output: the table on stdout; raw lines in .cache/bench/blk/blk-bench.txt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+runtime=5
+rounds=1
+smp=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runtime) runtime=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
+    *) echo "bench/blk: unknown argument '$1' (see the header)" >&2; exit 2 ;;
+  esac
+done
+for need in dist build/Release/bao.node; do
+  [ -e "$need" ] || { echo "bench/blk: $need is missing: run 'npm run build' first" >&2; exit 1; }
+done
+mkdir -p "$repo/qemu/out"
+(
+  flock 9
+  bash qemu/provision.sh >/dev/null
+  make -s -C qemu/bao-sim >/dev/null
+  bash qemu/build-image.sh
+) 9>"$repo/qemu/out/.build.lock"
+fio_bin=$(command -v fio) || { echo "bench/blk: fio is not installed (qemu/provision.sh installs it)" >&2; exit 1; }
+
+# fio and every library it links, at the same paths in the guest.
+files=(--file "$fio_bin:/usr/bin/fio")
+for lib in $(ldd "$fio_bin" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+  files+=(--file "$(readlink -f "$lib"):$lib")
+done
+
+results="$repo/.cache/bench/blk"
+rm -rf "$results"
+mkdir -p "$results"
+job=$(mktemp)
+trap 'rm -f "$job"' EXIT
+{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; cat "$here/job.sh"; } > "$job"
+
+set +e
+bash qemu/run.sh --name bench-blk --quiet --smp "$smp" --mem 2G --timeout 1800 --export-dir "$results" \
+  "${files[@]}" --script "$job"
+rc=$?
+set -e
+raw="$results/blk-bench.txt"
+if [ "$rc" != 0 ] || [ ! -f "$raw" ]; then
+  echo "bench/blk: the guest job failed ($rc); see the log under qemu/out/logs/" >&2
+  exit 1
+fi
+
+accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
+echo "node-bao virtio-blk with fio (direct, libaio): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), guest ${BAO_QEMU_ACCEL:-$accel} smp $smp"
+grep '^#' "$raw" | sed 's/^# */  /'
+# result <job> <target> <round> <iops> <KiB/s>: medians over rounds, ratios to loop and file.
+awk '
+  /^result / {
+    k = $2 SUBSEP $3; n[k]++; iops[k, n[k]] = $5; bw[k, n[k]] = $6
+    if (!($2 in seen)) { seen[$2] = 1; jobs[++nj] = $2 }
+  }
+  function median(a, k, c,    i, j, t, v) {
+    for (i = 1; i <= c; i++) v[i] = a[k, i]
+    for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+  }
+  END {
+    printf "\n%-18s %-11s %9s %10s %9s %9s\n", "job", "target", "IOPS", "MiB/s", "vs loop", "vs file"
+    split("uring threadpool loop file", order, " ")
+    for (i = 1; i <= nj; i++) {
+      jb = jobs[i]
+      for (t = 1; t <= 4; t++) { k = jb SUBSEP order[t]; if (k in n) { mi[order[t]] = median(iops, k, n[k]); mb[order[t]] = median(bw, k, n[k]) } }
+      for (t = 1; t <= 4; t++) {
+        tg = order[t]; k = jb SUBSEP tg; if (!(k in n)) continue
+        printf "%-18s %-11s %9d %10.1f %8.2fx %8.2fx\n", (t == 1 ? jb : ""), tg, mi[tg], mb[tg] / 1024,
+          (mi["loop"] > 0 ? mi[tg] / mi["loop"] : 0), (mi["file"] > 0 ? mi[tg] / mi["file"] : 0)
+      }
+    }
+    q1 = "randread-4k-qd1" SUBSEP "uring"; q32 = "randread-4k-qd32" SUBSEP "uring"
+    if ((q1 in n) && (q32 in n)) printf "\nio_uring engine: QD32 / QD1 random-read IOPS = %.2fx\n", median(iops, q32, n[q32]) / median(iops, q1, n[q1])
+    q1 = "randread-4k-qd1" SUBSEP "threadpool"; q32 = "randread-4k-qd32" SUBSEP "threadpool"
+    if ((q1 in n) && (q32 in n)) printf "thread-pool engine: QD32 / QD1 random-read IOPS = %.2fx\n", median(iops, q32, n[q32]) / median(iops, q1, n[q1])
+  }' "$raw"
