@@ -1,0 +1,192 @@
+// Power loss, as far as one machine can play it: what the guest fsync'ed through virtio-blk must
+// be on the backing store when fsync returns, not only in the backend's page cache.
+//
+// The disk's backing is a block device, /dev/loop0, over a file (the "store"). The daemon writes
+// into loop0's page cache (cache: writeback, FLUSH negotiated), so a write reaches the store only
+// when that cache is written back: here only by the daemon's own flush, since the test turns
+// periodic and background writeback off and holds loop0 open (its last close would sync it).
+// The guest writes A and fsyncs it (virtio_blk sends FLUSH), writes B without fsync, and the
+// daemon is killed with SIGKILL the moment the guest's dd returns. The store, read as a file,
+// then must hold A; B is the control: it must not be there yet, which shows the check can tell
+// "durable" from "accepted". Then a new daemon serves the disk again (the driver unbound and
+// bound: a device reset) and the guest reads A back through it.
+//
+// What it proves: a completed FLUSH means fdatasync on the backing ordered after every write
+// completed before it (the data left the backend's page cache for the device below), and no
+// fsync'ed data lives only in the killed process. What it does not: the lower device's own
+// volatile cache or a real power cut (loop0's store is RAM here, and the whole machine keeps
+// running); QEMU's disk cache modes; data the guest did not fsync (it may be lost, as on any
+// disk with a write cache).
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+
+const BACKEND_CPU = '1';
+const FRONTEND_CPU = '0';
+// Opt-in (NODE_BAO_BLK_POWER_LOSS=1) until it has passed in the test machine: written when the
+// shared QEMU machine had no free slot to run it in (its premise, loop0's page cache reaching the
+// store only on fdatasync, was checked on the host's kernel).
+const optIn = process.env.NODE_BAO_BLK_POWER_LOSS === '1' ? undefined : 'the power-loss test runs only with NODE_BAO_BLK_POWER_LOSS=1 (not yet run in the test machine)';
+const skip = guestSkipReason ?? optIn ?? (os.cpus().length < 2 ? 'the power-loss test needs 2 CPUs (frontend and backend)' : undefined);
+if (guestSkipReason === undefined && skip !== undefined) console.warn(`skipped: ${skip}`);
+
+const STORE = '/tmp/blk-pl-store.img';
+const LOOP = '/dev/loop0';
+const CONFIG = '/tmp/node-bao-blk-pl.yaml';
+const A = '/tmp/blk-pl-a';
+const B = '/tmp/blk-pl-b';
+const A_BYTES = 4 << 20;
+const B_OFFSET = 16 << 20;
+const B_BYTES = 1 << 20;
+const SYSCTLS = ['dirty_writeback_centisecs', 'dirty_expire_centisecs', 'dirty_background_ratio', 'dirty_ratio'] as const;
+
+function frontend(cmd: string, timeout = 120_000): string {
+  try {
+    return execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', cmd], { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; status?: number };
+    throw new Error(`'${cmd}' failed (${e.status}): ${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+function diskBySerial(serial: string): string | undefined {
+  for (const name of fs.readdirSync('/sys/block')) {
+    if (!name.startsWith('vd')) continue;
+    try {
+      if (fs.readFileSync(`/sys/block/${name}/serial`, 'utf8').trim() === serial) return name;
+    } catch {
+      // not probed yet
+    }
+  }
+  return undefined;
+}
+
+interface Daemon {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly exited: Promise<number | null>;
+}
+
+function startDaemon(): Daemon {
+  const child = spawn('taskset', ['-c', BACKEND_CPU, process.execPath, 'bin/baoctl', 'run', CONFIG, '--log-format', 'json', '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+function sha(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** `length` bytes of the store at `offset`, read as a plain file (not through loop0). */
+function storeBytes(offset: number, length: number): Buffer {
+  const fd = fs.openSync(STORE, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    fs.readSync(fd, buf, 0, length, offset);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe.skipIf(skip !== undefined)('virtio-blk power loss: fsync’ed data is on the backing store', () => {
+  let daemon: Daemon | undefined;
+  let holdFd: number | undefined;
+  const saved = new Map<string, string>();
+  let disk = '';
+
+  beforeAll(async () => {
+    for (const m of ['virtio_blk', 'loop']) execFileSync('modprobe', [m]);
+    for (const s of SYSCTLS) saved.set(s, fs.readFileSync(`/proc/sys/vm/${s}`, 'utf8').trim());
+    // Nothing but an explicit sync writes loop0's page cache back to the store.
+    fs.writeFileSync('/proc/sys/vm/dirty_writeback_centisecs', '0');
+    fs.writeFileSync('/proc/sys/vm/dirty_expire_centisecs', '360000');
+    fs.writeFileSync('/proc/sys/vm/dirty_background_ratio', '90');
+    fs.writeFileSync('/proc/sys/vm/dirty_ratio', '95');
+    fs.rmSync(STORE, { force: true });
+    fs.writeFileSync(STORE, '');
+    fs.truncateSync(STORE, 32 << 20);
+    execFileSync('losetup', [LOOP, STORE]);
+    holdFd = fs.openSync(LOOP, 'r');
+    loadBaoSim({ ndms: 1, frontends: [0] });
+    fs.writeFileSync(
+      CONFIG,
+      [
+        'devices:',
+        '  - id: 0',
+        '    type: block',
+        `    mmio_addr: ${dmInfo(0).mmio_base}`,
+        '    data_plane: virtio',
+        `    file_path: ${LOOP}`,
+        '    advertise_flush: true',
+        '    cache: writeback',
+        '    serial: nb-pl',
+        '    engine: io_uring',
+        '',
+      ].join('\n'),
+    );
+    fs.writeFileSync(A, Buffer.from(Array.from({ length: A_BYTES }, (_, i) => (i * 13 + (i >>> 12)) & 0xff)));
+    fs.writeFileSync(B, Buffer.alloc(B_BYTES, 0x5b));
+    daemon = startDaemon();
+    const d = daemon;
+    await waitFor(() => diskBySerial('nb-pl') !== undefined, 90_000, 'the disk to probe').catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${d.output()}`);
+    });
+    disk = diskBySerial('nb-pl')!;
+  }, 180_000);
+
+  afterAll(async () => {
+    if (daemon !== undefined && daemon.child.exitCode === null && daemon.child.signalCode === null) {
+      daemon.child.kill('SIGTERM');
+      await Promise.race([daemon.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    }
+    unloadBaoSim();
+    if (holdFd !== undefined) fs.closeSync(holdFd);
+    try {
+      execFileSync('losetup', ['-d', LOOP]);
+    } catch {
+      // not set up
+    }
+    for (const [s, v] of saved) fs.writeFileSync(`/proc/sys/vm/${s}`, v);
+    fs.rmSync(STORE, { force: true });
+  }, 60_000);
+
+  it('holds every fsync’ed write after the daemon is killed; an unsynced write is not there yet (the control)', async () => {
+    // A, then fsync (FLUSH); B, direct but never synced. The daemon dies as soon as dd returns.
+    frontend(`dd if=${A} of=/dev/${disk} bs=64k oflag=direct conv=fsync status=none`);
+    frontend(`dd if=${B} of=/dev/${disk} bs=64k seek=${B_OFFSET / 65536} oflag=direct status=none`);
+    daemon!.child.kill('SIGKILL');
+    await daemon!.exited;
+    const out = daemon!.output();
+    expect(out).toContain('(io_uring engine)');
+    expect(sha(storeBytes(0, A_BYTES))).toBe(sha(fs.readFileSync(A)));
+    // B was accepted (in loop0's page cache) but not flushed: not on the store.
+    expect(storeBytes(B_OFFSET, B_BYTES).equals(fs.readFileSync(B)), 'the unsynced write reached the store: writeback was not held off, the check proves nothing').toBe(false);
+  }, 180_000);
+
+  it('a new daemon serves the disk again after a driver reset, and the guest reads what it fsync’ed', async () => {
+    daemon = startDaemon();
+    const d = daemon;
+    await waitFor(() => d.output().includes('(io_uring engine)'), 90_000, 'the new daemon to serve the disk').catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${d.output()}`);
+    });
+    const dev = fs.realpathSync(`/sys/block/${disk}/device`).split('/').pop()!;
+    frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/unbind`);
+    frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/bind`);
+    await waitFor(() => diskBySerial('nb-pl') !== undefined, 60_000, 'the disk to come back');
+    disk = diskBySerial('nb-pl')!;
+    const back = frontend(`dd if=/dev/${disk} bs=64k count=${A_BYTES / 65536} iflag=direct status=none | sha256sum`).split(' ')[0];
+    expect(back).toBe(sha(fs.readFileSync(A)));
+  }, 180_000);
+});
