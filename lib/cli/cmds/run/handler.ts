@@ -218,6 +218,13 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         return { ok: false, error: issues.join('; ') };
       }
       for (const w of next.warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
+      // The loggers are made once, at start: a changed `log:` section waits for a restart.
+      if (JSON.stringify(next.config.log) !== JSON.stringify(config.log)) {
+        log.warn(
+          { field: 'log', running: config.log, file: next.config.log },
+          'reload: the log: settings changed, which needs a restart (`systemctl restart node-bao`); they stay as they were, the devices are reloaded',
+        );
+      }
       notifier.reloading();
       try {
         const report = await running.reload(next.config);
