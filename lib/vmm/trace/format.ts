@@ -47,7 +47,7 @@ export function formatTraceEvent(e: TraceEvent, types: TypeNames): string {
     case 'kick':
       return `${head} kick queue ${e.queue}${e.delivered ? '' : ' (dropped: the device is not live)'}`;
     case 'used':
-      return `${head} used queue ${e.queue} idx ${e.usedIdx}, ${e.interrupt ? 'interrupt' : 'no interrupt (suppressed by the driver)'}${e.sinceKickUs === undefined ? '' : `, ${duration(e.sinceKickUs)} after the kick`}`;
+      return `${head} used queue ${e.queue} idx ${e.usedIdx}${e.entries === undefined ? '' : ` (+${e.entries})`}, ${e.interrupt ? 'interrupt' : 'no interrupt (suppressed by the driver)'}${e.sinceKickUs === undefined ? '' : `, ${duration(e.sinceKickUs)} after the kick`}`;
     case 'interrupt':
       return `${head} irq  InterruptStatus ${e.decoded}`;
     case 'fault': {

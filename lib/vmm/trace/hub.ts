@@ -78,6 +78,8 @@ export type TraceEvent =
       readonly dm: number;
       readonly queue: number;
       readonly usedIdx: number;
+      /** Used entries published since this trace's previous `used` event of the queue (absent for its first). */
+      readonly entries?: number;
       readonly interrupt: boolean;
       /** Since the queue's first kick not yet answered by used buffers, in microseconds. */
       readonly sinceKickUs?: number;
@@ -235,6 +237,8 @@ export class DeviceTap implements TransportTrace {
   private readonly arrivals = new Map<IoRequest, number>();
   /** Per queue: when its first unanswered kick came (ms). */
   private readonly kickedAt = new Map<number, number>();
+  /** Per queue: the used idx of the previous `used` event. */
+  private readonly lastUsed = new Map<number, number>();
   private closed = false;
 
   constructor(
@@ -261,6 +265,7 @@ export class DeviceTap implements TransportTrace {
     if (!this.closed) this.source.hot?.resume();
     this.arrivals.clear();
     this.kickedAt.clear();
+    this.lastUsed.clear();
   }
 
   /** The device model stops serving. */
@@ -325,12 +330,15 @@ export class DeviceTap implements TransportTrace {
     const t = now();
     const kicked = this.kickedAt.get(queue);
     this.kickedAt.delete(queue);
+    const previous = this.lastUsed.get(queue);
+    this.lastUsed.set(queue, usedIdx);
     this.hub.publish(this.source.dm, {
       kind: 'used',
       t,
       dm: this.source.dm,
       queue,
       usedIdx,
+      ...(previous === undefined ? {} : { entries: (usedIdx - previous) & 0xffff }),
       interrupt,
       ...(kicked === undefined ? {} : { sinceKickUs: Math.round((t - kicked) * 1000) }),
     });

@@ -137,11 +137,15 @@ describe('the trace hub', () => {
     tap1.notify(1, true);
     tap1.used(1, 5, true);
     tap1.interrupt(R.INTERRUPT_VRING);
+    tap1.used(1, 2, false); // the u16 used idx wrapped: 65533 entries later
     tap0.fault('QUEUE_NUM_INVALID', { offset: 0x38, width: 4 });
-    expect(all.events().slice(1).map((e) => `${e.kind}${'dm' in e ? e.dm : ''}`)).toEqual(['kick0', 'kick1', 'used1', 'interrupt1', 'fault0']);
-    expect(only1.events().slice(1).map((e) => e.kind)).toEqual(['kick', 'used', 'interrupt']);
+    expect(all.events().slice(1).map((e) => `${e.kind}${'dm' in e ? e.dm : ''}`)).toEqual(['kick0', 'kick1', 'used1', 'interrupt1', 'used1', 'fault0']);
+    expect(only1.events().slice(1).map((e) => e.kind)).toEqual(['kick', 'used', 'interrupt', 'used']);
+    expect(only1.events()[4]).toMatchObject({ usedIdx: 2, entries: 65533, interrupt: false });
+    expect(only1.events()[4]).not.toHaveProperty('sinceKickUs');
     const used = only1.events()[2] as Extract<TraceEvent, { kind: 'used' }>;
     expect(used).toMatchObject({ queue: 1, usedIdx: 5, interrupt: true });
+    expect(used).not.toHaveProperty('entries');
     expect(used.sinceKickUs).toBeGreaterThanOrEqual(0);
   });
 
