@@ -107,7 +107,7 @@ mkdir -p prebuilds
 digest=$(sources_digest)
 prebuildify_version=$(node -p 'require("prebuildify/package.json").version' 2>/dev/null || echo unknown)
 script_digest=$(sha256sum "$0" | cut -d' ' -f1)
-cache_root=${NODE_BAO_PREBUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/node-bao/prebuilds}
+cache_root=${NODE_BAO_PREBUILD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/node-bao/prebuilds}
 for t in "${targets[@]}"; do
   tri=$(triplet "$t")
   key=$(printf '%s\n' "$digest" "$("$tri-g++" --version | head -n 1)" "$prebuildify_version" "$script_digest" "$t" | sha256sum | cut -d' ' -f1)
