@@ -131,6 +131,29 @@ describe('baoctl trace', () => {
     expect(err2.text).toMatch(/--dm must be a device model id/);
   });
 
+  it('GET /trace with a bad ?dm= is a 400 that says why; a status server without a hub has no /trace', async () => {
+    const { socket } = await daemon();
+    const answer = (sock: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        get({ socketPath: sock, path: '/trace?dm=one' }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on('error', reject);
+      });
+    expect(await answer(socket)).toEqual({ status: 400, body: 'dm must be a device model id (a whole number), got "one"\n' });
+    const plain = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-trace-')), 'status.sock');
+    const other = await openStatusServer({ path: plain, status: () => STATUS, log: silentLogger });
+    try {
+      expect((await answer(plain)).status).toBe(404);
+      const err = sink();
+      expect(await runTrace({ socket: plain, json: false }, { out: sink(), err })).toBe(1);
+      expect(err.text).toMatch(/this daemon does not serve traces/);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('ends at once on Ctrl-C (the abort signal), exit 0', async () => {
     const { socket, hub } = await daemon();
     const ac = new AbortController();
