@@ -19,6 +19,8 @@ import { formatStatus } from '../virtio/status.js';
 import { HotRegisters } from './hot-registers.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import type { DeviceModelSnapshot } from './status.js';
+import { resumeFromStateFile, type StateFileServing } from './state/resume.js';
+import type { DeviceStateFile } from './state/device-state-file.js';
 
 export interface DeviceModelServerStats {
   /** Trapped accesses answered through ATTACH/COMPLETE. */
@@ -77,6 +79,11 @@ export interface DeviceModelServerOptions {
   readonly resetTimeoutMs?: number;
   /** Answer the hot registers in the native thread (lib/vmm/hot-registers.ts). Default: on, unless NODE_BAO_HOT_REGISTERS=0. */
   readonly hotRegisters?: boolean;
+  /**
+   * The device model's state file (lib/vmm/state): its saved state is resumed at start, each
+   * change is saved, and the native thread journals taken requests there. The server closes it.
+   */
+  readonly stateFile?: DeviceStateFile;
 }
 
 export class DeviceModelServer {
@@ -119,6 +126,7 @@ export class DeviceModelServer {
   private readonly held: IoRequest[] = [];
   /** Requests handed to us and not yet completed (for completePending). */
   private readonly uncompleted = new Set<IoRequest>();
+  private readonly state: StateFileServing | undefined;
 
   private constructor(options: DeviceModelServerOptions) {
     this.handle = options.handle;
@@ -146,8 +154,11 @@ export class DeviceModelServer {
       ? new HotRegisters(options.mmioAddr)
       : undefined;
     this.hot = hot;
+    const stateFile = options.stateFile;
+    const loaded = stateFile?.load();
     this.transport = new MmioTransport(options.device, {
       ...(hot === undefined ? {} : { interruptStatusWord: hot.interruptStatus }),
+      ...(stateFile === undefined ? {} : { state: stateFile }),
       memory,
       interrupt: { signal: () => this.raiseInterrupt(irq) },
       log: options.log,
@@ -170,13 +181,20 @@ export class DeviceModelServer {
       dormant: () => !this.transport.active,
       onMissed: () => this.missedKicks(),
     });
+    // Before the first request: take the device over from the process that died, and complete
+    // the accesses it had taken (their vCPUs wait for them).
+    this.state = stateFile === undefined || loaded === undefined ? undefined : resumeFromStateFile({ file: stateFile, loaded, transport: this.transport, log: this.log });
+    if (this.state !== undefined && this.state.leftovers.length > 0) this.onRequests(this.state.leftovers);
     this.loop = this.handle.attach(
       (requests) => this.onRequests(requests),
       (error) => {
         this.log.error({ err: error }, 'request loop ended');
         end(error);
       },
-      hot === undefined ? {} : { cells: hot.table },
+      {
+        ...(hot === undefined ? {} : { cells: hot.table }),
+        ...(stateFile === undefined ? {} : { journal: stateFile.journal.nativeTable }),
+      },
     );
     // Kicks of an external device never reach us: a watchdog would see only "lost" kicks.
     if (!external) this.watchdog.start();
@@ -206,6 +224,7 @@ export class DeviceModelServer {
    * of the batch is still served.
    */
   private onRequests(requests: readonly IoRequest[]): void {
+    this.state?.testKill?.();
     for (const req of requests) {
       this.stats.requests += 1;
       this.uncompleted.add(req);
@@ -332,9 +351,13 @@ export class DeviceModelServer {
 
   private complete(req: IoRequest, readValue: number): void {
     if (!this.uncompleted.delete(req)) return; // already answered (completePending)
+    const slot = this.state?.journal.find(req) ?? -1;
     try {
+      this.state?.journal.markCompleting(slot);
       this.handle.complete(req, readValue);
+      this.state?.journal.release(slot);
     } catch (err) {
+      this.state?.journal.release(slot);
       // The frontend vCPU is still paused on this request; nothing we can retry safely.
       this.stats.rejectedCompletions += 1;
       if (worthLogging(this.stats.rejectedCompletions)) this.log.error({ err, requestId: req.requestId }, 'COMPLETE failed');
@@ -441,6 +464,8 @@ export class DeviceModelServer {
     this.watchdog.stop();
     await this.loop.stop();
     await this.waiting?.settled;
+    // The image of the live device stays for the next process: the reset below is ours, not the driver's.
+    this.transport.detachState();
     let finished = true;
     try {
       // Status 0 through the transport: its queues are closed at once, so nothing reaches the
@@ -465,7 +490,10 @@ export class DeviceModelServer {
     } catch (err) {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
-    if (finished) await this.handle.close();
+    if (finished) {
+      await this.handle.close();
+      this.state?.file.close();
+    }
     this.countHot();
     this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }

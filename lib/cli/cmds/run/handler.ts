@@ -78,7 +78,7 @@ export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport }
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 
-export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE): Promise<DeviceModelFactory> {
+export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE, extra: { readonly stateDir?: string | undefined } = {}): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
     mod = (await import(specifier)) as Partial<DeviceModelFactoryModule>;
@@ -99,7 +99,7 @@ export async function loadDefaultFactory(log: Logger, specifier: string = FACTOR
       'lib/vmm/bao-device-model-factory.js does not export createDeviceModelFactory(options)',
     );
   }
-  return mod.createDeviceModelFactory({ log });
+  return mod.createDeviceModelFactory({ log, ...(extra.stateDir === undefined ? {} : { stateDir: extra.stateDir }) });
 }
 
 /** Returns the exit code. */
@@ -269,7 +269,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       factory =
         io.factory === undefined
-          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }))
+          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), FACTORY_MODULE, { stateDir: args.stateDir })
           : typeof io.factory === 'function'
             ? await io.factory(root.child({ module: 'dispatcher' }))
             : io.factory;
