@@ -17,6 +17,10 @@ function fresh(): { file: Uint8Array; image: StateImage } {
   return { file, image };
 }
 
+const flip = (file: Uint8Array, at: number): void => {
+  file[at] = (file[at] ?? 0) ^ 0x01;
+};
+
 /** A second process opening the same file. */
 const reopen = (file: Uint8Array): StateImage => new StateImage(file);
 
@@ -69,11 +73,11 @@ describe('the state image', () => {
     image.write(bytes('older'));
     image.write(bytes('newer'));
     // 'newer' went to slot 1; flip one payload byte there.
-    file[SLOT_BASE + SLOT_BYTES + 16] ^= 0x01;
+    flip(file, SLOT_BASE + SLOT_BYTES + 16);
     const read = reopen(file).read();
     expect(read.kind === 'ok' && text(read.payload)).toBe('older');
     // Both slots bad: corrupt, with the reason.
-    file[SLOT_BASE + 16] ^= 0x01;
+    flip(file, SLOT_BASE + 16);
     const bad = reopen(file).read();
     expect(bad.kind).toBe('corrupt');
     expect(bad.kind === 'corrupt' && bad.reason).toMatch(/checksum/);
