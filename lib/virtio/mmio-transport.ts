@@ -650,7 +650,7 @@ export class MmioTransport {
       unannounced: new Int32Array(queues.length).fill(-1),
     };
     this.stats.activations += 1;
-    this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0), ...(this.resuming ? { resumed: true } : {}) }, this.resuming ? 'device resumed from saved state' : 'device activated');
+    this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0), ...(this.resuming ? { resumed: true } : {}) }, this.resuming ? 'device activated on its saved queues (resumed)' : 'device activated');
     try {
       const result = this.device.activate(activation);
       if (result instanceof Promise) {

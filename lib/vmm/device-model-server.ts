@@ -185,8 +185,9 @@ export class DeviceModelServer {
     // the accesses it had taken (their vCPUs wait for them).
     this.state = stateFile === undefined || loaded === undefined ? undefined : resumeFromStateFile({ file: stateFile, loaded, transport: this.transport, log: this.log });
     if (this.state !== undefined && this.state.leftovers.length > 0) this.onRequests(this.state.leftovers);
+    const testKill = this.state?.testKill;
     this.loop = this.handle.attach(
-      (requests) => this.onRequests(requests),
+      testKill === undefined ? (requests) => this.onRequests(requests) : (requests) => (testKill(), this.onRequests(requests)),
       (error) => {
         this.log.error({ err: error }, 'request loop ended');
         end(error);
@@ -224,7 +225,6 @@ export class DeviceModelServer {
    * of the batch is still served.
    */
   private onRequests(requests: readonly IoRequest[]): void {
-    this.state?.testKill?.();
     for (const req of requests) {
       this.stats.requests += 1;
       this.uncompleted.add(req);
