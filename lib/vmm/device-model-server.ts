@@ -464,8 +464,9 @@ export class DeviceModelServer {
     this.watchdog.stop();
     await this.loop.stop();
     await this.waiting?.settled;
-    // The image of the live device stays for the next process: the reset below is ours, not the driver's.
-    this.transport.detachState();
+    // The reset below is saved like any other: a daemon stopped on purpose does not leave a live
+    // image behind, which the next start would resume on a frontend that may have rebooted since.
+    // (A hand-over to a successor keeps it: transport.detachState() first.)
     let finished = true;
     try {
       // Status 0 through the transport: its queues are closed at once, so nothing reaches the
