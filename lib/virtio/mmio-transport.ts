@@ -282,7 +282,8 @@ export class MmioTransport {
    */
   write(offset: number, width: number, value: number): void | Promise<void> {
     const result = this.writeRegister(offset, width, value);
-    this.saveState();
+    // Kicks and interrupt ACKs change nothing a successor needs (it raises an interrupt anyway).
+    if (offset !== R.MMIO_QUEUE_NOTIFY && offset !== R.MMIO_INTERRUPT_ACK) this.saveState();
     return result;
   }
 
