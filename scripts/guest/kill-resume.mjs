@@ -80,6 +80,14 @@ class ConsoleClient {
     this.socket?.destroy();
     this.socket = undefined;
   }
+
+  /** The daemon died: read what it had written before its end of the socket closed, then let go. */
+  async drain(timeoutMs) {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    if (!socket.destroyed) await Promise.race([new Promise((r) => socket.once('close', r)), sleep(timeoutMs)]);
+    this.drop();
+  }
 }
 
 /** Guest-to-host lines G000000.. must be consecutive: no gap, no duplicate (a last partial line is fine). */
@@ -172,7 +180,7 @@ async function main() {
       await daemon.exited;
     }
     clearInterval(pump);
-    client.drop();
+    await client.drain(5000);
     const atKill = [RNG_DM, CONSOLE_DM].map((dm) => dmStats(dm));
     // Every other restart makes the next daemon kill itself after taking a request.
     const nextOnPurpose = i + 1 < iterations && i % 2 === 0;
