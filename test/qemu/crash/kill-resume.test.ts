@@ -14,8 +14,14 @@ import { describe, expect, it } from 'vitest';
 
 import { guestSkipReason } from '../support/bao-sim.js';
 
-const ITERATIONS = Number(process.env['NODE_BAO_KILL_RESUME_ITERATIONS'] ?? '20');
-const skip = guestSkipReason ?? (os.cpus().length < 2 ? 'kill-resume needs 2 CPUs (the frontend\u2019s and the backend\u2019s)' : undefined);
+const ITERATIONS = Number(process.env['NODE_BAO_KILL_RESUME_ITERATIONS'] || '20');
+// Opt-in until it has run in the test machine within CI time: NODE_BAO_KILL_RESUME=1 (or an
+// iteration count in NODE_BAO_KILL_RESUME_ITERATIONS) runs it.
+const optIn =
+  process.env['NODE_BAO_KILL_RESUME'] === '1' || (process.env['NODE_BAO_KILL_RESUME_ITERATIONS'] ?? '') !== ''
+    ? undefined
+    : 'kill-resume runs only with NODE_BAO_KILL_RESUME=1 (not yet timed in the test machine)';
+const skip = guestSkipReason ?? optIn ?? (os.cpus().length < 2 ? 'kill-resume needs 2 CPUs (the frontend\u2019s and the backend\u2019s)' : undefined);
 if (guestSkipReason === undefined && skip !== undefined) console.warn(`skipped: ${skip}`);
 
 interface Summary {
