@@ -44,9 +44,32 @@ function startFrontendLoad() {
   const rng = spawn('taskset', ['-c', '0', 'sh', '-c', `while [ -e ${GO} ]; do dd if=/dev/hwrng bs=64 count=4 status=none; done > /dev/null`], { stdio: 'ignore' });
   const consoleScript = `exec 3<>/dev/hvc0; stty raw -echo <&3; cat <&3 > ${RX} & r=$!; i=0; while [ -e ${GO} ]; do printf 'G%06d\\n' $i >&3; i=$((i+1)); sleep 0.05; done; kill $r`;
   const con = spawn('taskset', ['-c', '0', 'sh', '-c', consoleScript], { stdio: 'ignore' });
-  return async () => {
-    fs.rmSync(GO, { force: true });
-    await Promise.all([rng, con].map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)))));
+  const stopped = () => {
+    try {
+      return fs.readFileSync(`/proc/${con.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') === true;
+    } catch {
+      return true;
+    }
+  };
+  return {
+    /**
+     * The console writer is stopped (between two lines) before a kill and continued once the
+     * daemon resumed. In this machine the frontend is the backend's own kernel: a frontend stuck
+     * in hvc output (which spins with interrupts off until the device takes the buffer) while no
+     * daemon runs would stall the backend kernel, and with it the daemon's restart. On Bao they
+     * are separate VMs.
+     */
+    pauseWriter: async () => {
+      process.kill(con.pid, 'SIGSTOP');
+      await waitFor(stopped, 30_000, 'the console writer to stop');
+    },
+    resumeWriter: () => process.kill(con.pid, 'SIGCONT'),
+    stop: async () => {
+      fs.rmSync(GO, { force: true });
+      process.kill(con.pid, 'SIGCONT');
+      const ended = (c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)));
+      await Promise.race([Promise.all([rng, con].map(ended)), sleep(10_000)]);
+    },
   };
 }
 
@@ -145,7 +168,7 @@ async function main() {
   const devicesAtStart = fs.readdirSync('/sys/bus/virtio/devices').join(',');
   const client = new ConsoleClient();
   await client.connect(60_000);
-  const stopLoad = startFrontendLoad();
+  const load = startFrontendLoad();
   let hostSent = 0; // H lines the frontend has read (confirmed)
   let pendingHost; // the H line written and not yet seen by the frontend
   /** One host-to-guest line at a time: the next only once the frontend read the previous. */
@@ -166,6 +189,7 @@ async function main() {
     const onPurpose = daemon.env !== undefined;
     const t0 = Date.now();
     let access;
+    await load.pauseWriter();
     if (onPurpose) {
       // A frontend access (a vCPU paused on it) that the daemon takes, then dies on.
       const dm = i % 4 === 1 ? RNG_DM : CONSOLE_DM;
@@ -194,6 +218,7 @@ async function main() {
       resumeMs = Date.now() - started;
       await client.connect(60_000);
       pump = setInterval(pumpHost, 150);
+      load.resumeWriter();
       if (access !== undefined) {
         const value = await Promise.race([access.value, sleep(60_000).then(() => 'timeout')]);
         if (value !== LIVE_STATUS) why = `the access taken by the killed daemon (dm${access.dm} Status read) completed with ${value}, not 0x${LIVE_STATUS.toString(16)}`;
@@ -234,7 +259,7 @@ async function main() {
     if (!r.resumed) break;
   }
   clearInterval(pump);
-  await stopLoad();
+  await load.stop();
   await sleep(500);
   const out = checkSequence(client.received, 'G');
   const rxText = fs.readFileSync(RX, 'latin1').replace(/G\d{6}\n/g, '');
