@@ -160,13 +160,14 @@ export interface NativeAddon {
   /**
    * `options.cells`: a register cell table (lib/dispatcher/register-cells.ts) whose hits the thread
    * answers and COMPLETEs itself. `options.testStallMs` (tests only): the thread ignores signals
-   * that long before its first ATTACH.
+   * that long before its first ATTACH. `options.journal` (with journalOffset, journalSlots): the
+   * thread records each request it takes there before handing it on (native/journal.h).
    */
   AttachLoop: new (
     fd: number,
     revision: RevisionId,
     callback: AttachCallback,
-    options?: { cells?: ArrayBuffer; testStallMs?: number },
+    options?: { cells?: ArrayBuffer; testStallMs?: number; journal?: ArrayBuffer; journalOffset?: number; journalSlots?: number },
   ) => NativeAttachLoop;
   /** The native thread's cell lookup without the ioctl: the read value or echoed write value on a hit, else null. */
   answerCell(table: ArrayBuffer, addr: U64, op: U64, width: U64, value: U64): number | null;

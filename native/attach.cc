@@ -139,6 +139,7 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
     } else if (!cells.IsUndefined()) {
       throw Napi::TypeError::New(env, "cells must be an ArrayBuffer");
     }
+    s->journal = journal::FromOptions(env, opts, &journalRef_);
   }
 
   uv_loop_t* loop = nullptr;
@@ -207,9 +208,11 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
     int ret = ioctl(s.fd, s.attachRequest, &req);
     if (ret >= 0) {
       bool hit = false;
+      int slot = -1;
       {
         std::lock_guard<std::mutex> g(s.lock);
         if (s.abandoned) continue;
+        slot = journal::Take(s.journal, req);  // before anything handles it (journal.h)
         hit = cells::Answer(s.cells, &req);
         if (!hit) {
           s.queue.push_back(req);
@@ -223,6 +226,7 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
       // The stop signal may interrupt the COMPLETE: retry it, the vCPU waits for it.
       if (hit) {
         int r;
+        journal::MarkCompleting(s.journal, slot);
         do {
           r = ioctl(s.fd, s.completeRequest, &req);
         } while (r < 0 && errno == EINTR);
@@ -231,6 +235,8 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
           std::lock_guard<std::mutex> g(s.lock);
           if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
         }
+        std::lock_guard<std::mutex> g(s.lock);
+        if (!s.abandoned) journal::Release(s.journal, slot);
       }
       continue;
     }
@@ -363,6 +369,7 @@ void AttachLoop::StopBlocking() {
     if (!done) {
       shared_->abandoned = true;
       shared_->cells = cells::Table{};  // its memory goes with this object
+      shared_->journal = journal::Table{};
     }
   }
   if (done) {

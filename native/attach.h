@@ -11,6 +11,7 @@
 
 #include "bao_uapi.h"
 #include "cells.h"
+#include "journal.h"
 
 namespace nodebao {
 
@@ -41,6 +42,7 @@ struct AttachShared {
   // and the cell table's memory.
   bool abandoned = false;
   cells::Table cells;  // words == nullptr: no cells, every request goes to JS
+  journal::Table journal;  // base == nullptr: requests are not recorded (journal.h)
 
   AttachLoop* owner = nullptr;  // JS thread only; nulled by ~AttachLoop
 };
@@ -74,6 +76,7 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
   bool finished_ = false;  // JS side has joined the thread and released everything
 
   Napi::Reference<Napi::ArrayBuffer> cellsRef_;  // keeps the table's memory while the thread may read it
+  Napi::Reference<Napi::ArrayBuffer> journalRef_;  // same for the request journal's mapping
   uv_timer_t* kickTimer_ = nullptr;
   std::vector<Napi::Promise::Deferred> stopWaiters_;
 };

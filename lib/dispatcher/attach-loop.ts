@@ -21,6 +21,8 @@ export type OnAttachError = (error: Error) => void;
 export interface AttachOptions {
   /** Accesses hitting these cells are answered by the native thread and never reach onRequests. */
   readonly cells?: RegisterCellTable;
+  /** Where the native thread records each request it takes before handing it on (native/journal.h). */
+  readonly journal?: { readonly buffer: ArrayBuffer; readonly offset: number; readonly slots: number };
 }
 
 export interface AttachEnd {
@@ -61,7 +63,7 @@ export class AttachLoop {
       // Settle first: an onError that throws must not leave `ended` pending.
       settle(error === undefined ? { reason: end } : { reason: end, error });
       if (error !== undefined) onError(error);
-    }, options.cells === undefined ? undefined : { cells: options.cells.buffer });
+    }, nativeAttachOptions(options));
   }
 
   get running(): boolean {
@@ -73,6 +75,14 @@ export class AttachLoop {
     this.stopping ??= this.native.stop();
     return this.stopping;
   }
+}
+
+function nativeAttachOptions(options: AttachOptions): { cells?: ArrayBuffer; journal?: ArrayBuffer; journalOffset?: number; journalSlots?: number } | undefined {
+  if (options.cells === undefined && options.journal === undefined) return undefined;
+  return {
+    ...(options.cells === undefined ? {} : { cells: options.cells.buffer }),
+    ...(options.journal === undefined ? {} : { journal: options.journal.buffer, journalOffset: options.journal.offset, journalSlots: options.journal.slots }),
+  };
 }
 
 export type { NativeErrnoError };

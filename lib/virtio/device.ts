@@ -93,4 +93,11 @@ export interface VirtioDevice {
    * backend raises interrupts through the irqfd behind its back.
    */
   bindExternalQueues?(host: ExternalQueueHost): void;
+  /**
+   * True for a device that completes every chain it takes, in order, within the event-loop turn
+   * that took it (or leaves it untaken): after a daemon restart its queues can continue from the
+   * used idx in the ring, the chains it held being taken again. Devices without it are not
+   * resumed from saved state (they start from reset, as before).
+   */
+  readonly resumesFromUsed?: boolean;
 }

@@ -19,6 +19,7 @@
 // validated at activation).
 
 import type { DeviceActivation, VirtioDevice } from './device.js';
+import { checkTransportState, StateMismatchError, TRANSPORT_STATE_VERSION, type DeviceStateStore, type TransportState } from './device-state.js';
 import { QueueConfigError, type RingFaultCode } from './errors.js';
 import {
   checkAccepted,
@@ -35,7 +36,7 @@ import { rateLimitedLogger, type LogLimitOptions } from './log-limiter.js';
 import { silentLogger, type Logger } from './logger.js';
 import * as R from './mmio-registers.js';
 import { SplitQueue } from './split-queue.js';
-import { classifyStatusWrite, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, formatStatus } from './status.js';
+import { classifyStatusWrite, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FAILED, FEATURES_OK, formatStatus, VALID_TRANSITIONS } from './status.js';
 
 export type TransportFaultCode =
   | 'BAD_WIDTH'
@@ -106,6 +107,12 @@ export interface MmioTransportOptions {
    * the interrupt is signalled, ACKs clear only the bits written (Atomics.and).
    */
   readonly interruptStatusWord?: { readonly words: Int32Array; readonly index: number };
+  /**
+   * Where the transport saves its state after each change (device-state.ts), so that another
+   * process can resume the device with its driver still bound. Saved before the write that
+   * changed it is completed.
+   */
+  readonly state?: DeviceStateStore;
 }
 
 /**
@@ -180,6 +187,10 @@ export class MmioTransport {
   private queueSel = 0;
   /** Set while a device reset that returned a Promise is finishing. */
   private resetting: Promise<void> | undefined;
+  /** Where state is saved; dropped by detachState() (shutdown keeps the last live image). */
+  private stateStore: DeviceStateStore | undefined;
+  /** Set while resume() activates: queues continue from the ring's used idx. */
+  private resuming = false;
 
   constructor(
     readonly device: VirtioDevice,
@@ -192,6 +203,7 @@ export class MmioTransport {
     this.isrWords = options.interruptStatusWord?.words ?? new Int32Array(1);
     this.isrIndex = options.interruptStatusWord?.index ?? 0;
     Atomics.store(this.isrWords, this.isrIndex, 0);
+    this.stateStore = options.state;
   }
 
   get status(): number {
@@ -292,6 +304,13 @@ export class MmioTransport {
    * Promise only for a reset that is still finishing: complete the access when it settles.
    */
   write(offset: number, width: number, value: number): void | Promise<void> {
+    const result = this.writeRegister(offset, width, value);
+    // Kicks and interrupt ACKs change nothing a successor needs (it raises an interrupt anyway).
+    if (offset !== R.MMIO_QUEUE_NOTIFY && offset !== R.MMIO_INTERRUPT_ACK) this.saveState();
+    return result;
+  }
+
+  private writeRegister(offset: number, width: number, value: number): void | Promise<void> {
     if (!Number.isInteger(offset) || offset < 0 || offset >= R.MMIO_WINDOW_SIZE) {
       this.fault('UNKNOWN_REGISTER', { offset, width, write: true });
       return;
@@ -459,6 +478,106 @@ export class MmioTransport {
       for (const q of state.queues) q?.close();
     }
     if ((this.statusValue & DRIVER_OK) !== 0) this.raiseConfigInterrupt();
+    this.saveState();
+  }
+
+  /** The registers as another process needs them to take the device over (device-state.ts). */
+  captureState(): TransportState {
+    return {
+      version: TRANSPORT_STATE_VERSION,
+      deviceId: this.device.deviceId,
+      offered: this.offered.toString(16),
+      queueMaxSizes: this.queueRegs.map((q) => q.maxSize),
+      status: this.statusValue,
+      driverFeatures: this.driverFeatures.toString(16),
+      generation: this.generation,
+      interruptStatus: this.interruptStatus,
+      queueSel: this.queueSel,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      queues: this.queueRegs.map((q) => ({
+        size: q.size,
+        ready: q.ready,
+        desc: addressFromWords(q.descLow, q.descHigh),
+        driver: addressFromWords(q.driverLow, q.driverHigh),
+        device: addressFromWords(q.deviceLow, q.deviceHigh),
+      })),
+    };
+  }
+
+  /** Stop saving state (shutdown: the image of the live device stays for the next process). */
+  detachState(): void {
+    this.stateStore = undefined;
+  }
+
+  private saveState(): void {
+    const store = this.stateStore;
+    if (store === undefined) return;
+    try {
+      store.save({ transport: this.captureState() });
+    } catch (err) {
+      // The device keeps working; only a restart would not resume it.
+      this.log.error({ error: String(err) }, 'cannot save the device state');
+    }
+  }
+
+  /**
+   * Takes over a device another process served, its driver still bound: restores the registers
+   * from `saved` (untrusted: checked as the driver's own writes would be) and, if the driver had
+   * set DRIVER_OK, activates the device on the saved queues, continuing from the used idx in
+   * each ring, then raises the used-buffer interrupt so that the driver reaps what completed.
+   * Throws StateMismatchError (nothing changed) when the state does not fit this device; a ring
+   * found inconsistent puts this device in NEEDS_RESET. Only on a fresh transport.
+   */
+  resume(saved: unknown): 'active' | 'setup' {
+    if (this.lifecycle.kind !== 'inactive' || this.statusValue !== 0) throw new StateMismatchError('the transport is already in use');
+    const s = checkTransportState(saved, { deviceId: this.device.deviceId, offered: this.offered, queueMaxSizes: this.queueRegs.map((q) => q.maxSize) });
+    const driverBits = s.status & ~(DEVICE_NEEDS_RESET | FAILED);
+    if (driverBits !== 0 && !VALID_TRANSITIONS.some(([, to]) => to === driverBits)) {
+      throw new StateMismatchError('saved status is not one a driver can reach', { status: formatStatus(s.status) });
+    }
+    const features = BigInt(`0x${s.driverFeatures}`);
+    if ((s.status & FEATURES_OK) !== 0 && !checkAccepted(this.offered, features).ok) {
+      throw new StateMismatchError('saved driver features are not acceptable', { features: formatFeatures(features) });
+    }
+    const live = (s.status & DRIVER_OK) !== 0 && (s.status & (FAILED | DEVICE_NEEDS_RESET)) === 0;
+    if (live && this.device.resumesFromUsed !== true) {
+      throw new StateMismatchError('this device cannot take over in-flight work from another process');
+    }
+    if (live && !s.queues.some((q) => q.ready)) throw new StateMismatchError('saved state is live with no queue ready');
+    this.statusValue = s.status;
+    this.driverFeatures = features;
+    this.generation = s.generation;
+    this.queueSel = s.queueSel;
+    this.deviceFeaturesSel = s.deviceFeaturesSel;
+    this.driverFeaturesSel = s.driverFeaturesSel;
+    Atomics.store(this.isrWords, this.isrIndex, s.interruptStatus & (R.INTERRUPT_VRING | R.INTERRUPT_CONFIG));
+    s.queues.forEach((q, i) => {
+      const r = this.queueRegs[i]!;
+      r.size = q.size;
+      r.ready = q.ready;
+      [r.descLow, r.descHigh] = wordsOf(q.desc);
+      [r.driverLow, r.driverHigh] = wordsOf(q.driver);
+      [r.deviceLow, r.deviceHigh] = wordsOf(q.device);
+    });
+    if (!live) {
+      this.saveState();
+      return 'setup';
+    }
+    this.resuming = true;
+    try {
+      this.activate();
+    } finally {
+      this.resuming = false;
+    }
+    if ((this.lifecycle as Lifecycle).kind === 'active' && (this.statusValue & DEVICE_NEEDS_RESET) === 0) {
+      // What completed while no process ran, or what the old one published without telling.
+      Atomics.or(this.isrWords, this.isrIndex, R.INTERRUPT_VRING);
+      this.stats.usedInterrupts += 1;
+      this.options.interrupt.signal();
+    }
+    this.saveState();
+    return 'active';
   }
 
   private writeStatus(value: number): void | Promise<void> {
@@ -537,6 +656,7 @@ export class MmioTransport {
               indirect: hasFeature(features, RING_INDIRECT_DESC),
             }),
           );
+          if (this.resuming) queues[queues.length - 1]?.resumeFromUsed();
         } catch (err) {
           if (err instanceof QueueConfigError) {
             this.fault('QUEUE_CONFIG_INVALID', { queue: index, code: err.code, ...err.detail });
@@ -557,7 +677,7 @@ export class MmioTransport {
       unannounced: new Int32Array(queues.length).fill(-1),
     };
     this.stats.activations += 1;
-    this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0) }, 'device activated');
+    this.log.info({ features: formatFeatures(features), queues: queues.map((q) => q?.size ?? 0), ...(this.resuming ? { resumed: true } : {}) }, this.resuming ? 'device activated on its saved queues (resumed)' : 'device activated');
     try {
       const result = this.device.activate(activation);
       if (result instanceof Promise) {
@@ -784,6 +904,7 @@ export class MmioTransport {
   configChanged(): void {
     this.generation = (this.generation + 1) >>> 0;
     if ((this.statusValue & DRIVER_OK) !== 0) this.raiseConfigInterrupt();
+    this.saveState();
   }
 
   private raiseConfigInterrupt(): void {
@@ -840,6 +961,10 @@ class Activation implements DeviceActivation {
   ringFault(code: RingFaultCode): void {
     if (this.live) this.transport.countRingFault(code);
   }
+}
+
+function wordsOf(address: number): [low: number, high: number] {
+  return [address >>> 0, Math.floor(address / 0x1_0000_0000) >>> 0];
 }
 
 function newQueueRegisters(maxSize: number): QueueRegisters {

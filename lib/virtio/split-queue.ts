@@ -260,6 +260,30 @@ export class SplitQueue {
     Atomics.store(this.cells, this.usedFlagsCell, VIRTQ_USED_F_NO_NOTIFY);
   }
 
+  /**
+   * Continue a queue another process served (a daemon restart): the device's positions are
+   * taken from the used idx in the ring, so the chains that process had taken and not
+   * completed are taken again. Only for devices that complete chains in order (see
+   * device-state.ts). Throws QueueCorruptError when the ring is inconsistent (the driver's
+   * avail idx more than a queue size ahead of the used idx).
+   */
+  resumeFromUsed(): number {
+    const used = Atomics.load(this.cells, this.usedIdxCell);
+    const availIdx = Atomics.load(this.cells, this.availIdxCell);
+    const distance = (availIdx - used) & 0xffff;
+    if (distance > this.size) {
+      throw new QueueCorruptError('QUEUE_AVAIL_IDX_JUMP', `avail idx ${availIdx} is ${distance} entries ahead of the used idx ${used} (queue size ${this.size})`, {
+        availIdx,
+        usedIdx: used,
+        size: this.size,
+      });
+    }
+    this.nextAvailIdx = used;
+    this.nextUsedIdx = used;
+    this.signalledUsed = used;
+    return used;
+  }
+
   /** Stop touching guest memory for good (device reset or NEEDS_RESET). */
   close(): void {
     this.isClosed = true;

@@ -7,6 +7,7 @@ import { BaoDriver, DeviceModelConfigMissingError, DeviceModelNotFoundError, ope
 import type { Logger } from '../virtio/logger.js';
 import { DeviceModelServer } from './device-model-server.js';
 import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
+import { DEFAULT_STATE_DIR, DeviceStateFile } from './state/index.js';
 import type { TraceHub } from './trace/hub.js';
 
 /** An error that names the config key the user must fix (the daemon prints `devices[i].<field>`). */
@@ -27,6 +28,23 @@ export interface BaoDeviceModelFactoryOptions {
   readonly driver?: OpenBaoDriverOptions;
   /** Where `baoctl trace` subscribes (the status socket's GET /trace). */
   readonly trace?: TraceHub;
+  /** State directory (lib/vmm/state); default env NODE_BAO_STATE_DIR, then /run/node-bao; 'none': no state kept. */
+  readonly stateDir?: string;
+}
+
+/** The device model's state file, or undefined (none wanted, or it cannot be had: said once per device). */
+function openStateFile(dir: string, request: OpenDeviceModelRequest, log: Logger): DeviceStateFile | undefined {
+  if (dir === 'none' || dir === '') return undefined;
+  const { entry } = request;
+  try {
+    return DeviceStateFile.open(dir, { dmId: entry.id, mmioAddr: entry.mmioAddr.toString(16), type: request.device.name });
+  } catch (err) {
+    log.warn(
+      { err, dir },
+      `cannot keep this device's state in ${dir} (${(err as Error).message}); it is served, but a restarted daemon cannot resume it without a frontend reset. Give a writable --state-dir, or 'none'`,
+    );
+    return undefined;
+  }
 }
 
 export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions): DeviceModelFactory {
@@ -57,7 +75,14 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
         throw err;
       }
       try {
-        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log, ...(options.trace === undefined ? {} : { trace: options.trace }) });
+        const stateFile = openStateFile(options.stateDir ?? process.env['NODE_BAO_STATE_DIR'] ?? DEFAULT_STATE_DIR, request, request.log);
+        let server: DeviceModelServer;
+        try {
+          server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log, ...(stateFile === undefined ? {} : { stateFile }), ...(options.trace === undefined ? {} : { trace: options.trace }) });
+        } catch (err) {
+          stateFile?.close();
+          throw err;
+        }
         log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
         return { stopped: server.stopped, snapshot: () => server.snapshot(), completePending: () => server.completePending(), close: () => server.close() };
       } catch (err) {

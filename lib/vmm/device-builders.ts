@@ -25,7 +25,8 @@ async function openConsoleBackend(entry: ConsoleDeviceConfig, context: BuildCont
         ...(context.stdout === undefined ? {} : { stdout: context.stdout }),
       });
     case 'socket':
-      return openSocketBackend({ path: backend.path, log });
+      // Held for the next client: output a resumed device takes before the client reconnects.
+      return openSocketBackend({ path: backend.path, log, holdBytes: 64 * 1024 });
     case 'pty': {
       if (context.ptyOpener === undefined) {
         throw new ComponentUnavailableError('PTY_UNAVAILABLE', 'no PTY opener was given (the pty backend needs the native addon)');

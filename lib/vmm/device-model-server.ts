@@ -20,6 +20,8 @@ import { HotRegisters } from './hot-registers.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import { NO_TAP, type DeviceTap, type TraceHub } from './trace/hub.js';
 import type { DeviceModelSnapshot } from './status.js';
+import { resumeFromStateFile, type StateFileServing } from './state/resume.js';
+import type { DeviceStateFile } from './state/device-state-file.js';
 
 export interface DeviceModelServerStats {
   /** Trapped accesses answered through ATTACH/COMPLETE. */
@@ -80,6 +82,11 @@ export interface DeviceModelServerOptions {
   readonly hotRegisters?: boolean;
   /** Where `baoctl trace` subscribes (lib/vmm/trace/hub.ts); none: this device model is not traceable. */
   readonly trace?: TraceHub;
+  /**
+   * The device model's state file (lib/vmm/state): its saved state is resumed at start, each
+   * change is saved, and the native thread journals taken requests there. The server closes it.
+   */
+  readonly stateFile?: DeviceStateFile;
 }
 
 export class DeviceModelServer {
@@ -124,6 +131,7 @@ export class DeviceModelServer {
   private readonly held: IoRequest[] = [];
   /** Requests handed to us and not yet completed (for completePending). */
   private readonly uncompleted = new Set<IoRequest>();
+  private readonly state: StateFileServing | undefined;
 
   private constructor(options: DeviceModelServerOptions) {
     this.handle = options.handle;
@@ -151,8 +159,11 @@ export class DeviceModelServer {
       ? new HotRegisters(options.mmioAddr)
       : undefined;
     this.hot = hot;
+    const stateFile = options.stateFile;
+    const loaded = stateFile?.load();
     this.transport = new MmioTransport(options.device, {
       ...(hot === undefined ? {} : { interruptStatusWord: hot.interruptStatus }),
+      ...(stateFile === undefined ? {} : { state: stateFile }),
       memory,
       interrupt: { signal: () => this.raiseInterrupt(irq) },
       log: options.log,
@@ -188,13 +199,21 @@ export class DeviceModelServer {
         external,
       }) ?? NO_TAP;
     try {
+      // Before the first request: take the device over from the process that died, and complete
+      // the accesses it had taken (their vCPUs wait for them).
+      this.state = stateFile === undefined || loaded === undefined ? undefined : resumeFromStateFile({ file: stateFile, loaded, transport: this.transport, log: this.log });
+      if (this.state !== undefined && this.state.leftovers.length > 0) this.onRequests(this.state.leftovers);
+      const testKill = this.state?.testKill;
       this.loop = this.handle.attach(
-        (requests) => this.onRequests(requests),
+        testKill === undefined ? (requests) => this.onRequests(requests) : (requests) => (testKill(), this.onRequests(requests)),
         (error) => {
           this.log.error({ err: error }, 'request loop ended');
           end(error);
         },
-        hot === undefined ? {} : { cells: hot.table },
+        {
+          ...(hot === undefined ? {} : { cells: hot.table }),
+          ...(stateFile === undefined ? {} : { journal: stateFile.journal.nativeTable }),
+        },
       );
     } catch (err) {
       this.tap.close();
@@ -357,9 +376,13 @@ export class DeviceModelServer {
   private complete(req: IoRequest, readValue: number): void {
     if (!this.uncompleted.delete(req)) return; // already answered (completePending)
     if (this.tap.on) this.tap.completed(req, readValue);
+    const slot = this.state?.journal.find(req) ?? -1;
     try {
+      this.state?.journal.markCompleting(slot);
       this.handle.complete(req, readValue);
+      this.state?.journal.release(slot);
     } catch (err) {
+      this.state?.journal.release(slot);
       // The frontend vCPU is still paused on this request; nothing we can retry safely.
       this.stats.rejectedCompletions += 1;
       if (worthLogging(this.stats.rejectedCompletions)) this.log.error({ err, requestId: req.requestId }, 'COMPLETE failed');
@@ -467,6 +490,9 @@ export class DeviceModelServer {
     this.watchdog.stop();
     await this.loop.stop();
     await this.waiting?.settled;
+    // The reset below is saved like any other: a daemon stopped on purpose does not leave a live
+    // image behind, which the next start would resume on a frontend that may have rebooted since.
+    // (A hand-over to a successor keeps it: transport.detachState() first.)
     let finished = true;
     try {
       // Status 0 through the transport: its queues are closed at once, so nothing reaches the
@@ -491,7 +517,10 @@ export class DeviceModelServer {
     } catch (err) {
       this.log.warn({ err }, 'irqfd deassign failed');
     }
-    if (finished) await this.handle.close();
+    if (finished) {
+      await this.handle.close();
+      this.state?.file.close();
+    }
     this.countHot();
     this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
   }

@@ -53,5 +53,5 @@ export interface DeviceModelFactory {
 
 /** The shape of the module the run command loads lazily (`lib/vmm/bao-device-model-factory.js`). */
 export interface DeviceModelFactoryModule {
-  createDeviceModelFactory(options: { readonly log: Logger; readonly trace?: TraceHub }): DeviceModelFactory | Promise<DeviceModelFactory>;
+  createDeviceModelFactory(options: { readonly log: Logger; readonly trace?: TraceHub; readonly stateDir?: string }): DeviceModelFactory | Promise<DeviceModelFactory>;
 }

@@ -12,6 +12,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 
+import { DEBUGFS, dmInfo, sleep, startDaemon as startGuestDaemon, waitFor } from './guest-daemon.mjs';
+
 const args = process.argv.slice(2);
 const at = args.indexOf('--iterations');
 const iterations = at >= 0 ? Number(args[at + 1]) : 100;
@@ -22,47 +24,16 @@ if (!Number.isInteger(iterations) || iterations < 1) {
 const json = args.includes('--json');
 const CONFIG = '/tmp/node-bao-kill-restart.yaml';
 const SOCKET = '/tmp/node-bao-kill-restart.sock';
-const DEBUGFS = '/sys/kernel/debug/bao-sim';
 const DRIVER = '/sys/bus/virtio/drivers/virtio_rng';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let ok = false;
-    try {
-      ok = check();
-    } catch {
-      ok = false;
-    }
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
-
 function rngDevices() {
   const root = '/sys/bus/virtio/devices';
   return fs.readdirSync(root).filter((d) => fs.readFileSync(`${root}/${d}/device`, 'utf8').trim() === '0x0004');
 }
 
-function info(dm) {
-  const out = {};
-  for (const line of fs.readFileSync(`${DEBUGFS}/dm${dm}/info`, 'utf8').split('\n')) {
-    const m = /^(\S+)\s+(.*)$/.exec(line);
-    if (m) out[m[1]] = m[2];
-  }
-  return out;
-}
+const info = dmInfo;
 
 function startDaemon() {
-  const child = spawn('taskset', ['-c', '1', process.execPath, 'bin/baoctl', 'run', CONFIG, '--log-format', 'json', '--status-socket', SOCKET], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr.on('data', (d) => (err = (err + d.toString()).slice(-4000)));
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-  return { child, exited, output: () => err };
+  return startGuestDaemon([CONFIG, '--status-socket', SOCKET]);
 }
 
 /** Reads `count` bytes of /dev/hwrng from the frontend CPU, bounded. */

@@ -83,6 +83,8 @@ type State =
 export class ConsoleDevice implements VirtioDevice {
   readonly deviceId = CONSOLE_DEVICE_ID;
   readonly name = 'console';
+  /** Both queues complete each chain in the turn that takes it (device-state.ts). */
+  readonly resumesFromUsed = true;
   readonly features = RING_EVENT_IDX | RING_INDIRECT_DESC | VIRTIO_CONSOLE_F_EMERG_WRITE;
   readonly queueMaxSizes: readonly number[];
   readonly config: Uint8Array;

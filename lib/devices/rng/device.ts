@@ -54,6 +54,8 @@ type Lifecycle =
 export class RngDevice implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_RNG;
   readonly name = 'rng';
+  /** Every request is filled and completed in the turn that takes it (device-state.ts). */
+  readonly resumesFromUsed = true;
   readonly features = RING_EVENT_IDX | RING_INDIRECT_DESC;
   readonly queueMaxSizes: readonly number[];
   /** §5.4.4: virtio-rng has no device configuration. */

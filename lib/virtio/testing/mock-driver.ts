@@ -44,7 +44,7 @@ export interface MockDriverCreateOptions {
   readonly guardBytes?: number;
   readonly log?: Logger;
   /** Extra transport options (hooks). */
-  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'logLimit' | 'interruptStatusWord'>>;
+  readonly transport?: Partial<Pick<MmioTransportOptions, 'onActivate' | 'onReset' | 'vendorId' | 'logLimit' | 'interruptStatusWord' | 'state'>>;
 }
 
 export interface InitOptions {
@@ -86,6 +86,16 @@ export class MockDriver {
       ...options.transport,
     });
     return new MockDriver(transport, memory, interrupts, new GuestAllocator(memory), backing, guard);
+  }
+
+  /**
+   * The same driver, rings and buffers, now talking to `transport` (a device model another
+   * process started: see MmioTransport.resume). The driver itself does nothing: it never noticed.
+   */
+  takeOver(transport: MmioTransport): MockDriver {
+    const next = new MockDriver(transport, this.memory, this.interrupts, this.allocator, this.backing, this.guard);
+    for (const [index, q] of this.queues) next.queues.set(index, q);
+    return next;
   }
 
   /** True when no byte of the guard areas around the region changed. */

@@ -79,7 +79,11 @@ export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport }
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 
-export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE, extra: { readonly trace?: TraceHub } = {}): Promise<DeviceModelFactory> {
+export async function loadDefaultFactory(
+  log: Logger,
+  specifier: string = FACTORY_MODULE,
+  extra: { readonly trace?: TraceHub; readonly stateDir?: string | undefined } = {},
+): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
     mod = (await import(specifier)) as Partial<DeviceModelFactoryModule>;
@@ -100,7 +104,11 @@ export async function loadDefaultFactory(log: Logger, specifier: string = FACTOR
       'lib/vmm/bao-device-model-factory.js does not export createDeviceModelFactory(options)',
     );
   }
-  return mod.createDeviceModelFactory({ log, ...extra });
+  return mod.createDeviceModelFactory({
+    log,
+    ...(extra.trace === undefined ? {} : { trace: extra.trace }),
+    ...(extra.stateDir === undefined ? {} : { stateDir: extra.stateDir }),
+  });
 }
 
 /** Returns the exit code. */
@@ -279,7 +287,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       factory =
         io.factory === undefined
-          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), undefined, { trace: traceHub })
+          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), FACTORY_MODULE, { trace: traceHub, stateDir: args.stateDir })
           : typeof io.factory === 'function'
             ? await io.factory(root.child({ module: 'dispatcher' }))
             : io.factory;

@@ -20,6 +20,8 @@ export interface RunArgs {
   readonly strict?: boolean | undefined;
   /** Append logs to this file (reopened on SIGHUP, for logrotate) instead of stderr. */
   readonly logFile?: string | undefined;
+  /** Where device models keep the state that lets a restarted daemon resume them ('none': nowhere). */
+  readonly stateDir?: string | undefined;
 }
 
 export const runOptions = {
@@ -50,6 +52,10 @@ export const runOptions = {
   'log-file': {
     type: 'string',
     description: 'append logs to this file instead of stderr; reopened on SIGHUP (logrotate)',
+  },
+  'state-dir': {
+    type: 'string',
+    description: "directory of the state files that let a restarted daemon resume its devices without a frontend reset (default: env NODE_BAO_STATE_DIR, then /run/node-bao; 'none': keep no state)",
   },
   'metrics-listen': {
     type: 'string',

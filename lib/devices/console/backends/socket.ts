@@ -1,6 +1,6 @@
 // The unix-socket console backend: the daemon listens on a path, one client at a time is the
 // console (a second one is told so and disconnected). Guest output while nobody is connected is
-// discarded and counted, as a serial line with nothing plugged in would lose it, so a guest
+// discarded and counted (or, with holdBytes, that much is kept for the next client first), as a serial line with nothing plugged in would lose it, so a guest
 // printing at boot never stalls on an absent client. A stale socket file left by a crashed
 // daemon is replaced; a live server or a non-socket file at the path is an error.
 
@@ -16,6 +16,12 @@ import type { ConsoleBackend, ConsoleBackendEvents, ConsoleBackendStats } from '
 export interface SocketBackendOptions {
   readonly path: string;
   readonly log?: Logger;
+  /**
+   * Guest output kept while no client is connected, for the next one (default 0: discarded).
+   * Beyond it the rest is discarded and counted. A daemon restart is such a time: the device
+   * resumes and takes the guest's pending output before the console client has reconnected.
+   */
+  readonly holdBytes?: number;
 }
 
 function clearStalePath(path: string): Promise<void> {
@@ -35,11 +41,15 @@ class SocketBackend implements ConsoleBackend {
   private waitingForDrain = false;
   private discarded = 0;
   private closing: Promise<void> | undefined;
+  /** Output held for the next client (holdBytes). */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
 
   constructor(
     private readonly server: Server,
     private readonly path: string,
     private readonly log: Logger,
+    private readonly holdLimit = 0,
   ) {
     this.description = `socket ${path}`;
     server.on('connection', (socket) => this.accept(socket));
@@ -68,6 +78,11 @@ class SocketBackend implements ConsoleBackend {
       // Output that was waiting for this client's drain now goes nowhere: unblock the device.
       this.drained();
     });
+    if (this.held.length > 0) {
+      for (const chunk of this.held) socket.write(chunk);
+      this.held = [];
+      this.heldBytes = 0;
+    }
     // pauseOnConnect: the socket starts paused; flow only once the device listens.
     if (!this.paused && this.events !== undefined) socket.resume();
   }
@@ -86,7 +101,12 @@ class SocketBackend implements ConsoleBackend {
   write(chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
     const client = this.client;
     if (client === undefined || client.destroyed || !client.writable) {
-      this.discarded += chunk.length;
+      const keep = Math.min(chunk.length, this.holdLimit - this.heldBytes);
+      if (keep > 0) {
+        this.held.push(Uint8Array.prototype.slice.call(chunk, 0, keep));
+        this.heldBytes += keep;
+      }
+      this.discarded += chunk.length - Math.max(0, keep);
       done(null);
       return true;
     }
@@ -130,5 +150,5 @@ export async function openSocketBackend(options: SocketBackendOptions): Promise<
     server.listen(options.path, () => resolve());
   });
   server.removeAllListeners('error');
-  return new SocketBackend(server, options.path, log);
+  return new SocketBackend(server, options.path, log, options.holdBytes ?? 0);
 }

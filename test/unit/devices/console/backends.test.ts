@@ -77,6 +77,21 @@ describe('unix socket backend', () => {
     await backend.close();
   });
 
+  it('with holdBytes, keeps that much output for the next client and discards the rest', async () => {
+    const path = join(dir, 'hold.sock');
+    const backend = await openSocketBackend({ path, holdBytes: 6 });
+    collect(backend);
+    expect(backend.write(Buffer.from('kept'), () => {})).toBe(true);
+    expect(backend.write(Buffer.from('+-lost'), () => {})).toBe(true);
+    expect(backend.stats.discardedBytes).toBe(4);
+    const client = await connectTo(path);
+    const out = readFrom(client);
+    await tick(50);
+    expect(out.text()).toBe('kept+-');
+    client.destroy();
+    await backend.close();
+  });
+
   it('serves one client at a time and tells a second one so', async () => {
     const path = join(dir, 'c.sock');
     const backend = await openSocketBackend({ path });

@@ -1,0 +1,321 @@
+#!/usr/bin/env node
+// Kill and resume, run inside the Bao-equivalent guest (test/qemu/crash/kill-resume.test.ts runs
+// 20 iterations; scripts/stress-kill-resume.sh 100). One `baoctl run` serves a virtio-rng and a
+// virtio-console device model, bound to the guest's own virtio_rng and virtio_console drivers,
+// while the frontend reads /dev/hwrng and talks both ways over /dev/hvc0. The daemon is killed
+// with SIGKILL, at a random instant or (every other run) on purpose right after it took a
+// trapped access and before completing it, and started again. Each run must resume: the
+// drivers are never reset (no fresh activation, no driver reset in the daemon's log: both device
+// models say they resumed), the access the dead process took is completed by the new one, no
+// request is left queued or in flight in bao-sim, /dev/hwrng answers, and console lines in both
+// directions arrive exactly once and in order.
+//
+// Usage: node scripts/guest/kill-resume.mjs [--iterations N] [--json]
+
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+import { dmInfo, dmStats, sleep, startDaemon, waitFor } from './guest-daemon.mjs';
+
+const args = process.argv.slice(2);
+const at = args.indexOf('--iterations');
+const iterations = at >= 0 ? Number(args[at + 1]) : 20;
+if (!Number.isInteger(iterations) || iterations < 1) {
+  console.error('kill-resume: --iterations takes a whole number of runs, at least 1');
+  process.exit(2);
+}
+const json = args.includes('--json');
+const CONFIG = '/tmp/node-bao-kill-resume.yaml';
+const STATUS = '/tmp/node-bao-kill-resume.status.sock';
+const CONSOLE = '/tmp/node-bao-kill-resume.console.sock';
+const STATE_DIR = '/tmp/node-bao-kill-resume.state';
+const RX = '/tmp/node-bao-kill-resume.rx'; // what the frontend read from /dev/hvc0
+const GO = '/tmp/node-bao-kill-resume.go'; // the frontend's load runs while this exists
+const RNG_DM = 0;
+const CONSOLE_DM = 1;
+const MMIO_STATUS = 0x70;
+const LIVE_STATUS = 0x0f; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
+
+/** The frontend's load, on the frontend CPU: hwrng reads, and console lines out while reading console input. */
+function startFrontendLoad() {
+  fs.writeFileSync(GO, '');
+  fs.writeFileSync(RX, '');
+  const rng = spawn('taskset', ['-c', '0', 'sh', '-c', `while [ -e ${GO} ]; do dd if=/dev/hwrng bs=64 count=4 status=none; done > /dev/null`], { stdio: 'ignore' });
+  const consoleScript = `exec 3<>/dev/hvc0; stty raw -echo <&3; cat <&3 > ${RX} & r=$!; i=0; while [ -e ${GO} ]; do printf 'G%06d\\n' $i >&3; i=$((i+1)); sleep 0.05; done; kill $r`;
+  const con = spawn('taskset', ['-c', '0', 'sh', '-c', consoleScript], { stdio: 'ignore' });
+  const stopped = () => {
+    try {
+      return fs.readFileSync(`/proc/${con.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') === true;
+    } catch {
+      return true;
+    }
+  };
+  return {
+    /**
+     * The console writer is stopped (between two lines) before a kill and continued once the
+     * daemon resumed. In this machine the frontend is the backend's own kernel: a frontend stuck
+     * in hvc output (which spins with interrupts off until the device takes the buffer) while no
+     * daemon runs would stall the backend kernel, and with it the daemon's restart. On Bao they
+     * are separate VMs.
+     */
+    pauseWriter: async () => {
+      process.kill(con.pid, 'SIGSTOP');
+      await waitFor(stopped, 30_000, 'the console writer to stop');
+    },
+    resumeWriter: () => process.kill(con.pid, 'SIGCONT'),
+    stop: async () => {
+      fs.rmSync(GO, { force: true });
+      process.kill(con.pid, 'SIGCONT');
+      const ended = (c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)));
+      await Promise.race([Promise.all([rng, con].map(ended)), sleep(10_000)]);
+    },
+  };
+}
+
+/** The console's backend side: one connection per daemon; everything received, across connections. */
+class ConsoleClient {
+  received = '';
+  socket = undefined;
+
+  async connect(deadlineMs) {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        const socket = net.createConnection(CONSOLE);
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        socket.on('data', (d) => (this.received += d.toString('latin1')));
+        socket.on('error', () => {});
+        this.socket = socket;
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error('the console socket did not accept a client');
+        await sleep(100);
+      }
+    }
+  }
+
+  send(text) {
+    this.socket?.write(text);
+  }
+
+  drop() {
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  /** The daemon died: read what it had written before its end of the socket closed, then let go. */
+  async drain(timeoutMs) {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    if (!socket.destroyed) await Promise.race([new Promise((r) => socket.once('close', r)), sleep(timeoutMs)]);
+    this.drop();
+  }
+}
+
+/** Guest-to-host lines G000000.. must be consecutive: no gap, no duplicate (a last partial line is fine). */
+function checkSequence(text, prefix) {
+  const lines = text.split('\n');
+  lines.pop(); // partial or empty
+  const bad = [];
+  let expect = 0;
+  for (const line of lines) {
+    const m = new RegExp(`^${prefix}(\\d{6})$`).exec(line);
+    const n = m ? Number(m[1]) : -1;
+    if (n !== expect) bad.push(`expected ${prefix}${String(expect).padStart(6, '0')}, got ${JSON.stringify(line.slice(0, 20))}`);
+    if (n >= 0) expect = n + 1;
+    else expect += 1;
+  }
+  return { lines: lines.length, bad };
+}
+
+function logLines(output, what) {
+  return output.split('\n').filter((l) => l.includes(what)).length;
+}
+
+async function main() {
+  execFileSync('modprobe', ['virtio_rng']);
+  execFileSync('modprobe', ['virtio_console']);
+  if (fs.existsSync('/sys/module/bao_sim')) execFileSync('rmmod', ['bao_sim']);
+  execFileSync('modprobe', ['bao_sim', 'ndms=2', `frontends=${RNG_DM},${CONSOLE_DM}`]);
+  fs.rmSync(STATE_DIR, { recursive: true, force: true });
+  fs.rmSync(CONSOLE, { force: true });
+  fs.writeFileSync(
+    CONFIG,
+    [
+      'devices:',
+      `  - id: ${RNG_DM}`,
+      '    type: rng',
+      `    mmio_addr: ${dmInfo(RNG_DM).mmio_base}`,
+      '    data_plane: virtio',
+      `  - id: ${CONSOLE_DM}`,
+      '    type: console',
+      `    mmio_addr: ${dmInfo(CONSOLE_DM).mmio_base}`,
+      '    data_plane: virtio',
+      '    backend: socket',
+      `    socket_path: ${CONSOLE}`,
+      '',
+    ].join('\n'),
+  );
+  const daemonArgs = [CONFIG, '--status-socket', STATUS, '--state-dir', STATE_DIR];
+  let daemon = startDaemon(daemonArgs);
+  await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng'), 240_000, 'virtio_rng to probe');
+  await waitFor(() => {
+    fs.closeSync(fs.openSync('/dev/hvc0', fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY));
+    return true;
+  }, 120_000, '/dev/hvc0');
+  execFileSync('bao-cpu-split', ['0']);
+  const devicesAtStart = fs.readdirSync('/sys/bus/virtio/devices').join(',');
+  const client = new ConsoleClient();
+  await client.connect(60_000);
+  const load = startFrontendLoad();
+  let hostSent = 0; // H lines the frontend has read (confirmed)
+  let pendingHost; // the H line written and not yet seen by the frontend
+  /** One host-to-guest line at a time: the next only once the frontend read the previous. */
+  const pumpHost = () => {
+    if (pendingHost !== undefined) {
+      if (!fs.readFileSync(RX, 'latin1').includes(pendingHost)) return;
+      hostSent += 1;
+      pendingHost = undefined;
+    }
+    pendingHost = `H${String(hostSent).padStart(6, '0')}\n`;
+    client.send(pendingHost);
+  };
+  let pump = setInterval(pumpHost, 150);
+  await waitFor(() => client.received.includes('G000003'), 120_000, 'console output to flow');
+
+  const results = [];
+  for (let i = 0; i < iterations; i += 1) {
+    const onPurpose = daemon.env !== undefined;
+    const t0 = Date.now();
+    let access;
+    await load.pauseWriter();
+    if (onPurpose) {
+      // A frontend access (a vCPU paused on it) that the daemon takes, then dies on.
+      const dm = i % 4 === 1 ? RNG_DM : CONSOLE_DM;
+      access = { dm, value: frontendRead(dm, MMIO_STATUS) };
+      if ((await Promise.race([daemon.exited, sleep(120_000).then(() => 'alive')])) === 'alive') {
+        daemon.child.kill('SIGKILL'); // it never took the access: a plain kill then
+        await daemon.exited;
+      }
+    } else {
+      await sleep(300 + Math.floor(Math.random() * 1200));
+      daemon.child.kill('SIGKILL');
+      await daemon.exited;
+    }
+    clearInterval(pump);
+    await client.drain(5000);
+    const atKill = [RNG_DM, CONSOLE_DM].map((dm) => dmStats(dm));
+    // Every other restart makes the next daemon kill itself after taking a request.
+    const nextOnPurpose = i + 1 < iterations && i % 2 === 0;
+    const started = Date.now();
+    daemon = startDaemon(daemonArgs, nextOnPurpose ? { NODE_BAO_TEST_KILL_AFTER_TAKE: '1' } : undefined);
+    const d = daemon;
+    let why = '';
+    let resumeMs = -1;
+    try {
+      await waitFor(() => logLines(d.output(), 'the driver keeps it') >= 2, 180_000, 'both device models to resume');
+      resumeMs = Date.now() - started;
+      await client.connect(60_000);
+      pump = setInterval(pumpHost, 150);
+      load.resumeWriter();
+      if (access !== undefined) {
+        const value = await Promise.race([access.value, sleep(60_000).then(() => 'timeout')]);
+        if (value !== LIVE_STATUS) why = `the access taken by the killed daemon (dm${access.dm} Status read) completed with ${value}, not 0x${LIVE_STATUS.toString(16)}`;
+      }
+      const before = client.received.length;
+      const hostBefore = hostSent;
+      await waitFor(() => client.received.length > before + 16, 60_000, 'console output after the restart');
+      // A host line the killed daemon had received and not yet given to the guest died with it:
+      // the client sends it again (once the frontend has had time to read what it did get).
+      await sleep(500);
+      if (pendingHost !== undefined && !fs.readFileSync(RX, 'latin1').includes(pendingHost)) client.send(pendingHost);
+      await waitFor(() => hostSent > hostBefore, 60_000, 'console input after the restart');
+      if ((await readHwrng(32, 30_000)) !== 32) why ||= '/dev/hwrng did not answer';
+      await waitFor(() => [RNG_DM, CONSOLE_DM].every((dm) => dmStats(dm).queued === 0 && dmStats(dm).inflight === 0), 30_000, 'no request queued or in flight');
+      const out = d.output();
+      if (logLines(out, '"device activated"') > 0 || logLines(out, 'device reset by the driver') > 0) why ||= 'a driver reset its device';
+      if (fs.readdirSync('/sys/bus/virtio/devices').join(',') !== devicesAtStart) why ||= 'the virtio devices changed';
+    } catch (err) {
+      why = String(err.message ?? err);
+    }
+    const leftovers = /left (\d+) trapped access/.exec(d.output())?.[1] ?? '0';
+    const r = {
+      iteration: i + 1,
+      kill: onPurpose ? 'after-take' : 'random',
+      resumed: why === '',
+      resumeMs,
+      completedForDeadProcess: Number(leftovers),
+      inflightAtKill: atKill.map((s) => s.inflight).join(','),
+      queuedAtKill: atKill.map((s) => s.queued).join(','),
+      ms: Date.now() - t0,
+      ...(why ? { why, log: d.output().slice(-3000) } : {}),
+    };
+    results.push(r);
+    console.log(
+      `kill-resume ${i + 1}/${iterations} (${r.kill}): ${r.resumed ? 'resumed' : `NOT resumed (${why})`} in ${resumeMs} ms; ` +
+        `accesses completed for the dead process: ${leftovers}; in flight at the kill: ${r.inflightAtKill}`,
+    );
+    if (!r.resumed) break;
+  }
+  clearInterval(pump);
+  await load.stop();
+  await sleep(500);
+  const out = checkSequence(client.received, 'G');
+  const rxText = fs.readFileSync(RX, 'latin1').replace(/G\d{6}\n/g, '');
+  const inp = checkSequence(rxText, 'H');
+  client.drop();
+  daemon.child.kill('SIGTERM');
+  const code = await Promise.race([daemon.exited, sleep(15_000).then(() => 'timeout')]);
+  const resumed = results.filter((r) => r.resumed).length;
+  const times = results.filter((r) => r.resumeMs >= 0).map((r) => r.resumeMs).sort((a, b) => a - b);
+  const summary = {
+    iterations,
+    resumed,
+    failed: iterations - resumed,
+    afterTake: results.filter((r) => r.kill === 'after-take' && r.resumed).length,
+    completedForDeadProcess: results.reduce((n, r) => n + r.completedForDeadProcess, 0),
+    consoleOut: { lines: out.lines, problems: out.bad.slice(0, 10), problemCount: out.bad.length },
+    consoleIn: { lines: inp.lines, problems: inp.bad.slice(0, 10), problemCount: inp.bad.length },
+    resumeMs: { median: times[Math.floor(times.length / 2)] ?? -1, max: times.at(-1) ?? -1 },
+    lastExit: code,
+    failures: results.filter((r) => !r.resumed),
+  };
+  console.log(
+    `kill-resume: ${resumed} of ${iterations} runs resumed; console out ${out.lines} lines (${out.bad.length} problems), in ${inp.lines} lines (${inp.bad.length} problems); resume median ${summary.resumeMs.median} ms`,
+  );
+  if (json) console.log(JSON.stringify(summary));
+  try {
+    execFileSync('rmmod', ['bao_sim'], { timeout: 20_000 });
+  } catch {
+    // left loaded: the guest is about to end
+  }
+  process.exitCode = resumed === iterations && out.bad.length === 0 && inp.bad.length === 0 ? 0 : 1;
+}
+
+/** A frontend register read through bao-sim's debugfs, as a vCPU makes it: the value it completed with. */
+function frontendRead(dm, offset) {
+  const script = `exec 3<>/sys/kernel/debug/bao-sim/dm${dm}/access && echo "read ${offset} 4" >&3 && cat <&3`;
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d.toString()));
+    child.on('close', () => resolve(/^0x[0-9a-f]+/.test(out.trim()) ? Number(out.trim()) : `failed (${out.trim()})`));
+  });
+}
+
+/** Reads `count` bytes of /dev/hwrng from the frontend CPU, bounded. */
+function readHwrng(count, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn('taskset', ['-c', '0', 'dd', 'if=/dev/hwrng', `bs=${count}`, 'count=1', 'iflag=fullblock', 'status=none'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let n = 0;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d) => (n += d.length));
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(n);
+    });
+  });
+}
+
+await main();
