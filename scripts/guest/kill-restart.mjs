@@ -159,6 +159,28 @@ function command(file, argv, timeoutMs) {
   });
 }
 
+/**
+ * Unloads bao-sim, which first completes every pending access (as all-ones) and then removes the
+ * frontends one after the other. Removing the current hw_random source makes hw_random switch to
+ * the other virtio_rng and read from it with its lock held, and with no daemon that read waits
+ * until the other driver is removed too, which the unload would do only next: the same lock-up
+ * as the one-after-the-other unbind (resetFrontends). So both drivers are unbound at the same
+ * time as the unload (their accesses are answered at once by then); those writes may fail or
+ * give up, only the unload counts.
+ */
+async function reloadDispatcher() {
+  let bound = [];
+  try {
+    bound = rngDevices().filter((dev) => fs.existsSync(`${DRIVER}/${dev}`));
+  } catch {
+    // none found: the unload alone
+  }
+  const unload = command('rmmod', ['bao_sim'], 60_000);
+  await sleep(1000);
+  for (const dev of bound) sysfsWrite(`${DRIVER}/unbind`, dev, 60_000).catch(() => {});
+  await unload;
+}
+
 const bothProbed = () => rngDevices().length === 2 && fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').split('virtio_rng').length > 2;
 
 async function main() {
@@ -224,7 +246,7 @@ async function main() {
         await daemon.exited;
       }
       try {
-        await command('rmmod', ['bao_sim'], 60_000);
+        await reloadDispatcher();
         await command('modprobe', ['bao_sim', 'ndms=2', 'frontends=0,1'], 60_000);
         fs.rmSync(SOCKET, { force: true });
         daemon = startDaemon();
@@ -258,7 +280,7 @@ async function main() {
   };
   console.log(`kill-restart: ${recovered} of ${done} runs recovered (${held} lost an access the killed daemon held, ${failed.length} failed otherwise); ${iterations - done} not run`);
   if (json) console.log(JSON.stringify(summary));
-  await command('rmmod', ['bao_sim'], 20_000).catch(() => {}); // else left loaded: the guest is about to end
+  await reloadDispatcher().catch(() => {}); // else left loaded: the guest is about to end
   process.exitCode = failed.length === 0 && !unusable ? 0 : 1;
 }
 
