@@ -3,8 +3,9 @@
 # root scripts/fuzz-setup.sh makes, with this checkout bind-mounted at the same path.
 #
 # Usage: npm run fuzz -- <target> [--time S] [--runs N] [-- libFuzzer flags...]
-#        npm run fuzz -- <target> --merge   (adds the inputs of .fuzz/<target>/corpus that reach new
-#                                            coverage to the checked-in seeds)
+#        npm run fuzz -- <target> --merge   (minimises: the checked-in corpus becomes the smallest set
+#                                            of its inputs and .fuzz/<target>/corpus's that keeps their
+#                                            coverage; named inputs, seed-* and finding-*, always stay)
 #        npm run fuzz -- --list
 # Targets are test/fuzz/targets/<target>.ts. New inputs go to .fuzz/<target>/corpus (not checked
 # in); the seeds of test/fuzz/corpus/<target> are read too. Findings land in
@@ -38,6 +39,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The engine's own --timeout wins over libFuzzer's -timeout. 30 s: a run at `nice -n 19` on a
+# loaded machine can be off the CPU for several seconds (an input of 2 ms once "timed out" after
+# 7 s at the engine's default of 5 s); the oracle bounds the work per delivery by itself.
+timeout_ms=${NODE_BAO_FUZZ_TIMEOUT_MS:-30000}
+
 bash scripts/fuzz-setup.sh
 root=${NODE_BAO_FUZZ_ROOT:-/var/cache/node-bao-fuzz/trixie}
 
@@ -46,14 +52,18 @@ npx tsc -p test/fuzz/tsconfig.json
 
 work=$here/.fuzz/$target
 mkdir -p "$work/corpus" "$work/artifacts" "test/fuzz/corpus/$target"
-flags=(-artifact_prefix="$work/artifacts/" -print_final_stats=1 -max_len=4096 -rss_limit_mb=2048 -timeout=10)
+flags=(-artifact_prefix="$work/artifacts/" -print_final_stats=1 -max_len=4096 -rss_limit_mb=2048)
 [ -n "$time_s" ] && flags+=(-max_total_time="$time_s")
 [ -n "$runs" ] && flags+=(-runs="$runs")
 flags+=("${extra[@]}")
 corpora=("$work/corpus" "$here/test/fuzz/corpus/$target")
 if [ "$merge" = 1 ]; then
+  # libFuzzer's merge adds to the first directory what the others bring: merge everything into
+  # an empty one, then it replaces the checked-in corpus (but for its named inputs).
+  rm -rf "$work/merged"
+  mkdir -p "$work/merged"
   flags+=(-merge=1)
-  corpora=("$here/test/fuzz/corpus/$target" "$work/corpus")
+  corpora=("$work/merged" "$here/test/fuzz/corpus/$target" "$work/corpus")
 fi
 
 # A target whose fuzz() is async (it awaits the device's promise completions, as blk does) runs
@@ -63,7 +73,9 @@ grep -q '^export async function fuzz' "test/fuzz/targets/$target.ts" && sync=()
 cli=$here/test/fuzz/engine/node_modules/@jazzer.js/core/dist/cli.js
 module=$here/build/fuzz/test/fuzz/targets/$target.js
 # A private mount namespace: the bind mounts vanish with the run, whatever way it ends.
-exec unshare --mount --propagation private -- bash -c '
+[ "$merge" = 1 ] || exec=exec
+rc=0
+${exec:-} unshare --mount --propagation private -- bash -c '
   set -e
   root=$1 here=$2; shift 2
   mkdir -p "$root$here"
@@ -74,4 +86,12 @@ exec unshare --mount --propagation private -- bash -c '
     sh -c "cd \"\$0\" && exec \"\$@\"" "$here" "$@"
 ' fuzz "$root" "$here" \
   nice -n 10 node --expose-gc --no-warnings "$cli" "$module" "${corpora[@]}" \
-  "${sync[@]}" --includes /build/fuzz/lib/ --excludes node_modules -- "${flags[@]}"
+  "${sync[@]}" --timeout "$timeout_ms" --includes /build/fuzz/lib/ --excludes node_modules -- "${flags[@]}" || rc=$?
+if [ "$rc" = 0 ] && [ -n "$(ls "$work/merged")" ]; then
+  seeds=$here/test/fuzz/corpus/$target
+  before=$(ls "$seeds" | wc -l)
+  find "$seeds" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+  cp -n "$work/merged"/* "$seeds"/
+  echo "fuzz: $target corpus minimised: $before inputs before, $(ls "$seeds" | wc -l) now (named inputs kept)"
+fi
+exit "$rc"

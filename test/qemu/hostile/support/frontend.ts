@@ -5,7 +5,7 @@
 // (shared/docs/test-machine-notes.md). Ring memory is the test's: it writes whatever it likes
 // at known guest-physical addresses.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 
 import { Mapping } from '../../../../lib/dispatcher/mapping.js';
@@ -65,6 +65,74 @@ export interface Desc {
   readonly next?: number;
 }
 
+/**
+ * One `sh` on the frontend CPU (CPU 0) that runs bodies sent on its stdin; the end of each body
+ * is an echoed marker line. If the shell ends during a body (a special builtin such as `exec`
+ * failing ends a non-interactive shell), the body resolves with what it printed, as a child shell
+ * of its own would have, and the next body gets a new shell.
+ */
+class FrontendShell {
+  private child: ChildProcess | undefined;
+  private out = '';
+  private serial = 0;
+  private waiting: { marker: string; done: (out: string) => void } | undefined;
+
+  constructor(private readonly accessFile: string) {}
+
+  run(body: string, timeoutMs: number): Promise<string> {
+    const child = this.child ?? this.start();
+    this.serial += 1;
+    const marker = `__bao_frontend_done_${this.serial}__`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        this.kill();
+        reject(new Error(`frontend accesses on ${this.accessFile} not completed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.out = '';
+      this.waiting = {
+        marker,
+        done: (out) => {
+          clearTimeout(timer);
+          this.waiting = undefined;
+          resolve(out);
+        },
+      };
+      child.stdin!.write(`${body}\necho ${marker}\n`);
+    });
+  }
+
+  private start(): ChildProcess {
+    const child = spawn('taskset', ['-c', '0', 'sh', '-s'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    child.stdin!.on('error', () => {}); // EPIPE after the shell ended: seen as its close
+    child.stdout!.on('data', (d: Buffer) => {
+      if (this.child !== child) return;
+      this.out += d.toString();
+      const w = this.waiting;
+      if (w === undefined) return;
+      const at = this.out.indexOf(`${w.marker}\n`);
+      if (at >= 0) w.done(this.out.slice(0, at));
+    });
+    child.on('close', () => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.waiting?.done(this.out);
+    });
+    child.stdin!.write(`F=${this.accessFile}\n`);
+    this.child = child;
+    return child;
+  }
+
+  private kill(): void {
+    this.child?.kill('SIGKILL');
+    this.child = undefined;
+  }
+
+  close(): void {
+    this.kill();
+  }
+}
+
 export class InjectedFrontend {
   readonly shmemAddr: number;
   readonly size: number;
@@ -73,8 +141,11 @@ export class InjectedFrontend {
   private readonly mapping: Mapping;
   private readonly dmFd: number;
   private readonly dispatcherFd: number;
+  private readonly session: FrontendShell;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(readonly dm: number) {
+    this.session = new FrontendShell(`${DEBUGFS}/dm${dm}/access`);
     const info = dmInfo(dm);
     this.shmemAddr = Number(info.shmem_addr);
     this.size = Number(info.shmem_size);
@@ -110,23 +181,20 @@ export class InjectedFrontend {
     );
   }
 
-  /** A raw shell body with $F bound to the access file (floods as loops, not as script text). */
+  /**
+   * A raw shell body with $F bound to the access file (floods as loops, not as script text), run
+   * in this frontend's shell on the frontend CPU. The shell lives across calls (a process start
+   * costs a few hundred milliseconds under TCG, and a case makes about ten calls); calls run one
+   * after another. A body that does not finish within `timeoutMs` (an access never completed)
+   * rejects, and the shell is killed and started again at the next call.
+   */
   shell(body: string, timeoutMs = 30_000): Promise<string> {
-    const script = `F=${DEBUGFS}/dm${this.dm}/access\n${body}\n`;
-    return new Promise((resolve, reject) => {
-      const child = spawn('taskset', ['-c', '0', 'sh', '-s'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let out = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`frontend accesses on dm${this.dm} not completed within ${timeoutMs} ms`));
-      }, timeoutMs);
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('close', () => {
-        clearTimeout(timer);
-        resolve(out);
-      });
-      child.stdin.end(script);
-    });
+    const run = this.queue.then(() => this.session.run(body, timeoutMs));
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   async readReg(off: number, width = 4): Promise<number> {
@@ -232,6 +300,7 @@ export class InjectedFrontend {
   }
 
   close(): void {
+    this.session.close();
     this.mapping.unmap();
     fs.closeSync(this.dmFd);
     fs.closeSync(this.dispatcherFd);
