@@ -5,8 +5,10 @@ export class NetMetrics {
   /** Frames (and their bytes, header excluded) sent from the guest to the tap. */
   txFrames = 0;
   txBytes = 0;
-  /** Transmit turns that stopped at the budget and yielded to the event loop. */
-  txBudgetYields = 0;
+  /** Queue runs (transmit, control) that stopped at the budget and yielded to the event loop. */
+  queueYields = 0;
+  /** Runs that waited for a rate limit (none is set on net queues today). */
+  rateLimitWaits = 0;
   /** Times the tap would not take a frame (EAGAIN) and transmit waited for it. */
   txTapFull = 0;
   /** The tap refused a frame (an error other than EAGAIN): dropped. */

@@ -47,11 +47,12 @@ export class RxQueue {
     return this.reserve.length;
   }
 
-  /** Delivers up to `budget` frames from `tap`. */
-  pump(tap: TapQueue, budget: number): RxResult {
+  /** Delivers frames from `tap` until about `budget.chains` frames or `budget.bytes` bytes. */
+  pump(tap: TapQueue, budget: { readonly chains: number; readonly bytes: number }): RxResult {
     const { metrics } = this.settings;
     let result: RxResult = 'budget';
-    for (let frames = 0; frames < budget; ) {
+    const maxFrames = Math.max(1, Math.min(budget.chains, this.queue.size));
+    for (let frames = 0, bytes = 0; frames < maxFrames && bytes < budget.bytes; ) {
       if (!this.fill()) {
         result = this.queue.closed ? 'stopped' : 'no-buffers';
         break;
@@ -71,6 +72,7 @@ export class RxQueue {
         break;
       }
       frames += 1;
+      bytes += n;
       if (n > iov.capacity || n < VNET_HDR_SIZE) {
         // The tap reports a frame's whole length even when the buffers held only its start.
         metrics.rxTruncated += 1;
