@@ -138,6 +138,20 @@ export class NetDevice implements VirtioDevice {
     return this.active?.pairs ?? 0;
   }
 
+  /**
+   * Chains taken from queue `queueIndex` and not given back yet: receive chains waiting in the
+   * merge reserve for a frame, or a transmit chain held for a full tap (until its completion,
+   * queued as a microtask, has been published).
+   */
+  chainsHeld(queueIndex: number): number {
+    const state = this.active;
+    if (state === undefined) return 0;
+    const pair = queueIndex >>> 1;
+    if (queueIndex === state.ctrlIndex) return state.ctrl?.inFlight ?? 0;
+    if (pair >= state.rx.length) return 0;
+    return (queueIndex & 1) === 0 ? (state.rx[pair]?.reserved ?? 0) : (state.tx[pair]?.worker.inFlight ?? 0);
+  }
+
   activate(activation: DeviceActivation): void {
     if (this.closed) throw new Error('net device is closed');
     const guarded = this.guard(activation);
@@ -311,6 +325,8 @@ export class NetDevice implements VirtioDevice {
       // The interface was deleted under us: this queue is gone; the link is down when all are.
       if (j >= 0 && !this.tapGone[j]) {
         this.tapGone[j] = true;
+        // A chain held for the tap will never be written: drop it (later ones fail and drop too).
+        this.active?.tx[j]?.tapGone();
         this.log.warn({ tap: this.tap.name, queue: j, code }, 'tap queue went away');
         if (this.tapGone.every(Boolean)) this.setLink(false);
       }

@@ -92,6 +92,16 @@ export class TxQueue {
     this.worker.kick();
   }
 
+  /** The tap queue went away: the held chain is dropped (given back), the queue goes on. */
+  tapGone(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.settings.metrics.txTapErrors += 1;
+    held.complete(0);
+    this.worker.kick();
+  }
+
   /** Never touch the queue again (reset); settles once the held chain is dropped. */
   stop(): void | Promise<void> {
     const quiet = this.worker.stop();
