@@ -50,8 +50,8 @@ log "current Debian kernel: $kver"
 # Packages installed system-wide (the kernel image is not one of them).
 want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
 # Guest tools copied into the image (qemu/build-image.sh): e2fsprogs for the block tests, ip for
-# network namespaces, iperf3 for bench/net.
-want+=(e2fsprogs iproute2 iperf3)
+# network namespaces, iperf3 for bench/net, ethtool for the net tests (queue pairs).
+want+=(e2fsprogs iproute2 iperf3 ethtool)
 # virtiofsd, the vhost-user backend of the fs tests: its own package where Debian has one (13+),
 # else the one qemu-system-common ships (Debian 12, /usr/lib/qemu/virtiofsd).
 if apt-cache show virtiofsd >/dev/null 2>&1; then want+=(virtiofsd); else want+=(qemu-system-common); fi

@@ -5,6 +5,8 @@ export class NetMetrics {
   /** Frames (and their bytes, header excluded) sent from the guest to the tap. */
   txFrames = 0;
   txBytes = 0;
+  /** Of those, segmentation offload (TSO) frames: larger than the MTU, carried whole. */
+  txGsoFrames = 0;
   /** Queue runs (transmit, control) that stopped at the budget and yielded to the event loop. */
   queueYields = 0;
   /** Runs that waited for a rate limit (none is set on net queues today). */
@@ -16,6 +18,8 @@ export class NetMetrics {
   /** Frames from the tap (header excluded) delivered into guest buffers. */
   rxFrames = 0;
   rxBytes = 0;
+  /** Of those, segmentation offload (GRO/TSO) frames, carried whole. */
+  rxGsoFrames = 0;
   /** Guest receive buffers merged into one frame beyond the first (MRG_RXBUF). */
   rxMergedBuffers = 0;
   /** Times the guest had no receive buffers and the tap was left unread. */

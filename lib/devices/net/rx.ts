@@ -80,13 +80,15 @@ export class RxQueue {
       }
       const first = this.reserve[0] as DescriptorChain;
       gatherHeader(first.writable, this.scratch);
-      const verdict = checkRxHeader(decodeHeader(this.scratch), this.settings.features);
+      const header = decodeHeader(this.scratch);
+      const verdict = checkRxHeader(header, this.settings.features);
       if (verdict === 'flags' || verdict === 'gso') {
         metrics.rxOffloadDropped += 1;
         continue;
       }
       if (verdict === 'clear-data-valid') writeByteAcross(first.writable, 0, (this.scratch[0] as number) & ~HDR_F_DATA_VALID);
       this.publish(n);
+      if (header.gsoType !== 0) metrics.rxGsoFrames += 1;
     }
     this.flush();
     return result;

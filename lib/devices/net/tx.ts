@@ -143,6 +143,7 @@ export class TxQueue {
     }
     if (n < 0) return 'full';
     metrics.txFrames += 1;
+    if (header.gsoType !== 0) metrics.txGsoFrames += 1;
     const pair = this.index >>> 1;
     metrics.txFramesByPair[pair] = (metrics.txFramesByPair[pair] ?? 0) + 1;
     metrics.txBytes += chain.readableLength - VNET_HDR_SIZE;

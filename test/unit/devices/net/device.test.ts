@@ -114,11 +114,12 @@ describe('virtio-net: transmit', () => {
   });
 
   it('takes TSO frames with a checksum request when HOST_TSO4 and CSUM were accepted', () => {
-    const { tap, driver } = setup();
+    const { tap, driver, device } = setup();
     const frame = withHeader(pattern(60000), { flags: 1, gsoType: 1, gsoSize: 1448, hdrLen: 54, csumStart: 34, csumOffset: 16 });
     driver.queue(1).add([{ data: frame }], { indirect: true });
     driver.kick(1);
     expect(tap.queues[0]!.outbound[0]).toEqual(frame);
+    expect(device.metrics).toMatchObject({ txFrames: 1, txGsoFrames: 1 });
   });
 
   it('drops and counts malformed frames, returns their chains, and goes on with the next one', () => {
