@@ -39,6 +39,7 @@ import {
   txQueueIndex,
 } from './config.js';
 import { CTRL_ERR, type CtrlState, executeCommand, newCtrlState } from './ctrl.js';
+import { RxFilter } from './filter.js';
 import { maxRxFrame, maxTxFrame, tapOffloadsFor } from './header.js';
 import { NetMetrics } from './metrics.js';
 import { RxQueue } from './rx.js';
@@ -158,8 +159,11 @@ export class NetDevice implements VirtioDevice {
     const features = activation.features;
     const mq = hasFeature(features, NET_F_MQ);
     const pairsOffered = mq ? this.maxPairs : 1;
+    // A new driver starts from the state after reset (promiscuous, empty tables).
+    Object.assign(this.ctrlState, newCtrlState());
     const rxSettings = {
       features,
+      filter: new RxFilter(this.ctrlState, () => this.space.mac()),
       mergeable: hasFeature(features, NET_F_MRG_RXBUF),
       maxFrame: maxRxFrame(features, this.mtu),
       metrics: this.metrics,

@@ -28,6 +28,8 @@ export class NetMetrics {
   rxTruncated = 0;
   /** Frames whose tap header carried offloads the driver had not accepted: dropped. */
   rxOffloadDropped = 0;
+  /** Frames the driver's receive filter (RX mode, MAC table) refused: dropped. */
+  rxFiltered = 0;
   rxTapErrors = 0;
   /** Guest faults. */
   invalidChains = 0;

@@ -538,3 +538,80 @@ describe('virtio-net: hostile frontend (dropped, counted, the queue goes on)', (
     expect(device.metrics.ctrlBadCommands).toBe(5);
   });
 });
+
+describe('virtio-net: the receive filter the driver programs', () => {
+  function command(driver: MockDriver, bytes: number[]): number {
+    const q = driver.queue(2);
+    const head = q.add([{ data: Uint8Array.from(bytes) }, { length: 1, writable: true }]);
+    driver.kick(2);
+    return q.buffers(head)[1]![0]!;
+  }
+  const toDst = (dst: number[]) => {
+    const payload = pattern(60);
+    payload.set(dst, 0);
+    return withHeader(payload);
+  };
+  const OURS = [...MAC];
+  const OTHER = [0x52, 0x54, 0x00, 0xaa, 0xbb, 0x99];
+  const LISTED_UC = [0x02, 0, 0, 0, 0, 7];
+  const LISTED_MC = [0x33, 0x33, 0, 0, 0, 1];
+  const OTHER_MC = [0x01, 0x00, 0x5e, 0, 0, 9];
+  const BROADCAST = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+  /** Offers one receive buffer per destination, then one frame to each from the tap. */
+  function deliver(tap: FakeTap, driver: MockDriver, dsts: number[][]): void {
+    const q = driver.queue(0);
+    for (let i = 0; i < dsts.length; i += 1) q.add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    for (const d of dsts) tap.queues[0]!.inbound.push(toDst(d));
+    tap.pollAll(1);
+  }
+
+  it('accepts every frame until the driver programs a filter (promiscuous after reset)', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    deliver(tap, driver, [OTHER, OTHER_MC, OURS]);
+    expect(device.metrics).toMatchObject({ rxFrames: 3, rxFiltered: 0 });
+  });
+
+  it('with promiscuous and all-multicast off, passes our MAC, broadcast and the listed addresses, and drops the rest', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX | NET_F_CTRL_MAC_ADDR) });
+    expect(command(driver, [0, 0, 0])).toBe(0);
+    expect(command(driver, [0, 1, 0])).toBe(0);
+    expect(command(driver, [1, 0, 1, 0, 0, 0, ...LISTED_UC, 1, 0, 0, 0, ...LISTED_MC])).toBe(0);
+    for (let i = 0; i < 16; i += 1) driver.queue(0).add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    for (const dst of [OURS, BROADCAST, LISTED_UC, LISTED_MC]) {
+      const before = device.metrics.rxFrames;
+      deliver(tap, driver, [dst]);
+      expect(device.metrics.rxFrames, dst.join(':')).toBe(before + 1);
+    }
+    for (const dst of [OTHER, OTHER_MC]) {
+      const before = device.metrics.rxFiltered;
+      tap.queues[0]!.inbound.push(toDst(dst));
+      tap.pollAll(1);
+      expect(device.metrics.rxFiltered, dst.join(':')).toBe(before + 1);
+    }
+    expect(command(driver, [0, 1, 1])).toBe(0); // all-multicast on
+    const before = device.metrics.rxFrames;
+    tap.queues[0]!.inbound.push(toDst(OTHER_MC), toDst(OTHER));
+    tap.pollAll(1);
+    expect(device.metrics.rxFrames).toBe(before + 1);
+    expect(device.metrics.rxFiltered).toBe(3);
+    // A new MAC (MAC_ADDR_SET) is ours from then on.
+    expect(command(driver, [1, 1, ...OTHER])).toBe(0);
+    tap.queues[0]!.inbound.push(toDst(OTHER), toDst(OURS));
+    tap.pollAll(1);
+    expect(device.metrics.rxFrames).toBe(before + 2);
+    expect(device.metrics.rxFiltered).toBe(4);
+  });
+
+  it('forgets the filter at reset: the next driver starts promiscuous', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    expect(command(driver, [0, 0, 0])).toBe(0);
+    driver.reset();
+    driver.init({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    deliver(tap, driver, [OTHER]);
+    expect(device.metrics).toMatchObject({ rxFrames: 1, rxFiltered: 0 });
+    expect(device.ctrlState.promisc).toBe(true);
+  });
+});
