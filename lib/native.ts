@@ -174,10 +174,8 @@ export interface NativeAddon {
   /** TUNSETIFF as a tap with a vnet header (IFF_MULTI_QUEUE if asked); creates a missing name. */
   tapOpen(name: string, multiQueue: boolean): { fd: number; name: string };
   tapSetVnetHdrSize(fd: number, size: number): void;
-  /** TUNSETOFFLOAD; takes rtnl (see tapSetOffloadAsync). */
-  tapSetOffload(fd: number, flags: number): void;
-  /** TUNSETOFFLOAD on the thread pool; callback(null) when done. */
-  tapSetOffloadAsync(fd: number, flags: number, callback: (err: NativeErrnoError | null) => void): void;
+  /** TUNSETOFFLOAD at once (takes rtnl: start-up only), or with a callback on the thread pool, callback(null) when done. */
+  tapSetOffload(fd: number, flags: number, callback?: (err: NativeErrnoError | null) => void): void;
   /** Non-blocking readv into the views; bytes read (a tap: the frame's full length), -1 on EAGAIN. */
   readv(fd: number, buffers: readonly Uint8Array[]): number;
   /** Non-blocking writev of the views; bytes written, -1 on EAGAIN. */

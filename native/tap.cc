@@ -81,25 +81,18 @@ Napi::Value TapSetVnetHdrSize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// tapSetOffload(fd, flags): TUNSETOFFLOAD (TUN_F_* bits). Takes the kernel's rtnl lock: see
-// SetOffloadWorker for the variant that does not block the event loop.
-Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  uint32_t flags = ArgU32(info, 1, "flags");
-  if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) != 0) ThrowErrno(env, errno, "ioctl TUNSETOFFLOAD");
-  return env.Undefined();
+// TUNSETOFFLOAD (TUN_F_* bits); 0 or the errno.
+int SetOffload(int fd, uint32_t flags) {
+  return ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) == 0 ? 0 : errno;
 }
 
-// The same ioctl on the libuv thread pool: a frontend of the same kernel may hold rtnl while it
-// waits for this process (virtio_net's probe and control commands), so the event loop must never
-// wait for rtnl itself.
+// The ioctl on the libuv thread pool: it takes the kernel's rtnl lock, and a frontend of the same
+// kernel may hold rtnl while it waits for this process (virtio_net's probe and control
+// commands), so the event loop must never wait for rtnl itself.
 class SetOffloadWorker : public Napi::AsyncWorker {
  public:
   SetOffloadWorker(Napi::Function cb, int fd, uint32_t flags) : Napi::AsyncWorker(cb, "bao:tap-offload"), fd_(fd), flags_(flags) {}
-  void Execute() override {
-    if (ioctl(fd_, TUNSETOFFLOAD, static_cast<unsigned long>(flags_)) != 0) err_ = errno;
-  }
+  void Execute() override { err_ = SetOffload(fd_, flags_); }
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -112,14 +105,19 @@ class SetOffloadWorker : public Napi::AsyncWorker {
   int err_ = 0;
 };
 
-// tapSetOffloadAsync(fd, flags, callback(err|null)).
-Napi::Value TapSetOffloadAsync(const Napi::CallbackInfo& info) {
+// tapSetOffload(fd, flags[, callback(err|null)]): with a callback on the thread pool (see
+// SetOffloadWorker), without one at once (only before any frontend is served: at start-up).
+Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   uint32_t flags = ArgU32(info, 1, "flags");
-  if (info.Length() < 3 || !info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
-  auto* w = new SetOffloadWorker(info[2].As<Napi::Function>(), fd, flags);
-  w->Queue();
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+    (new SetOffloadWorker(info[2].As<Napi::Function>(), fd, flags))->Queue();
+    return env.Undefined();
+  }
+  int err = SetOffload(fd, flags);
+  if (err != 0) ThrowErrno(env, err, "ioctl TUNSETOFFLOAD");
   return env.Undefined();
 }
 
@@ -163,7 +161,6 @@ void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen, "tapOpen"));
   exports.Set("tapSetVnetHdrSize", Napi::Function::New(env, TapSetVnetHdrSize, "tapSetVnetHdrSize"));
   exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload, "tapSetOffload"));
-  exports.Set("tapSetOffloadAsync", Napi::Function::New(env, TapSetOffloadAsync, "tapSetOffloadAsync"));
   exports.Set("readv", Napi::Function::New(env, Readv, "readv"));
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();

@@ -80,7 +80,7 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
 # (busybox's mke2fs makes ext2 only), ip and iperf3 for the net tests. Each is installed at its own
 # path and linked from /usr/local/bin; tests call them by path because busybox's applets of the
 # same names come first in PATH.
-guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/ip /usr/bin/iperf3)
+guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/ip /usr/bin/iperf3 /usr/sbin/ethtool)
 # vhost-user backends the tests run in the guest: virtiofsd (Debian's virtiofsd package, or the
 # one qemu-system-common ships on Debian 12), installed as /usr/libexec/virtiofsd.
 virtiofsd_bin=""
@@ -117,7 +117,7 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$0" "${guest_tools[@]}
   mkdir -p "$d/usr/bin" "$d/usr/sbin" "$d/usr/local/bin"
   cp "$tool" "$vsock_tool" "$d/usr/bin/"
   for t in "${guest_tools[@]}"; do
-    [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs, iproute2, iperf3)"; exit 1; }
+    [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs, iproute2, iperf3, ethtool)"; exit 1; }
     mkdir -p "$d$(dirname "$t")"
     cp -L "$t" "$d$t"
     ln -sf "$t" "$d/usr/local/bin/$(basename "$t")"

@@ -50,8 +50,8 @@ log "current Debian kernel: $kver"
 # Packages installed system-wide (the kernel image is not one of them).
 want=(qemu-system-x86 busybox-static cpio kmod xz-utils make gcc binutils "linux-headers-$kver")
 # Guest tools copied into the image (qemu/build-image.sh): e2fsprogs for the block tests, ip for
-# network namespaces, iperf3 for bench/net.
-want+=(e2fsprogs iproute2 iperf3)
+# network namespaces, iperf3 for bench/net, ethtool for the net tests (queue pairs).
+want+=(e2fsprogs iproute2 iperf3 ethtool)
 # fio for bench/blk (shipped into the guest's job layer by bench/blk/run.sh, not the image).
 want+=(fio)
 # virtiofsd, the vhost-user backend of the fs tests: its own package where Debian has one (13+),

@@ -14,7 +14,7 @@ export function tapSyscalls(given?: NativeAddon): TapSyscalls {
     tapOpen: (name, multiQueue) => a().tapOpen(name, multiQueue),
     tapSetVnetHdrSize: (fd, size) => a().tapSetVnetHdrSize(fd, size),
     tapSetOffload: (fd, flags) => a().tapSetOffload(fd, flags),
-    tapSetOffloadAsync: (fd, flags, cb) => a().tapSetOffloadAsync(fd, flags, cb),
+    tapSetOffloadAsync: (fd, flags, cb) => a().tapSetOffload(fd, flags, cb),
     readv: (fd, buffers) => a().readv(fd, buffers),
     writev: (fd, buffers) => a().writev(fd, buffers),
     close: (fd) => closeSync(fd),

@@ -4,7 +4,7 @@
 // read back into views. Errors name their cause; multi-queue and offloads behave as Linux says.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -118,6 +118,20 @@ describe('tap (addon)', () => {
     const err = await new Promise((res) => tap.setOffload(c.TUN_F_TSO4, res));
     expect(err).toMatchObject({ code: 'EINVAL', syscall: 'ioctl TUNSETOFFLOAD' });
     tap.close();
+  });
+
+  it('sets offloads at once without a callback (start-up), with the same errors', (ctx) => {
+    if (!canRun) skipBecause(ctx, why);
+    const addon = loadAddon();
+    const c = addon.constants;
+    const opened = addon.tapOpen(tapName(), false);
+    try {
+      expect(addon.tapSetOffload(opened.fd, c.TUN_F_CSUM | c.TUN_F_TSO4)).toBeUndefined();
+      expect(() => addon.tapSetOffload(opened.fd, c.TUN_F_TSO4)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'ioctl TUNSETOFFLOAD' }));
+      expect(() => addon.tapSetOffload(opened.fd, 0, 'not a function' as never)).toThrow(TypeError);
+    } finally {
+      closeSync(opened.fd);
+    }
   });
 
   it('checks its arguments: a non-array, a non-Uint8Array, an over-long name', (ctx) => {

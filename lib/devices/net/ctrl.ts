@@ -1,9 +1,9 @@
 // The control queue (virtio 1.2 §5.1.6.5): class, command, data (device-readable), then one ack
 // byte (device-writable). Linux waits for the ack by spinning, often with rtnl held, so every
 // command is answered at once from state in this process and never through a tap ioctl.
-// Served: RX mode (promiscuous, all-multicast; the tap already gives us everything, so these
-// are acknowledged and recorded), MAC table and address (recorded; the address also updates
-// the config space), and MQ's VQ_PAIRS_SET (how many pairs the driver uses).
+// Served: RX mode (promiscuous, all-multicast) and the MAC table, recorded here and enforced on
+// receive by filter.ts; the MAC address (it also updates the config space); and MQ's
+// VQ_PAIRS_SET (how many pairs the driver uses).
 
 import { copyFromReadable, type DescriptorChain } from '../../virtio/descriptor-chain.js';
 
@@ -37,8 +37,9 @@ export interface CtrlHandlers {
   readonly state: CtrlState;
 }
 
+/** The state after reset: promiscuous until the driver programs a filter (as QEMU's device). */
 export function newCtrlState(): CtrlState {
-  return { promisc: false, allmulti: false, unicastFilter: [], multicastFilter: [] };
+  return { promisc: true, allmulti: false, unicastFilter: [], multicastFilter: [] };
 }
 
 /** Executes one command chain; returns the ack, or undefined if it has no room for one. */

@@ -4,15 +4,24 @@
 // wires queues to tap queues, follows the driver's control commands (ctrl.ts), keeps the link
 // status, and applies the negotiated receive offloads to the tap (off the event loop).
 //
+// Fairness: the transmit and control queues are served by QueueWorkers (a bounded budget per
+// run, then a yield to the event loop: the mechanism every device shares). Receive is driven by
+// the tap, not by the guest's kicks: each time libuv reports the tap readable, at most one
+// budget of frames is read (the poller is level-triggered, so the rest comes on its next turn),
+// and when the guest has no buffers the tap is left unread until the next receive kick. Its
+// unit of work is a frame, which with MRG_RXBUF spans several chains that must reach the used
+// ring together, which is why it does not take chains one by one through a worker.
+//
 // Lifecycle: the tap is opened by the caller before the device exists and outlives resets; a
-// reset stops every queue synchronously (reads and writes are synchronous system calls, so
-// nothing touches guest memory after reset() returns), the next activation starts afresh.
+// reset stops every queue (reads and writes are synchronous system calls, and a transmit chain
+// held for a full tap is dropped, so nothing touches guest memory after reset() returns), the
+// next activation starts afresh.
 
 import type { DeviceActivation, VirtioDevice } from '../../virtio/device.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC, hasFeature } from '../../virtio/features.js';
 import { silentLogger, worthLogging, type Logger } from '../../virtio/logger.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
-import { takeChain } from '../../virtio/take-chain.js';
+import { QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import {
   DEFAULT_MTU,
   NET_DEVICE_ID,
@@ -30,11 +39,12 @@ import {
   txQueueIndex,
 } from './config.js';
 import { CTRL_ERR, type CtrlState, executeCommand, newCtrlState } from './ctrl.js';
+import { RxFilter } from './filter.js';
 import { maxRxFrame, maxTxFrame, tapOffloadsFor } from './header.js';
 import { NetMetrics } from './metrics.js';
 import { RxQueue } from './rx.js';
 import type { TapInterface, TapQueue } from './tap.js';
-import { TxQueue, txBudget } from './tx.js';
+import { NET_QUEUE_BUDGET, TxQueue } from './tx.js';
 
 /** Queue size offered when the config gives none. */
 export const DEFAULT_NET_QUEUE_SIZE = 256;
@@ -45,6 +55,10 @@ export interface NetDeviceOptions {
   readonly mtu?: number;
   readonly queueSize?: number;
   readonly log?: Logger;
+  /** Per-run budget of each queue (default NET_QUEUE_BUDGET). */
+  readonly budget?: QueueWorkerBudget;
+  /** When queue workers continue after a yield (tests inject a manual one). */
+  readonly scheduler?: WorkerScheduler;
 }
 
 interface Active {
@@ -53,7 +67,8 @@ interface Active {
   /** Indexed by pair; undefined where the driver did not enable the queue. */
   readonly rx: readonly (RxQueue | undefined)[];
   readonly tx: readonly (TxQueue | undefined)[];
-  readonly ctrl: SplitQueue | undefined;
+  /** Made right after the state it refers to. */
+  ctrl: QueueWorker | undefined;
   readonly ctrlIndex: number;
   /** Pairs the driver uses (VQ_PAIRS_SET); 1 until it says otherwise (§5.1.6.5.5). */
   pairs: number;
@@ -75,6 +90,8 @@ export class NetDevice implements VirtioDevice {
   private readonly tap: TapInterface;
   private readonly log: Logger;
   private readonly maxPairs: number;
+  private readonly budget: Required<QueueWorkerBudget>;
+  private readonly scheduler: WorkerScheduler | undefined;
   private active: Active | undefined;
   /** Tap queues that failed for good (the interface went away). */
   private readonly tapGone: boolean[];
@@ -87,6 +104,8 @@ export class NetDevice implements VirtioDevice {
     this.tap = options.tap;
     this.log = options.log ?? silentLogger;
     this.mtu = options.mtu ?? DEFAULT_MTU;
+    this.budget = { ...NET_QUEUE_BUDGET, ...options.budget };
+    this.scheduler = options.scheduler;
     this.maxPairs = options.tap.queues.length;
     if (this.maxPairs < 1) throw new RangeError('a net device needs at least one tap queue');
     const size = options.queueSize ?? DEFAULT_NET_QUEUE_SIZE;
@@ -120,14 +139,31 @@ export class NetDevice implements VirtioDevice {
     return this.active?.pairs ?? 0;
   }
 
+  /**
+   * Chains taken from queue `queueIndex` and not given back yet: receive chains waiting in the
+   * merge reserve for a frame, or a transmit chain held for a full tap (until its completion,
+   * queued as a microtask, has been published).
+   */
+  chainsHeld(queueIndex: number): number {
+    const state = this.active;
+    if (state === undefined) return 0;
+    const pair = queueIndex >>> 1;
+    if (queueIndex === state.ctrlIndex) return state.ctrl?.inFlight ?? 0;
+    if (pair >= state.rx.length) return 0;
+    return (queueIndex & 1) === 0 ? (state.rx[pair]?.reserved ?? 0) : (state.tx[pair]?.worker.inFlight ?? 0);
+  }
+
   activate(activation: DeviceActivation): void {
     if (this.closed) throw new Error('net device is closed');
     const guarded = this.guard(activation);
     const features = activation.features;
     const mq = hasFeature(features, NET_F_MQ);
     const pairsOffered = mq ? this.maxPairs : 1;
+    // A new driver starts from the state after reset (promiscuous, empty tables).
+    Object.assign(this.ctrlState, newCtrlState());
     const rxSettings = {
       features,
+      filter: new RxFilter(this.ctrlState, () => this.space.mac()),
       mergeable: hasFeature(features, NET_F_MRG_RXBUF),
       maxFrame: maxRxFrame(features, this.mtu),
       metrics: this.metrics,
@@ -139,6 +175,8 @@ export class NetDevice implements VirtioDevice {
       maxFrame: maxTxFrame(features, this.mtu),
       metrics: this.metrics,
       activation: guarded,
+      budget: this.budget,
+      scheduler: this.scheduler,
       waitWritable: () => this.updateWants(),
       onTapError: (tap: TapQueue, err: unknown) => this.onTapError(tap, err),
     };
@@ -151,8 +189,10 @@ export class NetDevice implements VirtioDevice {
       tx.push(tq === undefined ? undefined : new TxQueue(txQueueIndex(p), tq, this.tap.queues[p] as TapQueue, txSettings));
     }
     const ctrlIndex = ctrlQueueIndex(this.maxPairs, mq);
-    const ctrl = hasFeature(features, NET_F_CTRL_VQ) ? activation.queues[ctrlIndex] : undefined;
-    this.active = { activation: guarded, features, rx, tx, ctrl, ctrlIndex, pairs: 1, starved: new Set() };
+    const ctrlQueue = hasFeature(features, NET_F_CTRL_VQ) ? activation.queues[ctrlIndex] : undefined;
+    const state: Active = { activation: guarded, features, rx, tx, ctrl: undefined, ctrlIndex, pairs: 1, starved: new Set() };
+    if (ctrlQueue !== undefined) state.ctrl = this.ctrlWorker(ctrlQueue, state);
+    this.active = state;
     this.metrics.pairsInUse = 1;
     this.metrics.activations += 1;
     this.applyOffloads(tapOffloadsFor(features));
@@ -160,14 +200,14 @@ export class NetDevice implements VirtioDevice {
     this.updateWants();
     // Buffers posted before DRIVER_OK had their kicks dropped: look at every queue once.
     for (const t of tx) t?.process();
-    this.processCtrl();
+    state.ctrl?.kick();
   }
 
   queueNotify(queueIndex: number): void {
     const state = this.active;
     if (state === undefined) return;
     if (queueIndex === state.ctrlIndex && state.ctrl !== undefined) {
-      this.processCtrl();
+      state.ctrl.kick();
       return;
     }
     const pair = queueIndex >>> 1;
@@ -190,22 +230,29 @@ export class NetDevice implements VirtioDevice {
     return false;
   }
 
-  reset(): void {
+  reset(): void | Promise<void> {
     const state = this.active;
-    if (state === undefined) return;
+    if (state === undefined) return undefined;
     this.active = undefined;
-    for (const t of state.tx) t?.stop();
+    const waits: Promise<void>[] = [];
+    for (const t of state.tx) {
+      const quiet = t?.stop();
+      if (quiet) waits.push(quiet);
+    }
+    const ctrlQuiet = state.ctrl?.stop();
+    if (ctrlQuiet) waits.push(ctrlQuiet);
     this.metrics.resets += 1;
     this.metrics.pairsInUse = 0;
     this.updateWants();
     // The next driver may accept fewer offloads: none until it negotiates.
     this.applyOffloads(0);
+    return waits.length === 0 ? undefined : Promise.all(waits).then(() => undefined);
   }
 
   /** Reset, then close the tap (daemon shutdown). Idempotent. */
   close(): void {
     if (this.closed) return;
-    this.reset();
+    void this.reset();
     this.closed = true;
     this.tap.close();
   }
@@ -259,7 +306,7 @@ export class NetDevice implements VirtioDevice {
       return;
     }
     for (;;) {
-      const result = rx.pump(tap, txBudget(rx.queue.size));
+      const result = rx.pump(tap, this.budget);
       if (result !== 'no-buffers') return; // tap empty or budget spent: the poller calls again
       if (this.active !== state) return;
       if (rx.rearm()) continue; // buffers arrived while re-arming
@@ -271,8 +318,7 @@ export class NetDevice implements VirtioDevice {
   }
 
   private onTapWritable(j: number): void {
-    const tx = this.active?.tx[j];
-    if (tx?.waitingForTap) tx.process();
+    this.active?.tx[j]?.tapWritable();
     this.updateWants();
   }
 
@@ -283,6 +329,8 @@ export class NetDevice implements VirtioDevice {
       // The interface was deleted under us: this queue is gone; the link is down when all are.
       if (j >= 0 && !this.tapGone[j]) {
         this.tapGone[j] = true;
+        // A chain held for the tap will never be written: drop it (later ones fail and drop too).
+        this.active?.tx[j]?.tapGone();
         this.log.warn({ tap: this.tap.name, queue: j, code }, 'tap queue went away');
         if (this.tapGone.every(Boolean)) this.setLink(false);
       }
@@ -299,10 +347,7 @@ export class NetDevice implements VirtioDevice {
     this.active?.activation.configChanged();
   }
 
-  private processCtrl(): void {
-    const state = this.active;
-    const queue = state?.ctrl;
-    if (state === undefined || queue === undefined) return;
+  private ctrlWorker(queue: SplitQueue, state: Active): QueueWorker {
     const handlers = {
       maxPairs: this.maxPairs,
       mq: hasFeature(state.features, NET_F_MQ),
@@ -316,32 +361,32 @@ export class NetDevice implements VirtioDevice {
       },
       setMac: (mac: Uint8Array) => this.space.setMac(mac),
     };
-    let published = false;
-    for (let served = 0; served < txBudget(queue.size); ) {
-      const chain = takeChain(queue, state.ctrlIndex, state.activation, this.metrics);
-      if (chain === null) {
-        if (this.active !== state || !queue.enableNotification()) break;
-        continue;
-      }
-      served += 1;
-      published = true;
-      const last = chain.writable[chain.writable.length - 1];
-      if (last === undefined || last.length === 0) {
-        this.metrics.ctrlBadCommands += 1;
-        queue.addUsed(chain.head, 0);
-        continue;
-      }
-      const result = executeCommand(chain, handlers);
-      this.metrics.ctrlCommands += 1;
-      if (!result.ok) {
-        this.metrics.ctrlBadCommands += 1;
-        if (worthLogging(this.metrics.ctrlBadCommands)) state.activation.log.warn({ reason: result.reason }, 'control command refused');
-      }
-      last[last.length - 1] = result.ok ? result.ack : CTRL_ERR;
-      queue.addUsed(chain.head, 1);
-    }
-    if (published && this.active === state) state.activation.notifyUsed(state.ctrlIndex);
-    if (this.active === state && queue.hasAvailable()) setImmediate(() => this.processCtrl());
+    return new QueueWorker({
+      queue,
+      queueIndex: state.ctrlIndex,
+      activation: state.activation,
+      counters: this.metrics,
+      budget: this.budget,
+      ...(this.scheduler ? { scheduler: this.scheduler } : {}),
+      handler: {
+        handle: (chain) => {
+          const last = chain.writable[chain.writable.length - 1];
+          if (last === undefined || last.length === 0) {
+            this.metrics.ctrlBadCommands += 1;
+            if (worthLogging(this.metrics.ctrlBadCommands)) state.activation.log.warn({ head: chain.head }, 'guest fault: control command without room for its ack');
+            return 0;
+          }
+          const result = executeCommand(chain, handlers);
+          this.metrics.ctrlCommands += 1;
+          if (!result.ok) {
+            this.metrics.ctrlBadCommands += 1;
+            if (worthLogging(this.metrics.ctrlBadCommands)) state.activation.log.warn({ reason: result.reason }, 'control command refused');
+          }
+          last[last.length - 1] = result.ok ? result.ack : CTRL_ERR;
+          return 1;
+        },
+      },
+    });
   }
 
   /** TUNSETOFFLOAD one at a time, last wish wins (the thread pool would not keep their order). */

@@ -5,8 +5,12 @@ export class NetMetrics {
   /** Frames (and their bytes, header excluded) sent from the guest to the tap. */
   txFrames = 0;
   txBytes = 0;
-  /** Transmit turns that stopped at the budget and yielded to the event loop. */
-  txBudgetYields = 0;
+  /** Of those, segmentation offload (TSO) frames: larger than the MTU, carried whole. */
+  txGsoFrames = 0;
+  /** Queue runs (transmit, control) that stopped at the budget and yielded to the event loop. */
+  queueYields = 0;
+  /** Runs that waited for a rate limit (none is set on net queues today). */
+  rateLimitWaits = 0;
   /** Times the tap would not take a frame (EAGAIN) and transmit waited for it. */
   txTapFull = 0;
   /** The tap refused a frame (an error other than EAGAIN): dropped. */
@@ -14,6 +18,8 @@ export class NetMetrics {
   /** Frames from the tap (header excluded) delivered into guest buffers. */
   rxFrames = 0;
   rxBytes = 0;
+  /** Of those, segmentation offload (GRO/TSO) frames, carried whole. */
+  rxGsoFrames = 0;
   /** Guest receive buffers merged into one frame beyond the first (MRG_RXBUF). */
   rxMergedBuffers = 0;
   /** Times the guest had no receive buffers and the tap was left unread. */
@@ -22,6 +28,8 @@ export class NetMetrics {
   rxTruncated = 0;
   /** Frames whose tap header carried offloads the driver had not accepted: dropped. */
   rxOffloadDropped = 0;
+  /** Frames the driver's receive filter (RX mode, MAC table) refused: dropped. */
+  rxFiltered = 0;
   rxTapErrors = 0;
   /** Guest faults. */
   invalidChains = 0;

@@ -4,8 +4,9 @@
 // Without MRG_RXBUF each frame takes one chain. With it, chains are taken ahead into a small
 // reserve until they can hold the largest frame the driver negotiated, the frame is read across
 // them, and the chains it used are returned (num_buffers of them); the rest wait for the next
-// frame. A frame that did not fit (truncated) or whose header carries offloads the driver did
-// not accept is dropped and counted, and the chains are reused. When the guest has no buffers
+// frame. A frame that did not fit (truncated), whose header carries offloads the driver did not
+// accept, or that the driver's receive filter refuses (filter.ts) is dropped and counted, and
+// the chains are reused. When the guest has no buffers
 // the device stops reading the tap: the kernel queues or drops, as on a NIC whose ring is full.
 
 import type { DeviceActivation } from '../../virtio/device.js';
@@ -14,6 +15,7 @@ import { worthLogging } from '../../virtio/logger.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
 import { takeChain } from '../../virtio/take-chain.js';
 import { HDR_F_DATA_VALID, HDR_NUM_BUFFERS, VNET_HDR_SIZE, checkRxHeader, decodeHeader, gatherHeader, writeU16Across } from './header.js';
+import type { RxFilter } from './filter.js';
 import type { NetMetrics } from './metrics.js';
 import type { TapQueue } from './tap.js';
 
@@ -26,6 +28,8 @@ export interface RxSettings {
   readonly maxFrame: number;
   readonly metrics: NetMetrics;
   readonly activation: DeviceActivation;
+  /** The driver's RX mode and MAC table (frames it does not accept are dropped and counted). */
+  readonly filter?: RxFilter;
   /** Called when a tap read fails for a reason other than "nothing to read". */
   readonly onTapError: (tap: TapQueue, err: unknown) => void;
 }
@@ -47,11 +51,12 @@ export class RxQueue {
     return this.reserve.length;
   }
 
-  /** Delivers up to `budget` frames from `tap`. */
-  pump(tap: TapQueue, budget: number): RxResult {
+  /** Delivers frames from `tap` until about `budget.chains` frames or `budget.bytes` bytes. */
+  pump(tap: TapQueue, budget: { readonly chains: number; readonly bytes: number }): RxResult {
     const { metrics } = this.settings;
     let result: RxResult = 'budget';
-    for (let frames = 0; frames < budget; ) {
+    const maxFrames = Math.max(1, Math.min(budget.chains, this.queue.size));
+    for (let frames = 0, bytes = 0; frames < maxFrames && bytes < budget.bytes; ) {
       if (!this.fill()) {
         result = this.queue.closed ? 'stopped' : 'no-buffers';
         break;
@@ -71,6 +76,7 @@ export class RxQueue {
         break;
       }
       frames += 1;
+      bytes += n;
       if (n > iov.capacity || n < VNET_HDR_SIZE) {
         // The tap reports a frame's whole length even when the buffers held only its start.
         metrics.rxTruncated += 1;
@@ -78,13 +84,19 @@ export class RxQueue {
       }
       const first = this.reserve[0] as DescriptorChain;
       gatherHeader(first.writable, this.scratch);
-      const verdict = checkRxHeader(decodeHeader(this.scratch), this.settings.features);
+      const header = decodeHeader(this.scratch);
+      const verdict = checkRxHeader(header, this.settings.features);
       if (verdict === 'flags' || verdict === 'gso') {
         metrics.rxOffloadDropped += 1;
         continue;
       }
+      if (this.settings.filter !== undefined && !this.settings.filter.accepts(iov.buffers, n)) {
+        metrics.rxFiltered += 1;
+        continue;
+      }
       if (verdict === 'clear-data-valid') writeByteAcross(first.writable, 0, (this.scratch[0] as number) & ~HDR_F_DATA_VALID);
       this.publish(n);
+      if (header.gsoType !== 0) metrics.rxGsoFrames += 1;
     }
     this.flush();
     return result;

@@ -1,40 +1,53 @@
 // Transmit: each chain's readable buffers (the guest's vnet header followed by its frame) go to
-// the tap in one writev, as they are in guest memory. Chains are served in batches of at most
-// `budget` per turn; a longer backlog continues on the next turn of the event loop so one busy
-// queue does not keep the loop from other devices. A header that uses offloads the driver did
-// not negotiate, a frame larger than the MTU allows, or a chain shorter than the header is
-// dropped and counted; the chain is returned and the queue goes on.
+// the tap in one writev, as they are in guest memory. The queue is served by a QueueWorker (the
+// fairness budget every device shares: a bounded number of chains, descriptors and bytes per
+// run, then a yield to the event loop, so one busy queue does not keep the loop from the other
+// frontends). A header that uses offloads the driver did not negotiate, a frame larger than the
+// MTU allows, or a chain shorter than the header is dropped and counted; the chain is returned
+// and the queue goes on.
+//
+// Backpressure: when the tap cannot take a frame (EAGAIN) the chain is held, handle() returns a
+// Promise for it and admit() answers 'idle' until the tap is writable, so frames leave in the
+// order the guest queued them. At reset the held chain is forgotten (never completed).
 
 import type { DeviceActivation } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
 import { worthLogging } from '../../virtio/logger.js';
+import { QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
-import { takeChain } from '../../virtio/take-chain.js';
 import { VNET_HDR_SIZE, checkTxHeader, decodeHeader, gatherHeader } from './header.js';
 import type { NetMetrics } from './metrics.js';
 import type { TapQueue } from './tap.js';
 
-/** Chains per turn: bounded so other devices' work interleaves (replaceable by a shared budget). */
-export function txBudget(queueSize: number): number {
-  return Math.min(queueSize, 64);
-}
+/**
+ * Per-run budget of a net queue. A TSO frame is up to 64 KiB that the kernel copies in writev
+ * (or readv), so the byte bound is a few such frames rather than the worker's 64 KiB default,
+ * which would yield after every large frame.
+ */
+export const NET_QUEUE_BUDGET: Required<QueueWorkerBudget> = { chains: 64, descriptors: 1024, bytes: 256 * 1024 };
 
 export interface TxSettings {
   readonly features: bigint;
   readonly maxFrame: number;
   readonly metrics: NetMetrics;
   readonly activation: DeviceActivation;
-  /** The tap cannot take more now: wake process() when it can. */
+  readonly budget: QueueWorkerBudget;
+  readonly scheduler?: WorkerScheduler | undefined;
+  /** The tap cannot take more now: call tapWritable() when it can. */
   readonly waitWritable: (tap: TapQueue) => void;
   readonly onTapError: (tap: TapQueue, err: unknown) => void;
 }
 
 type Outcome = 'sent' | 'dropped' | 'full';
 
+interface Held {
+  readonly chain: DescriptorChain;
+  readonly complete: (len: number) => void;
+}
+
 export class TxQueue {
-  private stalled: DescriptorChain | null = null;
-  private immediate: NodeJS.Immediate | undefined;
-  private stopped = false;
+  readonly worker: QueueWorker;
+  private held: Held | null = null;
   private readonly scratch = new Uint8Array(VNET_HDR_SIZE);
 
   constructor(
@@ -42,57 +55,69 @@ export class TxQueue {
     readonly queue: SplitQueue,
     readonly tap: TapQueue,
     private readonly settings: TxSettings,
-  ) {}
+  ) {
+    this.worker = new QueueWorker({
+      queue,
+      queueIndex: index,
+      activation: settings.activation,
+      counters: settings.metrics,
+      budget: settings.budget,
+      ...(settings.scheduler ? { scheduler: settings.scheduler } : {}),
+      handler: {
+        admit: () => (this.held === null ? 'now' : 'idle'),
+        handle: (chain) => this.handle(chain),
+      },
+    });
+  }
 
   get waitingForTap(): boolean {
-    return this.stalled !== null;
+    return this.held !== null;
   }
 
-  /** Serve up to one budget of chains now; the rest on the next turn. */
+  /** The driver kicked (or the device looks once at activation). */
   process(): void {
-    if (this.stopped || this.immediate !== undefined) return;
-    const { activation } = this.settings;
-    const queue = this.queue;
-    const budget = txBudget(queue.size);
-    let served = 0;
-    let published = false;
-    queue.disableNotification();
-    for (;;) {
-      if (served === budget) {
-        this.settings.metrics.txBudgetYields += 1;
-        this.immediate = setImmediate(() => {
-          this.immediate = undefined;
-          this.process();
-        });
-        break;
-      }
-      const chain = this.stalled ?? takeChain(queue, this.index, activation, this.settings.metrics);
-      if (chain === null) {
-        if (this.stopped || queue.closed || !queue.enableNotification()) break;
-        queue.disableNotification();
-        continue;
-      }
-      this.stalled = null;
-      const outcome = this.send(chain);
-      if (outcome === 'full') {
-        this.stalled = chain;
-        this.settings.metrics.txTapFull += 1;
-        this.settings.waitWritable(this.tap);
-        break;
-      }
-      queue.addUsed(chain.head, 0);
-      published = true;
-      served += 1;
-    }
-    if (published && !this.stopped) activation.notifyUsed(this.index);
+    this.worker.kick();
   }
 
-  /** Never touch the queue again (reset): a pending turn is cancelled, a stalled chain forgotten. */
-  stop(): void {
-    this.stopped = true;
-    this.stalled = null;
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.immediate = undefined;
+  /** The tap can take frames again: send the held one, then go on with the queue. */
+  tapWritable(): void {
+    const held = this.held;
+    if (held === null || this.worker.isStopped) return;
+    if (this.send(held.chain) === 'full') {
+      this.settings.waitWritable(this.tap);
+      return;
+    }
+    this.held = null;
+    held.complete(0);
+    this.worker.kick();
+  }
+
+  /** The tap queue went away: the held chain is dropped (given back), the queue goes on. */
+  tapGone(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.settings.metrics.txTapErrors += 1;
+    held.complete(0);
+    this.worker.kick();
+  }
+
+  /** Never touch the queue again (reset); settles once the held chain is dropped. */
+  stop(): void | Promise<void> {
+    const quiet = this.worker.stop();
+    const held = this.held;
+    this.held = null;
+    held?.complete(0); // after stop(): not published
+    return quiet;
+  }
+
+  private handle(chain: DescriptorChain): number | Promise<number> {
+    if (this.send(chain) !== 'full') return 0;
+    this.settings.metrics.txTapFull += 1;
+    return new Promise<number>((resolve) => {
+      this.held = { chain, complete: resolve };
+      this.settings.waitWritable(this.tap);
+    });
   }
 
   private send(chain: DescriptorChain): Outcome {
@@ -118,6 +143,7 @@ export class TxQueue {
     }
     if (n < 0) return 'full';
     metrics.txFrames += 1;
+    if (header.gsoType !== 0) metrics.txGsoFrames += 1;
     const pair = this.index >>> 1;
     metrics.txFramesByPair[pair] = (metrics.txFramesByPair[pair] ?? 0) + 1;
     metrics.txBytes += chain.readableLength - VNET_HDR_SIZE;

@@ -16,7 +16,7 @@ const targets = readdirSync(join(fuzzDir, 'targets'))
 
 describe('fuzz corpora replay', () => {
   it('knows the targets a frontend or a user controls', () => {
-    expect(targets).toEqual(['blk', 'config', 'console', 'mmio', 'rng', 'split-queue']);
+    expect(targets).toEqual(['blk', 'config', 'console', 'mmio', 'net', 'rng', 'split-queue']);
   });
 
   for (const target of targets) {

@@ -26,15 +26,23 @@ import {
 } from '../../../../lib/devices/net/index.js';
 import { TUN_F_CSUM, TUN_F_TSO4 } from '../../../../lib/devices/net/header.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../../../lib/virtio/features.js';
+import { ManualScheduler } from '../../../../lib/virtio/testing/manual-scheduler.js';
 import { MockDriver, acceptOnly } from '../../../../lib/virtio/testing/mock-driver.js';
 import { FakeTap, pattern, withHeader } from './fake-tap.js';
 
 const MAC = parseMac('52:54:00:aa:bb:01')!;
 const settle = () => new Promise((r) => setImmediate(r));
 
-function setup(options: { pairs?: number; features?: bigint | ((o: bigint) => bigint); queueSize?: number; mtu?: number } = {}) {
+function setup(options: { pairs?: number; features?: bigint | ((o: bigint) => bigint); queueSize?: number; mtu?: number; scheduler?: ManualScheduler; budget?: { chains?: number; bytes?: number } } = {}) {
   const tap = new FakeTap('tap0', options.pairs ?? 1);
-  const device = new NetDevice({ tap, mac: MAC, queueSize: options.queueSize ?? 64, ...(options.mtu ? { mtu: options.mtu } : {}) });
+  const device = new NetDevice({
+    tap,
+    mac: MAC,
+    queueSize: options.queueSize ?? 64,
+    ...(options.mtu ? { mtu: options.mtu } : {}),
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+    ...(options.budget ? { budget: options.budget } : {}),
+  });
   const driver = MockDriver.create(device, { size: 4 << 20 });
   driver.init({ features: options.features ?? ((o) => o) });
   return { tap, device, driver };
@@ -106,11 +114,12 @@ describe('virtio-net: transmit', () => {
   });
 
   it('takes TSO frames with a checksum request when HOST_TSO4 and CSUM were accepted', () => {
-    const { tap, driver } = setup();
+    const { tap, driver, device } = setup();
     const frame = withHeader(pattern(60000), { flags: 1, gsoType: 1, gsoSize: 1448, hdrLen: 54, csumStart: 34, csumOffset: 16 });
     driver.queue(1).add([{ data: frame }], { indirect: true });
     driver.kick(1);
     expect(tap.queues[0]!.outbound[0]).toEqual(frame);
+    expect(device.metrics).toMatchObject({ txFrames: 1, txGsoFrames: 1 });
   });
 
   it('drops and counts malformed frames, returns their chains, and goes on with the next one', () => {
@@ -136,13 +145,13 @@ describe('virtio-net: transmit', () => {
     for (let i = 0; i < 100; i += 1) q.add([{ data: withHeader(pattern(60, i)) }]);
     driver.kick(1);
     expect(tap.queues[0]!.outbound).toHaveLength(64);
-    expect(device.metrics.txBudgetYields).toBe(1);
+    expect(device.metrics.queueYields).toBe(1);
     await settle();
     expect(tap.queues[0]!.outbound).toHaveLength(100);
     expect(q.used()).toHaveLength(100);
   });
 
-  it('waits for the tap when it is full (EAGAIN) and resumes, in order, when it is writable', () => {
+  it('waits for the tap when it is full (EAGAIN) and resumes, in order, when it is writable', async () => {
     const { tap, driver, device } = setup();
     const tq = tap.queues[0]!;
     tq.full = true;
@@ -157,6 +166,7 @@ describe('virtio-net: transmit', () => {
     tq.full = false;
     tq.poll();
     expect(tq.outbound).toEqual(frames);
+    await settle(); // the held chain completes like any asynchronous one
     expect(q.used()).toHaveLength(3);
     expect(tq.wantWritable).toBe(false);
   });
@@ -385,5 +395,223 @@ describe('virtio-net: reset and shutdown', () => {
     tap.pollAll(1);
     expect(driver.status() & 0x40).toBe(0x40);
     expect(tap.queues[0]!.wantReadable).toBe(false);
+  });
+});
+
+describe('virtio-net: fairness (the shared queue worker)', () => {
+  it('serves one budget of transmit chains per run, then lets the event loop serve others before the rest', () => {
+    const scheduler = new ManualScheduler();
+    const { tap, driver, device } = setup({ pairs: 2, queueSize: 128, scheduler, budget: { chains: 16 }, features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_MQ) });
+    const busy = driver.queue(1);
+    for (let i = 0; i < 100; i += 1) busy.add([{ data: withHeader(pattern(60, i)) }]);
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound).toHaveLength(16);
+    expect(scheduler.pendingYields).toBe(1);
+    // Another queue's frame, kicked meanwhile, goes out before the busy queue's next run.
+    driver.queue(3).add([{ data: withHeader(pattern(60, 200)) }]);
+    driver.kick(3);
+    expect(tap.queues[1]!.outbound).toHaveLength(1);
+    driver.kick(1); // a flood of kicks does not skip the yield
+    expect(tap.queues[0]!.outbound).toHaveLength(16);
+    let runs = 0;
+    while (scheduler.pendingYields > 0 && runs < 20) {
+      scheduler.turn();
+      runs += 1;
+    }
+    expect(tap.queues[0]!.outbound).toHaveLength(100);
+    expect(runs).toBe(6);
+    expect(device.metrics.queueYields).toBe(6);
+  });
+
+  it('bounds a run by bytes too: large (TSO-sized) frames yield after a few', () => {
+    const scheduler = new ManualScheduler();
+    const { tap, driver } = setup({ queueSize: 64, scheduler });
+    const q = driver.queue(1);
+    for (let i = 0; i < 10; i += 1) q.add([{ data: withHeader(pattern(60000, i), { flags: 1, gsoType: 1, gsoSize: 1448, hdrLen: 54, csumStart: 34, csumOffset: 16 }) }], { indirect: true });
+    driver.kick(1);
+    const first = tap.queues[0]!.outbound.length;
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThan(10);
+    while (scheduler.pendingYields > 0) scheduler.turn();
+    expect(tap.queues[0]!.outbound).toHaveLength(10);
+  });
+
+  it('serves a control queue flood in budgets too', () => {
+    const scheduler = new ManualScheduler();
+    const { driver, device } = setup({ queueSize: 256, scheduler, budget: { chains: 32 } });
+    const q = driver.queue(2);
+    for (let i = 0; i < 120; i += 1) q.add([{ data: [0, 0, i & 1] }, { length: 1, writable: true }]);
+    driver.kick(2);
+    expect(device.metrics.ctrlCommands).toBe(32);
+    while (scheduler.pendingYields > 0) scheduler.turn();
+    expect(device.metrics.ctrlCommands).toBe(120);
+    expect(q.used()).toHaveLength(120);
+  });
+
+  it('at reset drops a transmit chain held for a full tap, and never sends or completes it', async () => {
+    const { tap, driver } = setup();
+    const tq = tap.queues[0]!;
+    tq.full = true;
+    const q = driver.queue(1);
+    q.add([{ data: withHeader(pattern(80)) }]);
+    driver.kick(1);
+    expect(tq.wantWritable).toBe(true);
+    const usedIdx = q.usedIdx();
+    await driver.write(0x70, 0); // status 0: the transport awaits the device's reset
+    tq.full = false;
+    tq.poll();
+    await settle();
+    expect(tq.outbound).toHaveLength(0);
+    expect(q.usedIdx()).toBe(usedIdx);
+    expect(tq.wantWritable).toBe(false);
+  });
+});
+
+describe('virtio-net: hostile frontend (dropped, counted, the queue goes on)', () => {
+  it('a jumbo MTU takes a frame of MTU plus headers and drops one byte more', () => {
+    const { tap, driver, device } = setup({ mtu: 9000, features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(1);
+    const fits = withHeader(pattern(9000 + 18));
+    q.add([{ data: fits }]);
+    q.add([{ data: withHeader(pattern(9000 + 19)) }]);
+    const after = withHeader(pattern(64, 5));
+    q.add([{ data: after }]);
+    driver.kick(1);
+    expect(tap.queues[0]!.outbound).toEqual([fits, after]);
+    expect(device.metrics).toMatchObject({ txOversize: 1, txFrames: 2 });
+    expect(q.used()).toHaveLength(3);
+  });
+
+  it('a header split across descriptors and one byte short is refused; a whole split header is taken', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(1);
+    q.add([{ data: new Uint8Array(5) }, { data: new Uint8Array(6) }]);
+    const good = withHeader(pattern(40));
+    q.add([{ data: good.subarray(0, 3) }, { data: good.subarray(3, 12) }, { data: good.subarray(12) }]);
+    driver.kick(1);
+    expect(device.metrics.txShortHeader).toBe(1);
+    expect(tap.queues[0]!.outbound).toEqual([good]);
+  });
+
+  it('receive chains that are all readable, or too small for the header, are returned unused while frames keep arriving', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC) });
+    const q = driver.queue(0);
+    for (let i = 0; i < 20; i += 1) q.add([{ data: new Uint8Array(64) }]);
+    for (let i = 0; i < 20; i += 1) q.add([{ length: 11, writable: true }]);
+    const good = q.add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(100)));
+    tap.pollAll(3);
+    expect(device.metrics).toMatchObject({ rxChainsWithReadable: 20, rxChainsWithoutWritable: 20, rxFrames: 1 });
+    expect(q.used().at(-1)).toEqual({ id: good, len: 112 });
+  });
+
+  it('offload flags the device did not offer (UDP GSO, unknown GSO types) are refused even when everything was accepted', () => {
+    const { tap, driver, device } = setup();
+    const q = driver.queue(1);
+    q.add([{ data: withHeader(pattern(200), { gsoType: 3, gsoSize: 100 }) }]); // UFO: never offered
+    q.add([{ data: withHeader(pattern(200), { gsoType: 5 }) }]); // UDP_L4: not offered
+    q.add([{ data: withHeader(pattern(200), { gsoType: 0x80 }) }]); // ECN alone
+    const good = withHeader(pattern(200));
+    q.add([{ data: good }]);
+    driver.kick(1);
+    expect(device.metrics.txBadOffload).toBe(3);
+    expect(tap.queues[0]!.outbound).toEqual([good]);
+  });
+
+  it('malformed control commands get an error ack (or nothing when there is no room for one) and later commands are served', () => {
+    const { driver, device } = setup();
+    const q = driver.queue(2);
+    const noAck = q.add([{ data: [0, 0, 1] }]); // no writable byte
+    const emptyAck = q.add([{ data: [0, 0, 1] }, { length: 0, writable: true }]);
+    const short = q.add([{ data: [0] }, { length: 1, writable: true }]);
+    const huge = q.add([{ data: new Uint8Array(70 * 1024) }, { length: 1, writable: true }]);
+    const badTable = q.add([{ data: [1, 0, 0xff, 0xff, 0xff, 0xff] }, { length: 1, writable: true }]);
+    const ok = q.add([{ data: [0, 0, 1] }, { length: 1, writable: true }]);
+    driver.kick(2);
+    const used = new Map(q.used().map((u) => [u.id, u.len]));
+    expect(used.get(noAck)).toBe(0);
+    expect(used.get(emptyAck)).toBe(0);
+    for (const head of [short, huge, badTable]) expect(q.buffers(head).at(-1)![0]).toBe(1);
+    expect(q.buffers(ok).at(-1)![0]).toBe(0);
+    expect(device.ctrlState.promisc).toBe(true);
+    expect(device.metrics.ctrlBadCommands).toBe(5);
+  });
+});
+
+describe('virtio-net: the receive filter the driver programs', () => {
+  function command(driver: MockDriver, bytes: number[]): number {
+    const q = driver.queue(2);
+    const head = q.add([{ data: Uint8Array.from(bytes) }, { length: 1, writable: true }]);
+    driver.kick(2);
+    return q.buffers(head)[1]![0]!;
+  }
+  const toDst = (dst: number[]) => {
+    const payload = pattern(60);
+    payload.set(dst, 0);
+    return withHeader(payload);
+  };
+  const OURS = [...MAC];
+  const OTHER = [0x52, 0x54, 0x00, 0xaa, 0xbb, 0x99];
+  const LISTED_UC = [0x02, 0, 0, 0, 0, 7];
+  const LISTED_MC = [0x33, 0x33, 0, 0, 0, 1];
+  const OTHER_MC = [0x01, 0x00, 0x5e, 0, 0, 9];
+  const BROADCAST = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+  /** Offers one receive buffer per destination, then one frame to each from the tap. */
+  function deliver(tap: FakeTap, driver: MockDriver, dsts: number[][]): void {
+    const q = driver.queue(0);
+    for (let i = 0; i < dsts.length; i += 1) q.add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    for (const d of dsts) tap.queues[0]!.inbound.push(toDst(d));
+    tap.pollAll(1);
+  }
+
+  it('accepts every frame until the driver programs a filter (promiscuous after reset)', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    deliver(tap, driver, [OTHER, OTHER_MC, OURS]);
+    expect(device.metrics).toMatchObject({ rxFrames: 3, rxFiltered: 0 });
+  });
+
+  it('with promiscuous and all-multicast off, passes our MAC, broadcast and the listed addresses, and drops the rest', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX | NET_F_CTRL_MAC_ADDR) });
+    expect(command(driver, [0, 0, 0])).toBe(0);
+    expect(command(driver, [0, 1, 0])).toBe(0);
+    expect(command(driver, [1, 0, 1, 0, 0, 0, ...LISTED_UC, 1, 0, 0, 0, ...LISTED_MC])).toBe(0);
+    for (let i = 0; i < 16; i += 1) driver.queue(0).add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    for (const dst of [OURS, BROADCAST, LISTED_UC, LISTED_MC]) {
+      const before = device.metrics.rxFrames;
+      deliver(tap, driver, [dst]);
+      expect(device.metrics.rxFrames, dst.join(':')).toBe(before + 1);
+    }
+    for (const dst of [OTHER, OTHER_MC]) {
+      const before = device.metrics.rxFiltered;
+      tap.queues[0]!.inbound.push(toDst(dst));
+      tap.pollAll(1);
+      expect(device.metrics.rxFiltered, dst.join(':')).toBe(before + 1);
+    }
+    expect(command(driver, [0, 1, 1])).toBe(0); // all-multicast on
+    const before = device.metrics.rxFrames;
+    tap.queues[0]!.inbound.push(toDst(OTHER_MC), toDst(OTHER));
+    tap.pollAll(1);
+    expect(device.metrics.rxFrames).toBe(before + 1);
+    expect(device.metrics.rxFiltered).toBe(3);
+    // A new MAC (MAC_ADDR_SET) is ours from then on.
+    expect(command(driver, [1, 1, ...OTHER])).toBe(0);
+    tap.queues[0]!.inbound.push(toDst(OTHER), toDst(OURS));
+    tap.pollAll(1);
+    expect(device.metrics.rxFrames).toBe(before + 2);
+    expect(device.metrics.rxFiltered).toBe(4);
+  });
+
+  it('forgets the filter at reset: the next driver starts promiscuous', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    expect(command(driver, [0, 0, 0])).toBe(0);
+    driver.reset();
+    driver.init({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX) });
+    deliver(tap, driver, [OTHER]);
+    expect(device.metrics).toMatchObject({ rxFrames: 1, rxFiltered: 0 });
+    expect(device.ctrlState.promisc).toBe(true);
   });
 });
