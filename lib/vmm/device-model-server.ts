@@ -469,6 +469,7 @@ export class DeviceModelServer {
     }
     if (finished) await this.handle.close();
     this.countHot();
-    this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
+    const handOff = this.hot?.handOffTiming;
+    this.log.info({ server: this.stats, transport: this.transport.stats, ...(handOff === undefined ? {} : { handOff }) }, 'device model closed');
   }
 }
