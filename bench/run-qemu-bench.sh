@@ -9,7 +9,8 @@
 #         where node-bao's cold accesses spend their time (hand-off to JS, the JS turn);
 #   qd1   completions per second of the guest's virtio_rng at queue depth 1, node-bao against a
 #         minimal C virtio-rng device model (qemu/tools/bao-bench-rng), rounds interleaved;
-#   par   four console device models in one node-bao, 1, 2 or 4 of them busy at once;
+#   par   four device models in one node-bao, 1, 2 or 4 of them busy at once with trapped
+#         accesses (hot and cold), total and per-device rates;
 #   idle  16 idle device models' CPU and RSS, without drivers and with 16 guest drivers bound.
 #
 # Usage: bash bench/run-qemu-bench.sh [-s <samples per path and class>] [--idle <seconds>, 0: skip]
@@ -101,12 +102,12 @@ awk '
     if (!(l in seenq)) { seenq[l] = 1; qlabels[++nq] = l }
     if (r + 1 > qrounds) qrounds = r + 1
   }
-  # par busy <k> round <r> s <s> kicks <d0> <d1> <d2> <d3>
+  # par <class> busy <k> round <r> avg_ns <a0> [<a1> ...]
   /^par / {
-    k = $3; r = $5; tot = 0
-    for (i = 9; i <= 12; i++) { tot += $i; pdev[k, r, i - 8] = $i / $7 }
-    prate[k, r] = tot / $7
-    if (!(k in seenp)) { seenp[k] = 1; pks[++np] = k }
+    c = $2; k = $4; r = $6; tot = 0
+    for (i = 8; i <= NF; i++) { rate = 1e9 / $i; tot += rate; pdev[c, k, r, i - 7] = rate }
+    prate[c, k, r] = tot
+    if (!((c, k) in seenp)) { seenp[c, k] = 1; pcls[++np] = c; pks[np] = k }
     if (r + 1 > prounds) prounds = r + 1
   }
   END {
@@ -140,18 +141,19 @@ awk '
       if (n > 0) { asort_n(v, n); printf "node-bao / C floor, completions/s, per round: median %.2fx (min %.2fx, max %.2fx)\n", med(v, n), v[1], v[n] }
     }
     if (np > 0) {
-      printf "\nconsole device models in one node-bao, 64-byte writes at queue depth 1 each, %d interleaved rounds:\n", prounds
-      printf "%-5s %20s %22s %34s\n", "busy", "total completions/s", "vs 1 busy (per round)", "per busy device p50: min / max"
+      printf "\ndevice models of one node-bao busy at once, one frontend each making trapped accesses back to back, %d interleaved rounds:\n", prounds
+      printf "%-15s %-5s %18s %22s %30s\n", "class", "busy", "total accesses/s", "vs 1 busy (per round)", "per busy device p50: min / max"
       for (i = 1; i <= np; i++) {
-        k = pks[i]; n = 0; m = 0
-        for (r = 0; r < prounds; r++) if ((k, r) in prate) { v[++n] = prate[k, r]; if ((1, r) in prate) u[++m] = prate[k, r] / prate[1, r] }
+        c = pcls[i]; k = pks[i]; n = 0; m = 0
+        for (r = 0; r < prounds; r++) if ((c, k, r) in prate) { v[++n] = prate[c, k, r]; if ((c, 1, r) in prate) u[++m] = prate[c, k, r] / prate[c, 1, r] }
         asort_n(v, n); asort_n(u, m)
         dmin = 1e18; dmax = 0
         for (d = 1; d <= k; d++) {
-          c = 0; for (r = 0; r < prounds; r++) if ((k, r, d) in pdev) x[++c] = pdev[k, r, d]
-          asort_n(x, c); dm = med(x, c); if (dm < dmin) dmin = dm; if (dm > dmax) dmax = dm
+          cnt = 0; for (r = 0; r < prounds; r++) if ((c, k, r, d) in pdev) x[++cnt] = pdev[c, k, r, d]
+          asort_n(x, cnt); dm = med(x, cnt); if (dm < dmin) dmin = dm; if (dm > dmax) dmax = dm
         }
-        printf "%-5s %20.1f %22s %34s\n", k, med(v, n), (m > 0 ? sprintf("%.2fx", med(u, m)) : ""), sprintf("%.1f / %.1f", dmin, dmax)
+        printf "%-15s %-5s %18.1f %22s %30s\n", (c == lastc ? "" : c), k, med(v, n), (m > 0 ? sprintf("%.2fx", med(u, m)) : ""), sprintf("%.1f / %.1f", dmin, dmax)
+        lastc = c
       }
     }
     for (i = 1; i <= ni; i++) {

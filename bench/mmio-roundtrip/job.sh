@@ -16,9 +16,10 @@
 #       from two device models taking turns round by round (rng_current switched): node-bao (DM 0)
 #       and qemu/tools/bao-bench-rng (DM 1), a minimal C virtio-rng device model answering the
 #       same register sequence (ISR read + ACK per interrupt) and filling with getrandom.
-# par   Four virtio-console device models served by one node-bao, the guest writing 64-byte
-#       blocks to 1, 2 or 4 of their /dev/hvc* at once (queue depth 1 each; rounds interleaved):
-#       completions per second, total and per device.
+# par   Four virtio-rng device models served by one node-bao, 1, 2 or 4 of them busy at once
+#       with trapped accesses (a hot InterruptStatus read, a cold DeviceFeatures read), one
+#       frontend process per device at a time (rounds interleaved): accesses per second, total
+#       and per device.
 # idle  16 virtio-rng device models, no driver bound; then idle-bound: 8 rng + 8 console device
 #       models with the guest's drivers bound and idle. Kick watchdog on: CPU seconds
 #       (utime + stime) over BENCH_IDLE_S and RSS, a bare node alongside.
@@ -188,49 +189,41 @@ if part qd1; then
 fi
 
 if part par; then
-  modprobe virtio_console
-  load ndms=4 frontends=0,1,2,3
-  rm -f /tmp/bench-par.yaml
-  console_yaml /tmp/bench-par.yaml 0 1 2 3
+  # Frontends as processes on the frontend CPU, each making trapped accesses one after another
+  # to its own device model through bao-sim's `bench` (the caller sleeps until COMPLETE, as a
+  # vCPU waits on Bao). A run's rate per device is 1 / its average round trip, from the kernel.
+  load ndms=4
+  rng_yaml /tmp/bench-par.yaml 0 1 2 3
   run_node /tmp/bench-par.yaml /tmp/baoctl-par.log
   p_pid=$!
-  wait_for 240 "four console drivers" bound 4 || { tail -n 20 /tmp/baoctl-par.log; fail "par: the console drivers did not bind"; }
-  wait_for 120 "the ptys" ls /tmp/con-0 /tmp/con-1 /tmp/con-2 /tmp/con-3 || fail "par: no pty aliases"
-  readers=""
-  for id in 0 1 2 3; do
-    $back sh -c "exec 3</tmp/con-$id; stty raw -echo <&3; exec cat <&3" > /dev/null 2>&1 &
-    readers="$readers $!"
+  for dm in 0 1 2 3; do
+    [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-par.log; fail "par: DM $dm did not answer"; }
   done
-  hvcs=$(ls /dev/hvc* 2>/dev/null | head -n 4)
-  [ "$(echo $hvcs | wc -w)" = 4 ] || fail "par: expected 4 /dev/hvc*, got '$hvcs'"
-  for h in $hvcs; do stty -F "$h" raw -echo 2>/dev/null; done
-  sleep 1
-  rounds=4
-  r=0
-  while [ $r -lt $rounds ]; do
-    if [ $((r % 2)) = 0 ]; then ks="1 2 4"; else ks="4 2 1"; fi
-    for k in $ks; do
-      writers=""
-      set -- $hvcs
-      j=0
-      while [ $j -lt $k ]; do
-        dd if=/dev/zero of="$1" bs=64 2>/dev/null &
-        writers="$writers $!"
-        shift
-        j=$((j + 1))
+  flood() { # dm count offset -> avg_ns
+    sh -c "exec 4<>$D/dm$1/bench && echo '$2 $3 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}'
+  }
+  for spec in isr-read:0x60:400 features-read:0x10:150; do
+    class=${spec%%:*}; rest=${spec#*:}; off=${rest%%:*}; count=${rest#*:}
+    flood 0 20 "$off" > /dev/null # warm-up
+    rounds=4
+    r=0
+    while [ $r -lt $rounds ]; do
+      if [ $((r % 2)) = 0 ]; then ks="1 2 4"; else ks="4 2 1"; fi
+      for k in $ks; do
+        j=0; pids=""
+        while [ $j -lt $k ]; do
+          flood $j "$count" "$off" > /tmp/par-$j.out &
+          pids="$pids $!"
+          j=$((j + 1))
+        done
+        for w in $pids; do wait $w; done
+        avgs=""; j=0
+        while [ $j -lt $k ]; do avgs="$avgs $(cat /tmp/par-$j.out)"; j=$((j + 1)); done
+        echo "par $class busy $k round $r avg_ns$avgs" >> $OUT
       done
-      s0=""; for dm in 0 1 2 3; do s0="$s0 $(dmstat $dm ioeventfd_signals)"; done
-      t0=$(now)
-      sleep "$ROUND_S"
-      s1=""; for dm in 0 1 2 3; do s1="$s1 $(dmstat $dm ioeventfd_signals)"; done
-      t1=$(now)
-      kill -TERM $writers 2>/dev/null
-      for w in $writers; do wait $w; done
-      echo "par busy $k round $r s $(elapsed "$t0" "$t1") kicks $(echo "$s0 $s1" | awk '{for (i = 1; i <= 4; i++) printf "%d ", $(i + 4) - $i}')" >> $OUT
+      r=$((r + 1))
     done
-    r=$((r + 1))
   done
-  kill -TERM $readers 2>/dev/null
   stop_pid $p_pid "baoctl run (par)"
 fi
 
