@@ -71,15 +71,17 @@ trap 'rm -f "$job"' EXIT
 { echo "BENCH_SAMPLES=$samples"; echo "BENCH_IDLE_S=$idle"; echo "BENCH_PARTS='$parts'"; echo "BENCH_ROUND_S=$round_s"; cat "$here/mmio-roundtrip/job.sh"; } > "$job"
 
 set +e
-bash qemu/run.sh --name bench-mmio --quiet --smp "$smp" --timeout 900 --export-dir "$results" \
+bash qemu/run.sh --name bench-mmio --quiet --smp "$smp" --timeout 600 --export-dir "$results" \
   "${tool_files[@]}" --script "$job"
 rc=$?
 set -e
 raw="$results/mmio-roundtrip.txt"
-if [ "$rc" != 0 ] || [ ! -f "$raw" ]; then
+if [ ! -f "$raw" ]; then
   echo "run-qemu-bench: the guest job failed ($rc); see the log under qemu/out/logs/" >&2
   exit 1
 fi
+# A part that failed still leaves the figures of the parts before it: print them, then fail.
+[ "$rc" = 0 ] || echo "run-qemu-bench: the guest job failed ($rc) after writing partial results; see the log under qemu/out/logs/" >&2
 
 accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
 echo "node-bao request path ($parts): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg), guest ${BENCH_ACCEL:-${BAO_QEMU_ACCEL:-$accel}} smp $smp"
@@ -161,3 +163,4 @@ awk '
       printf "%sidle window %d (%s): %d device models, watchdog on, %d s: %s s CPU (a bare node: %s s), RSS %.1f MB, %d threads\n", (i == 1 ? "\n" : ""), w[15], w[17], w[3], w[5], w[7], w[13], w[9] / 1024, w[11]
     }
   }' "$raw"
+exit "$rc"
