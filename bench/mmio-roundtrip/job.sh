@@ -146,6 +146,7 @@ if part mmio; then
   [ $hot_rc = 0 ] || { tail -n 20 /tmp/baoctl-hot.log; fail "baoctl run (hot) exited $hot_rc"; }
   [ $js_rc = 0 ] || { tail -n 20 /tmp/baoctl-js.log; fail "baoctl run (js) exited $js_rc"; }
   handoff_lines /tmp/baoctl-hot.log node-bao
+  bao-export $OUT mmio-roundtrip.txt # what is done so far survives a timeout later
 fi
 
 if part qd1; then
@@ -186,6 +187,7 @@ if part qd1; then
   stop_pid $r_pid "bao-bench-rng"
   echo "# bao-bench-rng: $(tail -n1 /tmp/bench-rng.log)" >> $OUT
   rmmod virtio_rng 2>/dev/null
+  bao-export $OUT mmio-roundtrip.txt
 fi
 
 if part par; then
@@ -225,6 +227,8 @@ if part par; then
     done
   done
   stop_pid $p_pid "baoctl run (par)"
+  handoff_lines /tmp/baoctl-par.log node-bao-par
+  bao-export $OUT mmio-roundtrip.txt
 fi
 
 cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
@@ -257,6 +261,7 @@ if part idle && [ "$IDLE_S" -gt 0 ]; then
   done
   idle_windows $idle_pid no-driver
   stop_pid $idle_pid "baoctl run (idle)"
+  bao-export $OUT mmio-roundtrip.txt
 
   modprobe virtio_rng
   modprobe virtio_console
