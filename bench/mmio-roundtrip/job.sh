@@ -34,7 +34,14 @@ ROUND_S=${BENCH_ROUND_S:-4}
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/mmio-roundtrip.txt
 
-fail() { echo "bench: $*" >&2; cat $OUT 2>/dev/null; bao-export $OUT mmio-roundtrip.txt 2>/dev/null; exit 1; }
+# A part runs in a subshell: a failure ends that part (its processes stopped), and the next runs.
+fail() {
+  echo "bench: $*" >&2
+  echo "# failed: $*" >> $OUT
+  kill -TERM $(jobs -p) 2>/dev/null
+  wait
+  exit 1
+}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 base() { awk '$1 == "mmio_base" {print $2}' $D/dm$1/info; }
@@ -113,7 +120,7 @@ handoff_lines() { # log label
 : > $OUT
 echo "# samples=$SAMPLES parts=$PARTS kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) loadavg(guest)=$(cut -d' ' -f1-3 /proc/loadavg)" >> $OUT
 
-if part mmio; then
+if part mmio; then (
   load ndms=16
   rng_yaml /tmp/bench-hot.yaml 0
   rng_yaml /tmp/bench-js.yaml 2
@@ -147,9 +154,9 @@ if part mmio; then
   [ $js_rc = 0 ] || { tail -n 20 /tmp/baoctl-js.log; fail "baoctl run (js) exited $js_rc"; }
   handoff_lines /tmp/baoctl-hot.log node-bao
   bao-export $OUT mmio-roundtrip.txt # what is done so far survives a timeout later
-fi
+) || bao-export $OUT mmio-roundtrip.txt; fi
 
-if part qd1; then
+if part qd1; then (
   modprobe virtio_rng
   load ndms=2 frontends=0,1
   rng_yaml /tmp/bench-qd1.yaml 0
@@ -188,9 +195,9 @@ if part qd1; then
   echo "# bao-bench-rng: $(tail -n1 /tmp/bench-rng.log)" >> $OUT
   rmmod virtio_rng 2>/dev/null
   bao-export $OUT mmio-roundtrip.txt
-fi
+) || bao-export $OUT mmio-roundtrip.txt; fi
 
-if part par; then
+if part par; then (
   # Frontends as processes on the frontend CPU, each making trapped accesses one after another
   # to its own device model through bao-sim's `bench` (the caller sleeps until COMPLETE, as a
   # vCPU waits on Bao). A run's rate per device is 1 / its average round trip, from the kernel.
@@ -229,7 +236,7 @@ if part par; then
   stop_pid $p_pid "baoctl run (par)"
   handoff_lines /tmp/baoctl-par.log node-bao-par
   bao-export $OUT mmio-roundtrip.txt
-fi
+) || bao-export $OUT mmio-roundtrip.txt; fi
 
 cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
 tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -251,7 +258,7 @@ idle_windows() { # pid label
   kill -TERM $bare_pid
 }
 
-if part idle && [ "$IDLE_S" -gt 0 ]; then
+if part idle && [ "$IDLE_S" -gt 0 ]; then (
   load ndms=16
   rng_yaml /tmp/bench-idle.yaml 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
   run_node /tmp/bench-idle.yaml /tmp/baoctl-idle.log
@@ -273,7 +280,7 @@ if part idle && [ "$IDLE_S" -gt 0 ]; then
   wait_for 300 "16 drivers" bound 16 || { tail -n 20 /tmp/baoctl-idle-bound.log; fail "idle: the 16 drivers did not bind"; }
   idle_windows $idle_pid drivers-bound
   stop_pid $idle_pid "baoctl run (idle, drivers bound)"
-fi
+) fi
 cat $OUT
 bao-export $OUT mmio-roundtrip.txt
 exit 0
