@@ -218,6 +218,7 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
           s.queue.push_back(req);
           if (!s.drainScheduled) {
             s.drainScheduled = true;
+            cells::MarkQueued(s.cells);  // hand-off timing, when the table asks for it
             s.tsfn.NonBlockingCall([sp](Napi::Env env, Napi::Function cb) { Deliver(sp, env, cb, false); });
           }
         }
@@ -268,8 +269,10 @@ void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env,
   std::vector<uapi::VirtioRequest> batch;
   AttachShared::End end;
   int err;
+  uint64_t queuedNs;
   {
     std::lock_guard<std::mutex> g(s.lock);
+    queuedNs = cells::QueuedAt(s.cells);
     batch.swap(s.queue);
     s.drainScheduled = false;
     end = s.end;
@@ -284,10 +287,12 @@ void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env,
     }
   };
   if (!batch.empty()) {
+    uint64_t startNs = cells::NowNs();
     size_t bytes = batch.size() * sizeof(uapi::VirtioRequest);
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
     memcpy(ab.Data(), batch.data(), bytes);
     call(ab, batch.size(), env.Null(), env.Null());
+    cells::RecordDelivery(s.cells, queuedNs, startNs, cells::NowNs());
   }
   if (!final) return;
   Napi::Value error = env.Null();

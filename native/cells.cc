@@ -9,6 +9,8 @@
 // changes value words only with Atomics: see lib/dispatcher/register-cells.ts for the ordering.
 #include "cells.h"
 
+#include <ctime>
+
 #include "errors.h"
 
 namespace nodebao {
@@ -60,6 +62,52 @@ void NoteCompleteFailure(const Table& t, int err) {
   __atomic_store_n(&t.words[kLastErrno], static_cast<uint32_t>(err), __ATOMIC_RELAXED);
 }
 
+uint64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+// The timing block, or nullptr when the table has none (or it does not fit).
+uint32_t* Timing(const Table& t) {
+  if (t.words == nullptr || t.count < kHeaderWords) return nullptr;
+  uint32_t at = Load(&t.words[kTimingIndex]);
+  if (at < kHeaderWords || at > t.count || t.count - at < kTimingWords) return nullptr;
+  return &t.words[at];
+}
+
+uint32_t Bucket(uint64_t ns) {
+  if (ns < 256) return 0;
+  uint32_t octave = 63 - static_cast<uint32_t>(__builtin_clzll(ns));
+  uint32_t b = (octave - 8) * 4 + static_cast<uint32_t>((ns >> (octave - 2)) & 3);
+  return b < kTimingBuckets ? b : kTimingBuckets - 1;
+}
+
+}  // namespace
+
+void MarkQueued(const Table& t) {
+  uint32_t* tm = Timing(t);
+  if (tm == nullptr) return;
+  uint64_t now = NowNs();
+  tm[0] = static_cast<uint32_t>(now);
+  tm[1] = static_cast<uint32_t>(now >> 32);
+}
+
+uint64_t QueuedAt(const Table& t) {
+  uint32_t* tm = Timing(t);
+  if (tm == nullptr) return 0;
+  return static_cast<uint64_t>(tm[0]) | (static_cast<uint64_t>(tm[1]) << 32);
+}
+
+void RecordDelivery(const Table& t, uint64_t queuedNs, uint64_t startNs, uint64_t endNs) {
+  uint32_t* tm = Timing(t);
+  if (tm == nullptr || queuedNs == 0 || startNs < queuedNs || endNs < startNs) return;
+  __atomic_fetch_add(&tm[2 + Bucket(startNs - queuedNs)], 1u, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&tm[2 + kTimingBuckets + Bucket(endNs - startNs)], 1u, __ATOMIC_RELAXED);
+}
+
 namespace {
 
 Napi::Value AnswerCell(const Napi::CallbackInfo& info) {
@@ -76,10 +124,22 @@ Napi::Value AnswerCell(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(req.value));
 }
 
+// recordDelivery(table, queuedNs, startNs, endNs): RecordDelivery with given times (tests of the
+// timing block's format).
+Napi::Value RecordDeliveryJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "table must be an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  Table t{static_cast<uint32_t*>(ab.Data()), ab.ByteLength() / 4};
+  RecordDelivery(t, ArgU64(info, 1, "queuedNs"), ArgU64(info, 2, "startNs"), ArgU64(info, 3, "endNs"));
+  return env.Undefined();
+}
+
 }  // namespace
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("answerCell", Napi::Function::New(env, AnswerCell, "answerCell"));
+  exports.Set("recordDelivery", Napi::Function::New(env, RecordDeliveryJs, "recordDelivery"));
 }
 
 }  // namespace cells

@@ -29,6 +29,10 @@ export const CELL_LAYOUT = {
   count: 0,
   completeFailures: 1,
   lastErrno: 2,
+  /** Header word holding the word index of the hand-off timing block (0: none). */
+  timingIndex: 3,
+  /** Timing block: 2 words of native-only timestamp, then the hand-off and JS-turn histograms. */
+  timingBuckets: 96,
   /** Offsets inside a cell. */
   addrLow: 0,
   addrHigh: 1,
@@ -48,6 +52,54 @@ export interface CellWord {
   readonly index: number;
 }
 
+/** Percentiles of a timing histogram, in microseconds (bucket lower bounds: within 19 %). */
+export interface TimingSummary {
+  readonly n: number;
+  readonly p50Us: number;
+  readonly p90Us: number;
+  readonly p99Us: number;
+  readonly maxUs: number;
+}
+
+/**
+ * Where a request that went to JS spent its time in this process, per delivered batch: from the
+ * moment the ATTACH thread queued it to the start of the JS delivery (the hand-off: the
+ * ThreadSafeFunction's uv_async wake-up and the event loop getting to it), and the delivery
+ * itself (decoding, the device model, the COMPLETEs).
+ */
+export interface HandOffTiming {
+  readonly handoff: TimingSummary;
+  readonly turn: TimingSummary;
+}
+
+/** Lower bound in ns of timing bucket `b` (native/cells.h: 4 buckets per octave from 256 ns). */
+function bucketFloorNs(b: number): number {
+  if (b === 0) return 0;
+  const octave = 8 + Math.floor(b / 4);
+  return (4 + (b % 4)) * 2 ** (octave - 2);
+}
+
+function summarize(words: Int32Array, from: number, buckets: number): TimingSummary {
+  const counts: number[] = [];
+  let n = 0;
+  for (let b = 0; b < buckets; b += 1) {
+    const c = Atomics.load(words, from + b) >>> 0;
+    counts.push(c);
+    n += c;
+  }
+  const at = (q: number): number => {
+    if (n === 0) return 0;
+    const rank = Math.ceil(q * n);
+    let seen = 0;
+    for (let b = 0; b < buckets; b += 1) {
+      seen += counts[b]!;
+      if (seen >= rank) return Math.round(bucketFloorNs(b) / 100) / 10;
+    }
+    return 0;
+  };
+  return { n, p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), maxUs: at(1) };
+}
+
 export class RegisterCellTable {
   /** The memory the native thread reads (passed to the ATTACH loop). */
   readonly buffer: ArrayBuffer;
@@ -58,12 +110,28 @@ export class RegisterCellTable {
   private readonly valueBase: number;
   private readonly valueWords: number;
 
-  constructor(options: { maxCells?: number; valueWords?: number } = {}) {
+  private readonly timingBase: number;
+
+  /** `timing`: the native side also measures the hand-off of requests that go to JS (handOffTiming). */
+  constructor(options: { maxCells?: number; valueWords?: number; timing?: boolean } = {}) {
     this.maxCells = Math.min(options.maxCells ?? 16, CELL_LAYOUT.maxCells);
     this.valueWords = options.valueWords ?? 16;
     this.valueBase = CELL_LAYOUT.headerWords + this.maxCells * CELL_LAYOUT.cellWords;
-    this.buffer = new ArrayBuffer((this.valueBase + this.valueWords) * 4);
+    const timingWords = options.timing === true ? 2 + 2 * CELL_LAYOUT.timingBuckets : 0;
+    this.timingBase = timingWords === 0 ? 0 : this.valueBase + this.valueWords;
+    this.buffer = new ArrayBuffer((this.valueBase + this.valueWords + timingWords) * 4);
     this.words = new Int32Array(this.buffer);
+    if (this.timingBase !== 0) Atomics.store(this.words, CELL_LAYOUT.timingIndex, this.timingBase);
+  }
+
+  /** The hand-off timing measured so far, or undefined when the table was made without `timing`. */
+  handOffTiming(): HandOffTiming | undefined {
+    if (this.timingBase === 0) return undefined;
+    const b = CELL_LAYOUT.timingBuckets;
+    return {
+      handoff: summarize(this.words, this.timingBase + 2, b),
+      turn: summarize(this.words, this.timingBase + 2 + b, b),
+    };
   }
 
   /** A new value word, starting at `initial`. */

@@ -17,6 +17,7 @@ import { MmioTransport } from '../virtio/mmio-transport.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
 import { HotRegisters } from './hot-registers.js';
+import { InFlightRequests } from './in-flight-requests.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import { NO_TAP, type DeviceTap, type TraceHub } from './trace/hub.js';
 import type { DeviceModelSnapshot } from './status.js';
@@ -129,8 +130,8 @@ export class DeviceModelServer {
    */
   private waiting: { readonly req: IoRequest; readonly settled: Promise<void> } | undefined;
   private readonly held: IoRequest[] = [];
-  /** Requests handed to us and not yet completed (for completePending). */
-  private readonly uncompleted = new Set<IoRequest>();
+  /** Requests handed to us and not yet completed (for completePending), kept per batch. */
+  private readonly uncompleted = new InFlightRequests();
   private readonly state: StateFileServing | undefined;
 
   private constructor(options: DeviceModelServerOptions) {
@@ -247,10 +248,8 @@ export class DeviceModelServer {
    * of the batch is still served.
    */
   private onRequests(requests: readonly IoRequest[]): void {
-    for (const req of requests) {
-      this.stats.requests += 1;
-      this.uncompleted.add(req);
-    }
+    this.stats.requests += requests.length;
+    this.uncompleted.add(requests);
     if (this.tap.on) this.tap.arrived(requests);
     if (this.waiting !== undefined) {
       this.held.push(...requests);
@@ -322,9 +321,9 @@ export class DeviceModelServer {
    * frontend's vCPUs must not stay paused on a dead process. Returns how many were completed.
    */
   completePending(): number {
-    const pending = [...this.uncompleted];
+    const pending = this.uncompleted.drain();
     this.held.length = 0;
-    for (const req of pending) this.complete(req, 0);
+    for (const req of pending) this.answer(req, 0);
     return pending.length;
   }
 
@@ -374,7 +373,10 @@ export class DeviceModelServer {
   }
 
   private complete(req: IoRequest, readValue: number): void {
-    if (!this.uncompleted.delete(req)) return; // already answered (completePending)
+    if (this.uncompleted.take(req)) this.answer(req, readValue); // else already answered (completePending)
+  }
+
+  private answer(req: IoRequest, readValue: number): void {
     if (this.tap.on) this.tap.completed(req, readValue);
     const slot = this.state?.journal.find(req) ?? -1;
     try {
@@ -522,6 +524,7 @@ export class DeviceModelServer {
       this.state?.file.close();
     }
     this.countHot();
-    this.log.info({ server: this.stats, transport: this.transport.stats }, 'device model closed');
+    const handOff = this.hot?.handOffTiming;
+    this.log.info({ server: this.stats, transport: this.transport.stats, ...(handOff === undefined ? {} : { handOff }) }, 'device model closed');
   }
 }

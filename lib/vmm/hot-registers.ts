@@ -11,14 +11,15 @@
 // Everything else (feature words, queue setup, Status, config space, QueueNotify without an
 // ioeventfd) changes state or depends on it and goes to JS.
 
-import { CELL_LAYOUT, CellKind, RegisterCellTable, type CellWord } from '../dispatcher/register-cells.js';
+import { CELL_LAYOUT, CellKind, RegisterCellTable, type CellWord, type HandOffTiming } from '../dispatcher/register-cells.js';
 import * as R from '../virtio/mmio-registers.js';
 import type { MmioTransport } from '../virtio/mmio-transport.js';
 
 const CONSTANTS = [R.MMIO_MAGIC_VALUE, R.MMIO_VERSION, R.MMIO_DEVICE_ID, R.MMIO_VENDOR_ID] as const;
 
 export class HotRegisters {
-  readonly table = new RegisterCellTable({ maxCells: 8, valueWords: 8 });
+  /** With hand-off timing: two clock reads per batch that goes to JS, next to a thread hand-off. */
+  readonly table = new RegisterCellTable({ maxCells: 8, valueWords: 8, timing: true });
   /** Give this to the transport (MmioTransportOptions.interruptStatusWord). */
   readonly interruptStatus: CellWord;
   private readonly mmioAddr: number;
@@ -46,6 +47,11 @@ export class HotRegisters {
   /** The native thread answers the cells again. */
   resume(): void {
     Atomics.store(this.table.words, CELL_LAYOUT.count, this.table.size);
+  }
+
+  /** Where the accesses that went to JS spent their time in this process (RegisterCellTable.handOffTiming). */
+  get handOffTiming(): HandOffTiming | undefined {
+    return this.table.handOffTiming();
   }
 
   /** Accesses the native thread answered. */

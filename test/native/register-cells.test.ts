@@ -67,6 +67,35 @@ describe('a register cell table', () => {
   });
 });
 
+describe('the hand-off timing block of a cell table', () => {
+  it('counts each delivery in the hand-off and JS-turn histograms the native side fills, read back as percentiles', () => {
+    const t = new RegisterCellTable({ maxCells: 1, valueWords: 1, timing: true });
+    expect(t.handOffTiming()).toEqual({ handoff: { n: 0, p50Us: 0, p90Us: 0, p99Us: 0, maxUs: 0 }, turn: { n: 0, p50Us: 0, p90Us: 0, p99Us: 0, maxUs: 0 } });
+    const q = 1_000_000_000n;
+    for (let i = 0; i < 9; i += 1) addon.recordDelivery(t.buffer, q, q + 100_000n, q + 110_000n); // 100 us, 10 us
+    addon.recordDelivery(t.buffer, q, q + 2_000_000n, q + 2_001_000n); // 2 ms, 1 us
+    const timing = t.handOffTiming();
+    expect(timing?.handoff.n).toBe(10);
+    // Bucket lower bounds, 4 per octave: 100 us falls in [98.3, 114.7) us, 2 ms in [1835, 2097) us, 10 us in [8.2, 10.2) us.
+    expect(timing?.handoff.p50Us).toBeCloseTo(98.3, 1);
+    expect(timing?.handoff.p90Us).toBeCloseTo(98.3, 1);
+    expect(timing?.handoff.maxUs).toBeCloseTo(1835.0, 1);
+    expect(timing?.turn.p50Us).toBeCloseTo(8.2, 1);
+    expect(timing?.turn.maxUs).toBeCloseTo(8.2, 1);
+  });
+
+  it('ignores deliveries without a queued time or with times out of order, and tables without a timing block', () => {
+    const t = new RegisterCellTable({ maxCells: 1, valueWords: 1, timing: true });
+    addon.recordDelivery(t.buffer, 0, 5, 6);
+    addon.recordDelivery(t.buffer, 10, 5, 6);
+    expect(t.handOffTiming()?.handoff.n).toBe(0);
+    const plain = new RegisterCellTable({ maxCells: 1, valueWords: 1 });
+    addon.recordDelivery(plain.buffer, 1, 2, 3);
+    expect(plain.handOffTiming()).toBeUndefined();
+    expect([...plain.words].every((w) => w === 0)).toBe(true);
+  });
+});
+
 class EchoDevice implements VirtioDevice {
   readonly deviceId = 4;
   readonly name = 'echo';
