@@ -83,6 +83,12 @@ export async function startDaemon(config: string, devices = 1): Promise<Proc> {
   return d;
 }
 
+let stuck: string | undefined;
+/** A frontend command that never finished (a task blocked in a driver), if any: unloading bao-sim would block behind it. */
+export function stuckFrontend(): string | undefined {
+  return stuck;
+}
+
 /**
  * A shell command run as the frontend VM (its CPU), with a deadline. Its stdout; a non-zero
  * exit or the deadline fails. At the deadline the command is killed and not waited for: a
@@ -97,6 +103,7 @@ export function frontend(script: string, ms = 120_000): Promise<string> {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
+      stuck = script;
       reject(new Error(`frontend: '${script}' did not finish within ${ms} ms (blocked in the kernel?)\nkernel log:\n${kernelTail()}`));
     }, ms);
     child.on('exit', (code) => {
