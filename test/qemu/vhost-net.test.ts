@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DaemonStatus } from '../../lib/vmm/status.js';
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim } from './support/bao-sim.js';
-import { BACKEND_CPU, FRONTEND_CPU, boundTo, stuckFrontend, closedMetrics, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
+import { BACKEND_CPU, FRONTEND_CPU, boundTo, stuckFrontend, vhostOptInReason, closedMetrics, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
 
 const IP = '/usr/local/bin/ip';
 const DM = 0;
@@ -33,6 +33,7 @@ const NET_ID = 1;
 
 const skipReason =
   guestSkipReason ??
+  vhostOptInReason ??
   (os.cpus().length < 2 ? 'the guest needs 2 CPUs (frontend and backend)' : undefined) ??
   (fs.existsSync(IP) ? undefined : `${IP} is not in the image (qemu/build-image.sh copies iproute2's ip)`);
 if (guestSkipReason === undefined && skipReason !== undefined) console.warn(`skipped: ${skipReason}`);
