@@ -75,7 +75,7 @@ kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virt
   fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko crypto/crc32c_generic.ko
   drivers/net/tun.ko drivers/net/veth.ko
   fs/fuse/fuse.ko fs/fuse/virtiofs.ko
-  drivers/vhost/vhost.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost_vsock.ko)
+  drivers/vhost/vhost.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost_vsock.ko drivers/vhost/vhost_net.ko drivers/net/tap.ko)
 # Debian tools the tests run in the guest, with their ldd libraries: e2fsprogs for the block tests
 # (busybox's mke2fs makes ext2 only), ip and iperf3 for the net tests. Each is installed at its own
 # path and linked from /usr/local/bin; tests call them by path because busybox's applets of the

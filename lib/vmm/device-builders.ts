@@ -9,6 +9,7 @@ import { openStdioBackend } from '../devices/console/backends/stdio.js';
 import { RngDevice } from '../devices/rng/index.js';
 import { buildBlockDevice } from './block-builder.js';
 import { NetDevice, deriveMac, openTap, parseMac } from '../devices/net/index.js';
+import { KernelNetDevice } from '../vhost/kernel/net-device.js';
 import { KernelVsockDevice } from '../vhost/kernel/vsock-device.js';
 import { openVhostUserDevice } from '../vhost/user/build.js';
 import type { ConsoleDeviceConfig } from './config/types.js';
@@ -89,6 +90,29 @@ export const defaultDeviceBuilders: DeviceBuilders = {
   vhost: async (entry, context) => {
     if (entry.dataPlane !== 'vhost') throw new TypeError(`vhost builder given a ${entry.dataPlane} entry`);
     const log = context.log.child({ module: 'vhost' });
+    if (entry.type === 'net') {
+      if (context.tapSyscalls === undefined) {
+        throw new ComponentUnavailableError('TAP_UNAVAILABLE', 'no tap syscalls were given (a net device needs the native addon)');
+      }
+      // The net device's own tap setup; opened now, before anything is served (rtnl: lib/devices/net/tap.ts).
+      const tap = openTap({ name: entry.tapName, queuePairs: 1, create: entry.createTap }, context.tapSyscalls);
+      const mac = (entry.mac === undefined ? undefined : parseMac(entry.mac)) ?? deriveMac(`${entry.id} 0x${entry.mmioAddr.toString(16)}`);
+      let net: KernelNetDevice;
+      try {
+        net = KernelNetDevice.open({ tap, mac, mtu: entry.mtu, queueSize: entry.queueSize, log });
+      } catch (err) {
+        tap.close();
+        throw err;
+      }
+      return {
+        device: net,
+        metrics: () => ({ ...net.metrics }),
+        close: async () => {
+          net.close();
+          log.info({ metrics: { ...net.metrics } }, 'vhost device closed');
+        },
+      };
+    }
     const device = KernelVsockDevice.open({ guestCid: entry.guestCid, log });
     return {
       device,

@@ -3,6 +3,8 @@
 //   bao-vsock listen <port>        accept one connection; copy it to stdout until EOF, then
 //                                  send back "<byte count>\n" and the file named by $REPLY_FILE
 //   bao-vsock connect <cid> <port> send stdin, shut down the write side, copy the reply to stdout
+// Either gives up (SIGALRM, exit status 142) after $BAO_VSOCK_TIMEOUT seconds (default 120): a
+// connection the transport lost must fail the test, not hang it.
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ static int copy(int from, int to, long *count) {
 }
 
 int main(int argc, char **argv) {
+  const char *limit = getenv("BAO_VSOCK_TIMEOUT");
+  alarm(limit ? (unsigned)atoi(limit) : 120);
   if (argc >= 3 && strcmp(argv[1], "listen") == 0) {
     int s = socket(AF_VSOCK, SOCK_STREAM, 0);
     struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = (unsigned)atoi(argv[2])};

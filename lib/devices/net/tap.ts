@@ -31,6 +31,8 @@ export interface TapInterface {
   setOffload(flags: number, done: (err: Error | null) => void): void;
   /** Closes every fd; idempotent. */
   close(): void;
+  /** The tap fds, one per queue (for a data path outside this process: vhost-net). */
+  readonly fds?: readonly number[];
 }
 
 /** What openTap needs from the system: the addon's tap calls and a libuv fd watcher. */
@@ -135,7 +137,7 @@ class SyscallTap implements TapInterface {
 
   constructor(
     readonly name: string,
-    private readonly fds: readonly number[],
+    readonly fds: readonly number[],
     private readonly sys: TapSyscalls,
   ) {
     this.queues = fds.map((fd) => this.queueFor(fd));

@@ -111,6 +111,11 @@ export class VhostFd {
     }
   }
 
+  /** vhost-net: the tap fd queue `index` moves frames through; -1 detaches it (the kernel stops the ring first). */
+  setNetBackend(index: number, fd: number): void {
+    this.ioctl('NET_SET_BACKEND', K.VHOST_NET_SET_BACKEND, K.vringFile(index, fd));
+  }
+
   setRunning(running: boolean): void {
     this.ioctl('VSOCK_SET_RUNNING', K.VHOST_VSOCK_SET_RUNNING, K.int32(running ? 1 : 0));
   }

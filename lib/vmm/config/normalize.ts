@@ -584,7 +584,7 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): V
       complete.raw.data_plane === 'vhost_user'
         ? normalizeVhostUser(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
         : complete.raw.data_plane === 'vhost'
-          ? normalizeKernelVhost(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues)
+          ? normalizeKernelVhost(complete.raw, { index, id: common.id, mmioAddr: common.mmioAddr, createDm }, issues, () => normalizeNet(complete, common, issues))
           : NORMALIZERS[complete.raw.type as ServedDeviceType](complete, common, issues);
     if (device !== undefined) devices.push(device);
   });
@@ -592,7 +592,7 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): V
   const sockets = new Map<string, number>();
   const cids = new Map<bigint, number>();
   for (const d of devices) {
-    if (d.dataPlane === 'vhost') {
+    if (d.dataPlane === 'vhost' && d.type === 'vsock') {
       const prev = cids.get(d.guestCid);
       if (prev !== undefined) issues.error(['devices', d.index, 'guest_cid'], `CID ${d.guestCid} is already used by devices[${prev}]; each frontend needs its own CID`);
       else cids.set(d.guestCid, d.index);

@@ -44,7 +44,7 @@ export function deviceToJson(device: DeviceConfig): { [key: string]: JsonValue }
     out['queue_pairs'] = device.queuePairs;
     out['queue_size'] = device.queueSize;
   }
-  if (device.dataPlane === 'vhost') out['guest_cid'] = device.guestCid.toString();
+  if (device.dataPlane === 'vhost' && device.type === 'vsock') out['guest_cid'] = device.guestCid.toString();
   if (device.dataPlane === 'vhost_user') {
     out['socket'] = device.socket;
     if (device.tag !== undefined) out['tag'] = device.tag;

@@ -119,11 +119,18 @@ export interface VhostUserDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane
 }
 
 /** A device the kernel's vhost serves (`data_plane: vhost`): vsock over /dev/vhost-vsock. */
-export interface KernelVhostDeviceConfig extends Omit<DeviceConfigBase, 'dataPlane'> {
+export interface KernelVhostVsockConfig extends Omit<DeviceConfigBase, 'dataPlane'> {
   readonly type: 'vsock';
   readonly dataPlane: 'vhost';
   readonly guestCid: bigint;
 }
+
+/** The net entry's keys over vhost-net (one queue pair: vhost-net has no control queue). */
+export interface KernelVhostNetConfig extends Omit<NetDeviceConfig, 'dataPlane'> {
+  readonly dataPlane: 'vhost';
+}
+
+export type KernelVhostDeviceConfig = KernelVhostVsockConfig | KernelVhostNetConfig;
 
 /** One entry per served device type; validation refuses every other type by name. */
 export type DeviceConfig = ConsoleDeviceConfig | RngDeviceConfig | BlockDeviceConfig | NetDeviceConfig | VhostUserDeviceConfig | KernelVhostDeviceConfig;

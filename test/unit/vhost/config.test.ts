@@ -109,4 +109,17 @@ describe('vhost (kernel) config entries', () => {
       ['devices[4].type', expect.stringMatching(/'block' is not served over the kernel's vhost/)],
     ]);
   });
+
+  it("runs bao-virtio-dm's net entry over vhost-net with the net device's keys, one queue pair", () => {
+    expect(devicesOf(`devices:
+  - {id: 1, type: net, mmio_addr: 0xa003c00, data_plane: vhost, tap_name: tap0, mac_addr: "52:54:00:aa:bb:01"}
+`)).toMatchObject([{ type: 'net', id: 1, dataPlane: 'vhost', tapName: 'tap0', mac: '52:54:00:aa:bb:01', queuePairs: 1 }]);
+    expect(issuesOf(`devices:
+  - {id: 0, type: net, mmio_addr: 0xa003e00, data_plane: vhost}
+  - {id: 1, type: net, mmio_addr: 0xa003c00, data_plane: vhost, tap_name: tap1, queue_pairs: 2}
+`)).toEqual([
+      ['devices[0].tap_name', expect.stringMatching(/^required for type net/)],
+      ['devices[1].queue_pairs', expect.stringMatching(/vhost-net serves one queue pair/)],
+    ]);
+  });
 });

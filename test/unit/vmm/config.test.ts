@@ -167,7 +167,7 @@ describe('every error, with its field', () => {
   - {id: 0, type: console, mmio_addr: 0xa003e00, data_plane: vhost}
   - {id: 1, type: console, mmio_addr: 0xa003c00, data_plane: dpdk}
 `).map((i) => [i.field, i.message])).toEqual([
-      ['devices[0].type', "'console' is not served over the kernel's vhost by node-bao yet; vhost types: vsock (or use data_plane: virtio)"],
+      ['devices[0].type', "'console' is not served over the kernel's vhost by node-bao yet; vhost types: vsock, net (or use data_plane: virtio)"],
       ['devices[1].data_plane', "unknown data plane 'dpdk'; expected virtio, vhost or vhost_user (node-bao serves: virtio, vhost, vhost_user)"],
     ]);
   });
