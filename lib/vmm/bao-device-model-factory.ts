@@ -7,6 +7,9 @@ import { BaoDriver, DeviceModelConfigMissingError, DeviceModelNotFoundError, ope
 import type { Logger } from '../virtio/logger.js';
 import { DeviceModelServer } from './device-model-server.js';
 import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
+import { formatFdName } from './restart/fd-names.js';
+import type { KeptFds } from './restart/kept-fds.js';
+import { causeMessage } from './errors.js';
 
 /** An error that names the config key the user must fix (the daemon prints `devices[i].<field>`). */
 class FieldError extends Error {
@@ -24,6 +27,8 @@ class FieldError extends Error {
 export interface BaoDeviceModelFactoryOptions {
   readonly log: Logger;
   readonly driver?: OpenBaoDriverOptions;
+  /** Kernel objects kept across restarts (lib/vmm/restart): taken when a DM opens, published as they are made. */
+  readonly kept?: KeptFds;
 }
 
 export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions): DeviceModelFactory {
@@ -45,18 +50,58 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
         }
       }
       const { entry } = request;
+      const kept = options.kept;
       let handle;
+      const keptDm = kept?.takeDm(entry.id);
+      if (keptDm !== undefined) {
+        try {
+          handle = driver.adoptDeviceModel(entry.id, keptDm.fd, keptDm.info);
+        } catch (err) {
+          kept!.refuse(keptDm.fd, formatFdName({ kind: 'dm', dm: entry.id, ...keptDm.info }), causeMessage(err));
+        }
+      }
       try {
-        handle = driver.openDeviceModel(entry.id, entry.createDm ?? {});
+        handle ??= driver.openDeviceModel(entry.id, entry.createDm ?? {});
       } catch (err) {
         if (err instanceof DeviceModelNotFoundError) throw new FieldError('id', err);
         if (err instanceof DeviceModelConfigMissingError) throw new FieldError('shmem_addr', err);
         throw err;
       }
       try {
-        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log });
+        const dm = entry.id;
+        const keptObjects =
+          kept === undefined
+            ? undefined
+            : {
+                irq: kept.takeIrq(dm),
+                kicks: kept.takeKicks(dm, request.device.queueMaxSizes.length),
+                publish: (what: { kind: 'irq' } | { kind: 'kick'; queue: number }, fd: number) => kept.publish({ ...what, dm }, fd),
+              };
+        kept?.publish({ kind: 'dm', dm, ...handle.info }, handle.fd);
+        const server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log, ...(keptObjects === undefined ? {} : { kept: keptObjects }) });
+        const dmInfo = handle.info;
+        const unregister = kept?.register({
+          dm,
+          fds: () => {
+            const now = server.keptFds();
+            return [
+              { name: formatFdName({ kind: 'dm', dm, ...dmInfo }), fd: now.dm },
+              { name: formatFdName({ kind: 'irq', dm }), fd: now.irq },
+              ...[...now.kicks].map(([queue, fd]) => ({ name: formatFdName({ kind: 'kick', dm, queue }), fd })),
+            ];
+          },
+          detach: () => server.detach(),
+        });
         log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
-        return { stopped: server.stopped, snapshot: () => server.snapshot(), completePending: () => server.completePending(), close: () => server.close() };
+        return {
+          stopped: server.stopped,
+          snapshot: () => server.snapshot(),
+          completePending: () => server.completePending(),
+          close: () => {
+            unregister?.();
+            return server.close();
+          },
+        };
       } catch (err) {
         await handle.close();
         throw err;

@@ -8,6 +8,7 @@ import type { VirtioDevice } from '../virtio/device.js';
 import type { Logger } from '../virtio/logger.js';
 import type { DeviceConfig } from './config/types.js';
 import type { DeviceModelSnapshot } from './status.js';
+import type { KeptFds } from './restart/kept-fds.js';
 
 export interface OpenDeviceModelRequest {
   /** The validated config entry: DM id, mmio window, revB CREATE_DM parameters. */
@@ -52,5 +53,5 @@ export interface DeviceModelFactory {
 
 /** The shape of the module the run command loads lazily (`lib/vmm/bao-device-model-factory.js`). */
 export interface DeviceModelFactoryModule {
-  createDeviceModelFactory(options: { readonly log: Logger }): DeviceModelFactory | Promise<DeviceModelFactory>;
+  createDeviceModelFactory(options: { readonly log: Logger; readonly kept?: KeptFds }): DeviceModelFactory | Promise<DeviceModelFactory>;
 }

@@ -33,6 +33,9 @@ import { openMetricsListener, openStatusServer, parseListenAddress, type StatusS
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
+import { setupKeptFds } from '../../../vmm/restart/setup.js';
+import type { KeptFds } from '../../../vmm/restart/kept-fds.js';
+import { openHandoverServer, restartSocketPath, takeOver, type HandoverServer } from '../../../vmm/restart/handover.js';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
@@ -71,6 +74,8 @@ export interface RunIo {
   readonly notifySend?: DatagramSender;
   /** Called after each SIGHUP reload has been applied or refused (tests). */
   readonly onReload?: (outcome: ReloadOutcome) => void;
+  /** `baoctl restart`: take the devices over from the daemon running on the same status socket first. */
+  readonly takeOver?: boolean;
 }
 
 export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport } | { readonly ok: false; readonly error: string };
@@ -78,7 +83,7 @@ export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport }
 /** Module path relative to this file, as in both lib/ (vitest) and dist/ (compiled). */
 const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 
-export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE): Promise<DeviceModelFactory> {
+export async function loadDefaultFactory(log: Logger, specifier: string = FACTORY_MODULE, kept?: KeptFds): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
     mod = (await import(specifier)) as Partial<DeviceModelFactoryModule>;
@@ -99,7 +104,7 @@ export async function loadDefaultFactory(log: Logger, specifier: string = FACTOR
       'lib/vmm/bao-device-model-factory.js does not export createDeviceModelFactory(options)',
     );
   }
-  return mod.createDeviceModelFactory({ log });
+  return mod.createDeviceModelFactory({ log, ...(kept === undefined ? {} : { kept }) });
 }
 
 /** Returns the exit code. */
@@ -179,6 +184,9 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         return (path: string, data: Buffer) => addon.sendUnixDatagram(path, data);
       }),
   });
+  // Kernel objects kept across restarts: handed back by systemd (LISTEN_FDS) or, below, by the
+  // daemon this one takes over from; only the default (Bao) factory uses them.
+  const kept = io.factory === undefined ? setupKeptFds({ env: io.env ?? process.env, log, addon: loadAddon }) : undefined;
   const controller = new AbortController();
   const signals = io.signals ?? process;
   const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
@@ -258,9 +266,23 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       ? () => {}
       : installLastResort({ target: io.lastResort, log, completePending: () => daemon?.completePending() ?? 0, flush: () => root.flush(), exit });
   let endProcess = false;
+  let handover: HandoverServer | undefined;
+  const hasStatusSocket = statusPath !== undefined && statusPath !== 'none' && statusPath !== '';
   try {
+    if (io.takeOver === true) {
+      if (!hasStatusSocket || kept === undefined) {
+        log.error({}, 'baoctl restart: the running daemon is found by its status socket; give the --status-socket it runs with');
+        return EXIT_USAGE;
+      }
+      try {
+        await takeOver({ path: restartSocketPath(statusPath), kept, log, addon: loadAddon() });
+      } catch (e) {
+        log.error({ code: (e as { code?: unknown }).code }, causeMessage(e));
+        return EXIT_FAILURE;
+      }
+    }
     const metrics = new DaemonMetrics(status);
-    if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
+    if (hasStatusSocket) {
       listeners.push(await openStatusServer({ path: statusPath, status, metrics, log }));
       await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
@@ -269,7 +291,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       factory =
         io.factory === undefined
-          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }))
+          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), FACTORY_MODULE, kept)
           : typeof io.factory === 'function'
             ? await io.factory(root.child({ module: 'dispatcher' }))
             : io.factory;
@@ -287,6 +309,27 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
+        kept?.closeUnused();
+        if (kept !== undefined && hasStatusSocket) {
+          // `baoctl restart` connects here. The process then ends without resetting the devices
+          // (the new one serves them); only a planned restart takes this path.
+          try {
+            handover = openHandoverServer({
+              path: restartSocketPath(statusPath),
+              kept,
+              log,
+              addon: loadAddon(),
+              onHandedOver: () => {
+                handover?.close();
+                for (const l of listeners) void l.close();
+                root.flush();
+                (exit ?? ((code: number) => process.exit(code)))(EXIT_OK);
+              },
+            });
+          } catch (e) {
+            log.warn({ err: e }, `no restart socket (baoctl restart cannot take over from this daemon): ${causeMessage(e)}`);
+          }
+        }
         // Every device model is open: units ordered after node-bao may start.
         notifier.ready(`serving ${started.devices.length} device(s)`);
       },
@@ -312,6 +355,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_FAILURE;
   } finally {
     removeLastResort();
+    handover?.close();
     sampler.close();
     await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
     notifier.stopping();
