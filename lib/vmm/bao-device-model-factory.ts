@@ -39,7 +39,15 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
       // Opened on first use so that `config check` and a config error never touch /dev.
       if (driver === undefined) {
         driver = openBaoDriver(options.driver);
-        if (driver.flavour === 'oot-or-v1') {
+        if (driver.flavour === 'oot-or-v1' && options.kept?.storing === true) {
+          // systemd's fd store holds a copy of each DM fd: a restart no longer closes the last one.
+          log.warn(
+            { revision: driver.revision, flavour: driver.flavour },
+            "this is the out-of-tree or v1 Bao driver: the device-model fds are kept in systemd's fd store, so restarts are safe; " +
+              'a `systemctl stop` empties the store and closes them, which crashes the backend kernel with this driver, ' +
+              'unless the unit has FileDescriptorStorePreserve=yes (systemd 254 or later)',
+          );
+        } else if (driver.flavour === 'oot-or-v1') {
           // Said once, when the driver is found: the one restart hazard a user cannot see coming.
           log.warn(
             { revision: driver.revision, flavour: driver.flavour },
