@@ -23,7 +23,9 @@ import { baoctlCommand, daemonStatus, readHwrng, resetFrontend, rngAvailable, rn
 const DIR = '/tmp/node-bao-restart';
 const CONFIG = `${DIR}/config.yaml`;
 const SOCKET = `${DIR}/status.sock`;
-const skip = guestSkipReason ?? (os.cpus().length < 2 ? 'the restart tests need 2 CPUs (the frontend\u2019s and the backend\u2019s)' : undefined);
+// Opt-in until it has passed in the test machine (each daemon start takes about 30 s under TCG).
+const optIn = process.env.NODE_BAO_RESTART_QEMU === '1' ? undefined : 'the restart tests run only with NODE_BAO_RESTART_QEMU=1 (not yet proven in the test machine)';
+const skip = guestSkipReason ?? optIn ?? (os.cpus().length < 2 ? 'the restart tests need 2 CPUs (the frontend\u2019s and the backend\u2019s)' : undefined);
 if (guestSkipReason === undefined && skip !== undefined) console.warn(`skipped: ${skip}`);
 
 async function serving(pid?: number): Promise<DmStatus> {
