@@ -134,6 +134,10 @@ export interface NativeAddon {
   openpty(): { fd: number; path: string };
   /** One datagram to a unix socket ('@name': abstract namespace); returns the bytes sent. */
   sendUnixDatagram(path: string, data: Buffer): number;
+  /** The same datagram with `fds` as SCM_RIGHTS (systemd's fd store, FDSTORE=1). */
+  sendUnixDatagramFds(path: string, data: Buffer, fds: readonly number[]): number;
+  /** FD_CLOEXEC on an fd inherited at exec (LISTEN_FDS). */
+  setCloexec(fd: number): void;
   /** Size in bytes of a block device (BLKGETSIZE64). */
   blockDeviceSize(fd: number): bigint;
   /** Physical block size of a block device (BLKPBSZGET). */
@@ -150,6 +154,12 @@ export interface NativeAddon {
   sendFds(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
   /** One recvmsg (MSG_DONTWAIT): bytes 0 = peer closed; EAGAIN thrown when empty. */
   recvFds(fd: number, into: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** A listening AF_UNIX stream socket ('@name': abstract), non-blocking, close-on-exec. */
+  unixListen(path: string, backlog?: number): number;
+  /** One accept4 (non-blocking, close-on-exec); EAGAIN thrown when none waits. */
+  unixAccept(fd: number): number;
+  /** A bound AF_UNIX datagram socket, non-blocking, close-on-exec (read with recvFds). */
+  unixDatagramBind(path: string): number;
   /** A kernel vhost ioctl (type 0xAF only) with its argument struct by pointer: the result. */
   vhostIoctl(fd: number, request: number, bytes?: Uint8Array): number;
   /** Process address of an mmap'ed ArrayBuffer (kernel vhost memory table). */

@@ -138,6 +138,69 @@ Napi::Value RecvFds(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Fills a sockaddr_un from a path ('@name': abstract namespace); returns its length.
+socklen_t UnixAddress(Napi::Env env, const std::string& path, struct sockaddr_un* addr) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr->sun_path) {
+    throw Napi::RangeError::New(env, "unix socket path must be 1.." + std::to_string(sizeof addr->sun_path - 1) + " bytes");
+  }
+  memcpy(addr->sun_path, path.data(), path.size());
+  if (path[0] == '@') addr->sun_path[0] = '\0';
+  return static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size());
+}
+
+// unixListen(path, backlog) -> fd: a bound, listening AF_UNIX stream socket, non-blocking,
+// close-on-exec (a net.Server's accepted sockets cannot carry fds; this one's can, via
+// unixAccept + sendFds/recvFds). The caller removes a stale path and sets its permissions.
+Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int backlog = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 4;
+  struct sockaddr_un addr;
+  socklen_t len = UnixAddress(env, path, &addr);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0 || listen(fd, backlog) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "bind/listen", path.c_str());
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// unixAccept(fd) -> fd: one accept4, non-blocking and close-on-exec; EAGAIN is thrown when no
+// connection waits (poll the listening fd for readability).
+Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int c;
+  do {
+    c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  } while (c < 0 && errno == EINTR);
+  if (c < 0) ThrowErrno(env, errno, "accept4");
+  return Napi::Number::New(env, c);
+}
+
+// unixDatagramBind(path) -> fd: a bound AF_UNIX datagram socket, non-blocking, close-on-exec: the
+// receiving end of a notify socket (what a supervisor binds as NOTIFY_SOCKET); read it with recvFds.
+Napi::Value UnixDatagramBind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un addr;
+  socklen_t len = UnixAddress(env, path, &addr);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "bind", path.c_str());
+  }
+  return Napi::Number::New(env, fd);
+}
+
 // mappingAddress(arrayBuffer) -> bigint: the process address of an mmap'ed ArrayBuffer, for the
 // kernel vhost memory table (its userspace_addr); never dereferenced here.
 Napi::Value MappingAddress(const Napi::CallbackInfo& info) {
@@ -156,6 +219,9 @@ void InitUnixSock(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, RecvFds, "recvFds"));
   exports.Set("mappingAddress", Napi::Function::New(env, MappingAddress, "mappingAddress"));
+  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
+  exports.Set("unixDatagramBind", Napi::Function::New(env, UnixDatagramBind, "unixDatagramBind"));
 }
 
 }  // namespace nodebao

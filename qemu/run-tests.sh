@@ -42,7 +42,7 @@ cat > "$job" <<JOB
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
 # The opt-in tests' switches, from the host's environment.
-export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}"
+export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
 export NODE_BAO_BLK_POWER_LOSS="${NODE_BAO_BLK_POWER_LOSS:-}"
 # CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""

@@ -135,6 +135,14 @@ export class DeviceModelHandle {
     return e;
   }
 
+  /** An eventfd kept from a previous process, owned by this handle from now on (closed with it). */
+  adoptEventFd(fd: number): EventFd {
+    void this.fd; // throws when closed
+    const e = EventFd.adopt(fd, { addon: this.addon });
+    this.eventfds.add(e);
+    return e;
+  }
+
   /** Kernel-side kick path (spec §3.7): matching writes signal the eventfd and never reach ATTACH. */
   assignIoeventfd(spec: IoeventfdSpec): void {
     this.ioeventfd(spec, 0);

@@ -8,13 +8,14 @@ import { isErrnoError, loadAddon, type NativeAddon } from '../native.js';
 import { MAX_DEVICE_MODELS } from '../uapi/constants.js';
 import type { Revision } from '../uapi/revisions.js';
 import { DeviceModelHandle, takeKeptOpenDmFd } from './device-model.js';
-import { DeviceModelNotFoundError, HandleClosedError } from './errors.js';
+import { DeviceModelMismatchError, DeviceModelNotFoundError, HandleClosedError } from './errors.js';
 import { detectRevision, dispatcherFlavour, revisionOf, scanBaoNodes, type BaoNodes, type DispatcherFlavour } from './nodes.js';
 import {
   openNode,
   REVISION_OPS,
   type CreateDeviceModelParams,
   type DeviceModelInfo,
+  type DmFdClosePolicy,
   type RevisionContext,
 } from './revision-ops.js';
 
@@ -97,6 +98,47 @@ export class BaoDriver {
       info: opened.info,
       closePolicy: opened.closePolicy,
       keepKey,
+    });
+    this.handles.add(handle);
+    return handle;
+  }
+
+  /**
+   * Serve device model `id` on a DM fd a previous process left open (lib/vmm/restart), instead of
+   * opening a new one. `claimed` is what that process recorded from DM_GET_INFO. Checked where the
+   * ABI can: revA and revB answer GET_INFO on the DM fd itself; the primary (v2) driver makes a
+   * fresh DM fd, closed again at once, whose info must match. On the out-of-tree and v1 drivers
+   * no new DM fd may be made (closing one is fatal, spec §3.5), so the claim is taken as it is,
+   * the fd having been checked to be that DM's (anon_inode:bao-dm<id>). Throws when it does not fit;
+   * the caller then closes the fd and opens the DM anew.
+   */
+  adoptDeviceModel(id: number, fd: number, claimed: Omit<DeviceModelInfo, 'id'>): DeviceModelHandle {
+    if (this.closed) throw new HandleClosedError('the Bao driver');
+    let info: DeviceModelInfo = { id, ...claimed };
+    let closePolicy: DmFdClosePolicy = 'close';
+    if (this.revision === 'revA') {
+      info = { ...this.addon.dmGetInfoRevA(fd, id), id };
+    } else if (this.revision === 'revB') {
+      info = this.addon.dmGetInfoRevB(fd);
+      if (info.id !== id) throw new DeviceModelMismatchError(id, `it is device model ${info.id}'s`);
+    } else if (this.ctx.primaryDmFdsClosable) {
+      const fresh = this.ops.openDeviceModel(this.ctx, id, {});
+      fs.closeSync(fresh.fd);
+      info = fresh.info;
+      if (info.shmemAddr !== claimed.shmemAddr || info.shmemSize !== claimed.shmemSize) {
+        throw new DeviceModelMismatchError(id, `its shared region is 0x${info.shmemAddr.toString(16)}+0x${info.shmemSize.toString(16)} now, it was recorded as 0x${claimed.shmemAddr.toString(16)}+0x${claimed.shmemSize.toString(16)}`);
+      }
+    } else {
+      closePolicy = 'keep-open';
+    }
+    const handle = new DeviceModelHandle({
+      addon: this.addon,
+      revision: this.revision,
+      revisionId: this.ops.id,
+      fd,
+      info,
+      closePolicy,
+      keepKey: `${this.nodes.devRoot}:${this.revision}:${id}`,
     });
     this.handles.add(handle);
     return handle;

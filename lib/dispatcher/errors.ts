@@ -68,6 +68,16 @@ export class DeviceModelNotFoundError extends DispatcherError {
   }
 }
 
+/** A DM fd kept from a previous process is not the device model it was kept as. */
+export class DeviceModelMismatchError extends DispatcherError {
+  readonly id: number;
+
+  constructor(id: number, why: string) {
+    super('BAO_DM_MISMATCH', `the kept fd of Bao device model ${id} does not fit: ${why}`);
+    this.id = id;
+  }
+}
+
 /** revB creates device models from the caller's description; these fields were missing. */
 export class DeviceModelConfigMissingError extends DispatcherError {
   constructor(id: number, missing: readonly string[]) {

@@ -35,6 +35,14 @@ export class EventFd {
     return new EventFd(addon, addon.eventfd(options.initval ?? 0, flags));
   }
 
+  /**
+   * Owns an eventfd this process already holds (kept across a restart: lib/vmm/restart checked
+   * that it is one). Reads stay non-blocking only if it was created so, as node-bao's are.
+   */
+  static adopt(fd: number, options: Pick<EventFdOptions, 'addon'> = {}): EventFd {
+    return new EventFd(options.addon ?? loadAddon(), fd);
+  }
+
   get closed(): boolean {
     return this.fd_ === undefined;
   }
@@ -79,6 +87,12 @@ export class EventFd {
     if (this.poller !== undefined && !this.poller.closed) throw new InvalidArgumentError('this EventFd is already polled');
     this.poller = new FdPoller(this.fd, () => onReadable(), { ...options, addon: this.addon }).start();
     return this.poller;
+  }
+
+  /** Stops watching (the counter keeps counting, for whoever reads it next); the fd stays open. */
+  stopPolling(): void {
+    this.poller?.close();
+    this.poller = undefined;
   }
 
   /** Idempotent; stops the poller first so libuv never watches a closed fd. */

@@ -9,6 +9,9 @@ import { DeviceModelServer } from './device-model-server.js';
 import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
 import { DEFAULT_STATE_DIR, DeviceStateFile } from './state/index.js';
 import type { TraceHub } from './trace/hub.js';
+import { formatFdName } from './restart/fd-names.js';
+import type { KeptFds } from './restart/kept-fds.js';
+import { causeMessage } from './errors.js';
 
 /** An error that names the config key the user must fix (the daemon prints `devices[i].<field>`). */
 class FieldError extends Error {
@@ -30,6 +33,8 @@ export interface BaoDeviceModelFactoryOptions {
   readonly trace?: TraceHub;
   /** State directory (lib/vmm/state); default env NODE_BAO_STATE_DIR, then /run/node-bao; 'none': no state kept. */
   readonly stateDir?: string;
+  /** Kernel objects kept across restarts (lib/vmm/restart): taken when a DM opens, published as they are made. */
+  readonly kept?: KeptFds;
 }
 
 /** The device model's state file, or undefined (none wanted, or it cannot be had: said once per device). */
@@ -55,7 +60,15 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
       // Opened on first use so that `config check` and a config error never touch /dev.
       if (driver === undefined) {
         driver = openBaoDriver(options.driver);
-        if (driver.flavour === 'oot-or-v1') {
+        if (driver.flavour === 'oot-or-v1' && options.kept?.storing === true) {
+          // systemd's fd store holds a copy of each DM fd: a restart no longer closes the last one.
+          log.warn(
+            { revision: driver.revision, flavour: driver.flavour },
+            "this is the out-of-tree or v1 Bao driver: the device-model fds are kept in systemd's fd store, so restarts are safe; " +
+              'a `systemctl stop` empties the store and closes them, which crashes the backend kernel with this driver, ' +
+              'unless the unit has FileDescriptorStorePreserve=yes (systemd 254 or later)',
+          );
+        } else if (driver.flavour === 'oot-or-v1') {
           // Said once, when the driver is found: the one restart hazard a user cannot see coming.
           log.warn(
             { revision: driver.revision, flavour: driver.flavour },
@@ -66,25 +79,73 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
         }
       }
       const { entry } = request;
+      const kept = options.kept;
       let handle;
+      const keptDm = kept?.takeDm(entry.id);
+      if (keptDm !== undefined) {
+        try {
+          handle = driver.adoptDeviceModel(entry.id, keptDm.fd, keptDm.info);
+        } catch (err) {
+          kept!.refuse(keptDm.fd, formatFdName({ kind: 'dm', dm: entry.id, ...keptDm.info }), causeMessage(err));
+        }
+      }
       try {
-        handle = driver.openDeviceModel(entry.id, entry.createDm ?? {});
+        handle ??= driver.openDeviceModel(entry.id, entry.createDm ?? {});
       } catch (err) {
         if (err instanceof DeviceModelNotFoundError) throw new FieldError('id', err);
         if (err instanceof DeviceModelConfigMissingError) throw new FieldError('shmem_addr', err);
         throw err;
       }
       try {
+        const dm = entry.id;
+        const keptObjects =
+          kept === undefined
+            ? undefined
+            : {
+                irq: kept.takeIrq(dm),
+                kicks: kept.takeKicks(dm, request.device.queueMaxSizes.length),
+                publish: (what: { kind: 'irq' } | { kind: 'kick'; queue: number }, fd: number) => kept.publish({ ...what, dm }, fd),
+              };
+        kept?.publish({ kind: 'dm', dm, ...handle.info }, handle.fd);
         const stateFile = openStateFile(options.stateDir ?? process.env['NODE_BAO_STATE_DIR'] ?? DEFAULT_STATE_DIR, request, request.log);
         let server: DeviceModelServer;
         try {
-          server = DeviceModelServer.start({ handle, device: request.device, mmioAddr: Number(entry.mmioAddr), log: request.log, ...(stateFile === undefined ? {} : { stateFile }), ...(options.trace === undefined ? {} : { trace: options.trace }) });
+          server = DeviceModelServer.start({
+            handle,
+            device: request.device,
+            mmioAddr: Number(entry.mmioAddr),
+            log: request.log,
+            ...(stateFile === undefined ? {} : { stateFile }),
+            ...(options.trace === undefined ? {} : { trace: options.trace }),
+            ...(keptObjects === undefined ? {} : { kept: keptObjects }),
+          });
         } catch (err) {
           stateFile?.close();
           throw err;
         }
+        const dmInfo = handle.info;
+        const unregister = kept?.register({
+          dm,
+          fds: () => {
+            const now = server.keptFds();
+            return [
+              { name: formatFdName({ kind: 'dm', dm, ...dmInfo }), fd: now.dm },
+              { name: formatFdName({ kind: 'irq', dm }), fd: now.irq },
+              ...[...now.kicks].map(([queue, fd]) => ({ name: formatFdName({ kind: 'kick', dm, queue }), fd })),
+            ];
+          },
+          detach: () => server.detach(),
+        });
         log.debug({ id: entry.id, revision: driver.revision, shmemAddr: `0x${handle.info.shmemAddr.toString(16)}`, shmemSize: Number(handle.info.shmemSize) }, 'device model open');
-        return { stopped: server.stopped, snapshot: () => server.snapshot(), completePending: () => server.completePending(), close: () => server.close() };
+        return {
+          stopped: server.stopped,
+          snapshot: () => server.snapshot(),
+          completePending: () => server.completePending(),
+          close: () => {
+            unregister?.();
+            return server.close();
+          },
+        };
       } catch (err) {
         await handle.close();
         throw err;

@@ -45,6 +45,8 @@ export interface DeviceModelServerStats {
   pollErrors: number;
   /** Interrupts that could not be raised (irqfd write failed). */
   irqErrors: number;
+  /** Kernel objects (irqfd, queue kicks) taken over from a previous process instead of made anew. */
+  keptKernelObjects?: number;
   /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
   hotAccesses?: number;
   /** COMPLETEs of those the hypervisor refused. */
@@ -88,6 +90,27 @@ export interface DeviceModelServerOptions {
    * change is saved, and the native thread journals taken requests there. The server closes it.
    */
   readonly stateFile?: DeviceStateFile;
+  /** The irqfd and queue kick eventfds a previous process registered on this DM (lib/vmm/restart), and where new ones are published. */
+  readonly kept?: KeptKernelObjects;
+}
+
+/**
+ * Kernel objects that outlive the process (bao-abi.md §3.7, §3.8): a kept irqfd eventfd is still
+ * registered while any process holds it; a kept kick eventfd is the one the driver signals,
+ * since an ioeventfd stays registered until the DM is destroyed and only the first one matching
+ * is signalled. They are used instead of new ones, and registered again only to be sure
+ * (EBUSY/EEXIST: still registered).
+ */
+export interface KeptKernelObjects {
+  readonly irq?: number;
+  readonly kicks?: ReadonlyMap<number, number>;
+  /** Called with each eventfd in use, kept or new, so that it can be kept for the next process. */
+  readonly publish?: (what: { readonly kind: 'irq' } | { readonly kind: 'kick'; readonly queue: number }, fd: number) => void;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 export class DeviceModelServer {
@@ -115,6 +138,9 @@ export class DeviceModelServer {
   private readonly loop: AttachLoop;
   /** Queue index -> its kick eventfd. Never deassigned: DEASSIGN is broken in the drivers (§3.7). */
   private readonly kicks = new Map<number, EventFd>();
+  /** Kick eventfds kept from a previous process, by queue, until the queue is armed. */
+  private readonly keptKicks: Map<number, number>;
+  private readonly publish: KeptKernelObjects['publish'];
   private readonly watchdog: KickWatchdog;
   private readonly resetTimeoutMs: number;
   private readonly hot: HotRegisters | undefined;
@@ -142,8 +168,23 @@ export class DeviceModelServer {
     this.resetTimeoutMs = options.resetTimeoutMs ?? DEFAULT_RESET_TIMEOUT_MS;
     const mapping = this.handle.map();
     const memory = new GuestMemory(Number(this.handle.info.shmemAddr), mapping.bytes);
-    this.irq = this.handle.createEventFd();
-    this.handle.assignIrqfd(this.irq);
+    this.keptKicks = new Map(options.kept?.kicks ?? []);
+    this.publish = options.kept?.publish;
+    this.stats.keptKernelObjects = 0;
+    if (options.kept?.irq !== undefined) {
+      this.irq = this.handle.adoptEventFd(options.kept.irq);
+      this.stats.keptKernelObjects += 1;
+      try {
+        this.handle.assignIrqfd(this.irq);
+      } catch (err) {
+        // EBUSY: still registered, as it should be (no process released it).
+        if (errnoCode(err) !== 'EBUSY') throw err;
+      }
+    } else {
+      this.irq = this.handle.createEventFd();
+      this.handle.assignIrqfd(this.irq);
+    }
+    this.publish?.({ kind: 'irq' }, this.irq.fd);
     const irq = this.irq;
     // A device driven elsewhere (lib/vhost) takes the kick eventfds and the irqfd itself.
     const external = options.device.bindExternalQueues !== undefined;
@@ -411,13 +452,17 @@ export class DeviceModelServer {
   private kickFor(index: number): EventFd {
     let kick = this.kicks.get(index);
     if (kick !== undefined) return kick;
-    kick = this.handle.createEventFd();
+    const kept = this.takeKeptKick(index);
+    kick = kept ?? this.handle.createEventFd();
     try {
       this.handle.assignIoeventfd({ eventfd: kick, addr: this.mmioAddr + MMIO_QUEUE_NOTIFY, len: 4, datamatch: index });
     } catch (err) {
-      this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop and are passed on');
+      if (kept === undefined || errnoCode(err) !== 'EEXIST') {
+        this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop and are passed on');
+      }
     }
     this.kicks.set(index, kick);
+    this.publish?.({ kind: 'kick', queue: index }, kick.fd);
     return kick;
   }
 
@@ -430,8 +475,9 @@ export class DeviceModelServer {
     for (const index of queues) {
       if (this.kicks.has(index)) continue;
       let kick: EventFd;
+      const kept = this.takeKeptKick(index);
       try {
-        kick = this.handle.createEventFd();
+        kick = kept ?? this.handle.createEventFd();
       } catch (err) {
         this.deviceError('queue kick setup', err, { queue: index });
         return;
@@ -439,12 +485,16 @@ export class DeviceModelServer {
       try {
         this.handle.assignIoeventfd({ eventfd: kick, addr: this.mmioAddr + MMIO_QUEUE_NOTIFY, len: 4, datamatch: index });
       } catch (err) {
-        // Kicks still arrive as QueueNotify writes through ATTACH, just slower.
-        kick.close();
-        this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop');
-        continue;
+        // A kept kick is still registered (EEXIST): the driver signals it, which is the point.
+        if (kept === undefined || errnoCode(err) !== 'EEXIST') {
+          // Kicks still arrive as QueueNotify writes through ATTACH, just slower.
+          kick.close();
+          this.log.warn({ err, queue: index }, 'ioeventfd registration failed; queue kicks go through the request loop');
+          continue;
+        }
       }
       this.kicks.set(index, kick);
+      this.publish?.({ kind: 'kick', queue: index }, kick.fd);
       try {
         const poller = kick.poll(() => this.onKick(kick, index), {
           onError: (err) => {
@@ -459,6 +509,40 @@ export class DeviceModelServer {
         return;
       }
     }
+  }
+
+  private takeKeptKick(index: number): EventFd | undefined {
+    const fd = this.keptKicks.get(index);
+    if (fd === undefined) return undefined;
+    this.keptKicks.delete(index);
+    this.stats.keptKernelObjects = (this.stats.keptKernelObjects ?? 0) + 1;
+    return this.handle.adoptEventFd(fd);
+  }
+
+  /**
+   * The kernel objects a next process needs to take over: the DM fd, the irqfd and every queue
+   * kick, armed or kept (a kept one not armed yet is still the one the driver signals).
+   */
+  keptFds(): { dm: number; irq: number; kicks: Map<number, number> } {
+    const kicks = new Map<number, number>(this.keptKicks);
+    for (const [queue, kick] of this.kicks) kicks.set(queue, kick.fd);
+    return { dm: this.handle.fd, irq: this.irq.fd, kicks };
+  }
+
+  /**
+   * Lets go of the device for a next process (a planned restart): no new requests are taken
+   * (the ATTACH thread is joined: what the frontend asks meanwhile stays queued in the driver,
+   * bao-abi.md §3.11) and kicks are no longer read (they stay counted in their eventfds), the
+   * access in flight completes, and the device is left as it is: not reset, nothing deassigned,
+   * no fd closed, so that the next process continues from here. Not undone; close() afterwards
+   * would reset the device, so the process exits instead.
+   */
+  async detach(): Promise<void> {
+    this.shuttingDown = true;
+    this.watchdog.stop();
+    for (const kick of this.kicks.values()) kick.stopPolling();
+    await this.loop.stop();
+    await this.waiting?.settled;
   }
 
   private onKick(kick: EventFd, index: number): void {

@@ -9,6 +9,7 @@ import type { Logger } from '../virtio/logger.js';
 import type { DeviceConfig } from './config/types.js';
 import type { DeviceModelSnapshot } from './status.js';
 import type { TraceHub } from './trace/hub.js';
+import type { KeptFds } from './restart/kept-fds.js';
 
 export interface OpenDeviceModelRequest {
   /** The validated config entry: DM id, mmio window, revB CREATE_DM parameters. */
@@ -53,5 +54,10 @@ export interface DeviceModelFactory {
 
 /** The shape of the module the run command loads lazily (`lib/vmm/bao-device-model-factory.js`). */
 export interface DeviceModelFactoryModule {
-  createDeviceModelFactory(options: { readonly log: Logger; readonly trace?: TraceHub; readonly stateDir?: string }): DeviceModelFactory | Promise<DeviceModelFactory>;
+  createDeviceModelFactory(options: {
+    readonly log: Logger;
+    readonly trace?: TraceHub;
+    readonly stateDir?: string;
+    readonly kept?: KeptFds;
+  }): DeviceModelFactory | Promise<DeviceModelFactory>;
 }

@@ -7,6 +7,7 @@ import { abiCommand } from './abi/index.js';
 import { configCommand } from './config/index.js';
 import { devicesCommand } from './devices/index.js';
 import { ipcCommand } from './ipc/index.js';
+import { restartCommand } from './restart/index.js';
 import { runCommand } from './run/index.js';
 import { statusCommand } from './status/index.js';
 import { traceCommand } from './trace/index.js';
@@ -19,6 +20,7 @@ export const commands: BaoctlCommand[] = [
   devicesCommand as BaoctlCommand,
   configCommand as BaoctlCommand,
   runCommand as BaoctlCommand,
+  restartCommand as BaoctlCommand,
   statusCommand as BaoctlCommand,
   traceCommand as BaoctlCommand,
   ipcCommand as BaoctlCommand,

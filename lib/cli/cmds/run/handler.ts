@@ -34,6 +34,9 @@ import { openMetricsListener, openStatusServer, parseListenAddress, type StatusS
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 import type { Output } from '../../io.js';
 import type { RunArgs } from './options.js';
+import { setupKeptFds } from '../../../vmm/restart/setup.js';
+import type { KeptFds } from '../../../vmm/restart/kept-fds.js';
+import { openHandoverServer, restartSocketPath, takeOver, type HandoverServer } from '../../../vmm/restart/handover.js';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
@@ -72,6 +75,8 @@ export interface RunIo {
   readonly notifySend?: DatagramSender;
   /** Called after each SIGHUP reload has been applied or refused (tests). */
   readonly onReload?: (outcome: ReloadOutcome) => void;
+  /** `baoctl restart`: take the devices over from the daemon running on the same status socket first. */
+  readonly takeOver?: boolean;
 }
 
 export type ReloadOutcome = { readonly ok: true; readonly report: ReloadReport } | { readonly ok: false; readonly error: string };
@@ -82,7 +87,7 @@ const FACTORY_MODULE = '../../../vmm/bao-device-model-factory.js';
 export async function loadDefaultFactory(
   log: Logger,
   specifier: string = FACTORY_MODULE,
-  extra: { readonly trace?: TraceHub; readonly stateDir?: string | undefined } = {},
+  extra: { readonly trace?: TraceHub; readonly stateDir?: string | undefined; readonly kept?: KeptFds | undefined } = {},
 ): Promise<DeviceModelFactory> {
   let mod: Partial<DeviceModelFactoryModule>;
   try {
@@ -108,6 +113,7 @@ export async function loadDefaultFactory(
     log,
     ...(extra.trace === undefined ? {} : { trace: extra.trace }),
     ...(extra.stateDir === undefined ? {} : { stateDir: extra.stateDir }),
+    ...(extra.kept === undefined ? {} : { kept: extra.kept }),
   });
 }
 
@@ -188,6 +194,9 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         return (path: string, data: Buffer) => addon.sendUnixDatagram(path, data);
       }),
   });
+  // Kernel objects kept across restarts: handed back by systemd (LISTEN_FDS) or, below, by the
+  // daemon this one takes over from; only the default (Bao) factory uses them.
+  const kept = io.factory === undefined ? setupKeptFds({ env: io.env ?? process.env, log, addon: loadAddon }) : undefined;
   const controller = new AbortController();
   const signals = io.signals ?? process;
   const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
@@ -276,9 +285,23 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       ? () => {}
       : installLastResort({ target: io.lastResort, log, completePending: () => daemon?.completePending() ?? 0, flush: () => root.flush(), exit });
   let endProcess = false;
+  let handover: HandoverServer | undefined;
+  const hasStatusSocket = statusPath !== undefined && statusPath !== 'none' && statusPath !== '';
   try {
+    if (io.takeOver === true) {
+      if (!hasStatusSocket || kept === undefined) {
+        log.error({}, 'baoctl restart: the running daemon is found by its status socket; give the --status-socket it runs with');
+        return EXIT_USAGE;
+      }
+      try {
+        await takeOver({ path: restartSocketPath(statusPath), kept, log, addon: loadAddon() });
+      } catch (e) {
+        log.error({ code: (e as { code?: unknown }).code }, causeMessage(e));
+        return EXIT_FAILURE;
+      }
+    }
     const metrics = new DaemonMetrics(status);
-    if (statusPath !== undefined && statusPath !== 'none' && statusPath !== '') {
+    if (hasStatusSocket) {
       listeners.push(await openStatusServer({ path: statusPath, status, metrics, log, trace: traceHub }));
       await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
@@ -287,7 +310,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       factory =
         io.factory === undefined
-          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), FACTORY_MODULE, { trace: traceHub, stateDir: args.stateDir })
+          ? await loadDefaultFactory(root.child({ module: 'dispatcher' }), FACTORY_MODULE, { trace: traceHub, stateDir: args.stateDir, kept })
           : typeof io.factory === 'function'
             ? await io.factory(root.child({ module: 'dispatcher' }))
             : io.factory;
@@ -305,6 +328,27 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
+        kept?.closeUnused();
+        if (kept !== undefined && hasStatusSocket) {
+          // `baoctl restart` connects here. The process then ends without resetting the devices
+          // (the new one serves them); only a planned restart takes this path.
+          try {
+            handover = openHandoverServer({
+              path: restartSocketPath(statusPath),
+              kept,
+              log,
+              addon: loadAddon(),
+              onHandedOver: () => {
+                handover?.close();
+                for (const l of listeners) void l.close();
+                root.flush();
+                (exit ?? ((code: number) => process.exit(code)))(EXIT_OK);
+              },
+            });
+          } catch (e) {
+            log.warn({ err: e }, `no restart socket (baoctl restart cannot take over from this daemon): ${causeMessage(e)}`);
+          }
+        }
         // Every device model is open: units ordered after node-bao may start.
         notifier.ready(`serving ${started.devices.length} device(s)`);
       },
@@ -330,6 +374,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     return EXIT_FAILURE;
   } finally {
     removeLastResort();
+    handover?.close();
     sampler.close();
     traceHub.close('the daemon stopped');
     await Promise.race([Promise.all(listeners.map((l) => l.close())), ...(endProcess ? [new Promise((r) => setTimeout(r, 200))] : [])]);
