@@ -1,9 +1,9 @@
-// Where a planned restart saves the device models' state (transport registers, queue positions,
-// descriptors in flight) for the next process, after every device model has stopped taking
-// requests and before the old process exits. The state itself is kept by the device-state layer
-// (state files under /run); until that layer is wired in, this hook saves nothing, and the next
-// process starts each device from reset: the frontend driver must then reset the device (or the
-// frontend VM reboot) before it is served again, as after any restart today.
+// Where a planned restart saves the device models' state for the next process, after every
+// device model has stopped taking requests and before the old process exits. The device-state
+// layer (lib/vmm/state) already saves each change of the transport as it happens, and detach()
+// neither resets a device nor drops its state, so by now the state file holds the live image:
+// nothing more is written here. The new process opens the state files only once the old one has
+// exited (takeOver waits for it), because a state file is locked by the process that serves it.
 
 import type { KeptDeviceModel } from './kept-fds.js';
 
