@@ -8,6 +8,7 @@
 // datagram listener); the notify protocol against a real NOTIFY_SOCKET is tested on the host
 // (test/native/systemd.test.ts), and the unit with `systemd-analyze verify` there too.
 
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,7 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('S
 
   beforeAll(async () => {
     fs.rmSync(SOCKET, { force: true });
+    execFileSync('modprobe', ['virtio_rng']);
     loadBaoSim({ ndms: 2, frontends: [0, 1] });
     writeConfig([0]);
     daemon = startDaemon(CONFIG, ['--status-socket', SOCKET]);
