@@ -253,11 +253,18 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     expect(inNs(TAP_NS, ['ping', '-c', '3', '-W', '5', GUEST_IP])).toMatch(/3 packets received/);
   }, 60_000);
 
-  it('carries jumbo frames (MTU 9000) whole both ways: no fragments cross the device', () => {
+  it('carries jumbo frames (MTU 9000) whole both ways: no fragments cross the device', async () => {
+    // Each step blocks this worker; let its event loop answer vitest's RPC between them (a
+    // minute without a turn times the RPC out under TCG).
+    const turn = () => new Promise((r) => setTimeout(r, 0));
+    await turn();
     const before = netMetrics();
+    await turn();
     const payload = 8900; // an 8928-byte IP datagram, 8942 bytes on the wire: 6 fragments at MTU 1500
     expect(inNs(GUEST_NS, ['ping', '-c', '3', '-W', '5', '-s', String(payload), TAP_IP])).toMatch(/3 packets received/);
+    await turn();
     expect(inNs(TAP_NS, ['ping', '-c', '3', '-W', '5', '-s', String(payload), GUEST_IP])).toMatch(/3 packets received/);
+    await turn();
     const after = netMetrics();
     const d = (k: string) => after[k]! - before[k]!;
     // Six echo requests and six replies each way; a few small frames (ARP, neighbour discovery)
@@ -272,6 +279,7 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
 
   it('follows `ethtool -L`: the driver sets the queue pairs in use and traffic goes on', async () => {
     const ethtool = (...args: string[]) => inNs(GUEST_NS, [ETHTOOL, ...args]);
+    await new Promise((r) => setTimeout(r, 0)); // a turn of the event loop for vitest's RPC
     expect(ethtool('-l', ifname)).toMatch(/Pre-set maximums:[\s\S]*Combined:\s+2/);
     ethtool('-L', ifname, 'combined', '1');
     await waitFor(() => netMetrics().pairsInUse === 1, 30_000, 'the device to use one queue pair');
