@@ -6,7 +6,8 @@
 # Does not build the addon or the TypeScript: `npm run build` must have been run.
 # Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
 # QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files); QEMU_TEST_FILTER (vitest file filter, optional);
-# NODE_BAO_VHOST_QEMU=1 / NODE_BAO_KILL_RESTART=1 / NODE_BAO_BLK_POWER_LOSS=1 run the opt-in tests;
+# NODE_BAO_VHOST_QEMU=1 / NODE_BAO_KILL_RESTART=1 / NODE_BAO_KILL_RESUME=1 / NODE_BAO_RESTART_QEMU=1
+# run the opt-in tests (README: Development);
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
 # preemption off, which on one vCPU starves the userspace backend forever; on Bao too the
 # frontend vCPU spins while the backend runs elsewhere).
@@ -43,7 +44,6 @@ cat > "$job" <<JOB
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
 # The opt-in tests' switches, from the host's environment.
 export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
-export NODE_BAO_BLK_POWER_LOSS="${NODE_BAO_BLK_POWER_LOSS:-}"
 # CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""
 if [ "\$(nproc)" -ge 2 ]; then pin="taskset -c 1"; bao-cpu-split 0; fi

@@ -29,11 +29,7 @@ import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './su
 
 const BACKEND_CPU = '1';
 const FRONTEND_CPU = '0';
-// Opt-in (NODE_BAO_BLK_POWER_LOSS=1) until it has passed in the test machine: written when the
-// shared QEMU machine had no free slot to run it in (its premise, loop0's page cache reaching the
-// store only on fdatasync, was checked on the host's kernel).
-const optIn = process.env.NODE_BAO_BLK_POWER_LOSS === '1' ? undefined : 'the power-loss test runs only with NODE_BAO_BLK_POWER_LOSS=1 (not yet run in the test machine)';
-const skip = guestSkipReason ?? optIn ?? (os.cpus().length < 2 ? 'the power-loss test needs 2 CPUs (frontend and backend)' : undefined);
+const skip = guestSkipReason ?? (os.cpus().length < 2 ? 'the power-loss test needs 2 CPUs (frontend and backend)' : undefined);
 if (guestSkipReason === undefined && skip !== undefined) console.warn(`skipped: ${skip}`);
 
 const STORE = '/tmp/blk-pl-store.img';
