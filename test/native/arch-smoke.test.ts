@@ -1,6 +1,6 @@
 // Runs arch-smoke.mjs with this host's build, and with each cross prebuild under qemu-user
-// when a foreign node for it has been fetched (scripts/prebuild-cross.sh --fetch-node arm64|arm
-// puts Debian's node in .cache/node-<arch>). Missing pieces are reported as skips. qemu-user
+// when a foreign node for it has been fetched (scripts/setup.sh puts one in .cache/node-<arch>;
+// scripts/prebuild-cross.sh --fetch-node arm64|arm|riscv64 unpacks Debian's). Missing pieces are reported as skips. qemu-user
 // does not pass unknown ioctls to the kernel (ENOSYS), so the Bao ioctls themselves are only
 // exercised natively (here and in the QEMU machine).
 
@@ -30,6 +30,7 @@ function which(cmd: string): string | undefined {
 const FOREIGN = [
   { arch: 'arm64', qemu: 'qemu-aarch64', lib: 'aarch64-linux-gnu' },
   { arch: 'arm', qemu: 'qemu-arm', lib: 'arm-linux-gnueabihf' },
+  { arch: 'riscv64', qemu: 'qemu-riscv64', lib: 'riscv64-linux-gnu' },
 ] as const;
 
 describe('the addon smoke check', () => {
@@ -44,7 +45,7 @@ describe('the addon smoke check', () => {
       const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', `linux-${f.arch}`);
       const nodeRoot = process.env[`NODE_BAO_${f.arch.toUpperCase()}_ROOT`] ?? path.join(PACKAGE_ROOT, '.cache', `node-${f.arch}`);
       const qemu = which(f.qemu);
-      if (!fs.existsSync(prebuild)) skipBecause(ctx, `no ${prebuild}: run \`npm run prebuild:cross\``);
+      if (!fs.existsSync(prebuild)) skipBecause(ctx, `no ${prebuild}: run \`npm run build:prebuilds:cross\``);
       if (qemu === undefined) skipBecause(ctx, `${f.qemu} is not installed (Debian package qemu-user)`);
       if (!fs.existsSync(path.join(nodeRoot, 'usr/bin/node'))) {
         skipBecause(ctx, `no ${f.arch} node in ${nodeRoot}: run \`bash scripts/prebuild-cross.sh --fetch-node ${f.arch}\``);

@@ -1,4 +1,4 @@
-// The prebuilt addons (npm run prebuild, npm run prebuild:cross) are ELF shared objects for the
+// The prebuilt addons (npm run build:prebuilds, npm run build:prebuilds:cross) are ELF shared objects for the
 // right machine and word size. A prebuild that was not built is reported skipped, with why.
 
 import * as fs from 'node:fs';
@@ -10,10 +10,10 @@ import { PACKAGE_ROOT } from '../../lib/native.js';
 import { skipBecause } from './skip.js';
 
 const TARGETS = [
-  { dir: 'linux-x64', machine: 62, bits: 64, name: 'EM_X86_64', how: 'npm run prebuild' },
-  { dir: 'linux-arm64', machine: 183, bits: 64, name: 'EM_AARCH64', how: 'npm run prebuild:cross' },
-  { dir: 'linux-arm', machine: 40, bits: 32, name: 'EM_ARM', how: 'npm run prebuild:cross' },
-  { dir: 'linux-riscv64', machine: 243, bits: 64, name: 'EM_RISCV', how: 'npm run prebuild:cross' },
+  { dir: 'linux-x64', machine: 62, bits: 64, name: 'EM_X86_64', how: 'npm run build:prebuilds' },
+  { dir: 'linux-arm64', machine: 183, bits: 64, name: 'EM_AARCH64', how: 'npm run build:prebuilds:cross' },
+  { dir: 'linux-arm', machine: 40, bits: 32, name: 'EM_ARM', how: 'npm run build:prebuilds:cross' },
+  { dir: 'linux-riscv64', machine: 243, bits: 64, name: 'EM_RISCV', how: 'npm run build:prebuilds:cross' },
 ] as const;
 
 const ET_DYN = 3;
