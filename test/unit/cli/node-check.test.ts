@@ -1,7 +1,8 @@
 // bin/baoctl checks the Node version before it loads anything (a dependency would otherwise die
 // with a SyntaxError on Debian 12's Node 18): it names the version it needs and where to get it,
-// and exits 1. Here process.versions.node is faked; test/native/package.test.ts runs the real
-// Node 18 of Debian 12 for arm64 and armv7 under qemu-user.
+// and exits 1. Here process.versions.node is faked; test/native/package.test.ts checks the same
+// message on a real Node 18 (Debian 12's) when one is in .cache/node-<arch>
+// (scripts/prebuild-cross.sh --fetch-node arm --suite bookworm).
 
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -24,6 +25,7 @@ describe('bin/baoctl on an old Node', () => {
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^baoctl: node-bao needs Node\.js 20\.19 or later; this is Node\.js v/);
       expect(r.stderr).toContain('https://nodejs.org/en/download');
+      expect(r.stderr).toContain("Debian 13's own nodejs (20.19) is new enough");
       if (process.arch === 'x64' || process.arch === 'arm64') expect(r.stderr).toContain(`npm install -g node-linux-${process.arch}@22`);
     });
   }
