@@ -120,25 +120,27 @@ export async function loadDefaultFactory(
 /** Returns the exit code. */
 export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<number> {
   const err = io.err ?? process.stderr;
+  // `baoctl restart` runs this too: its messages name the command the user typed.
+  const cmd = io.takeOver === true ? 'baoctl restart' : 'baoctl run';
   const file = args.config ?? args.file;
   if (file === undefined) {
-    err.write('baoctl run: give a config file: baoctl run <config.yaml> (or -c/--config <config.yaml>)\n');
+    err.write(`${cmd}: give a config file: ${cmd} <config.yaml> (or -c/--config <config.yaml>)\n`);
     return EXIT_USAGE;
   }
   if (args.config !== undefined && args.file !== undefined && args.config !== args.file) {
-    err.write(`baoctl run: two config files given (${args.file} and --config ${args.config}); give one\n`);
+    err.write(`${cmd}: two config files given (${args.file} and --config ${args.config}); give one\n`);
     return EXIT_USAGE;
   }
 
   const metricsAddress = args.metricsListen === undefined ? undefined : parseListenAddress(args.metricsListen);
   if (args.metricsListen !== undefined && metricsAddress === undefined) {
-    err.write(`baoctl run: --metrics-listen: expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464, got '${args.metricsListen}'\n`);
+    err.write(`${cmd}: --metrics-listen: expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464, got '${args.metricsListen}'\n`);
     return EXIT_USAGE;
   }
 
   const socketMode = args.statusSocketMode === undefined ? undefined : parseSocketMode(args.statusSocketMode);
   if (args.statusSocketMode !== undefined && socketMode === undefined) {
-    err.write(`baoctl run: --status-socket-mode: expected an octal mode such as 0660, got '${args.statusSocketMode}'\n`);
+    err.write(`${cmd}: --status-socket-mode: expected an octal mode such as 0660, got '${args.statusSocketMode}'\n`);
     return EXIT_USAGE;
   }
 
@@ -164,7 +166,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   try {
     if (args.logFile !== undefined) logFile = openLogFile(args.logFile);
   } catch (e) {
-    err.write(`baoctl run: --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+    err.write(`${cmd}: --log-file ${args.logFile}: ${causeMessage(e)}\n`);
     return EXIT_FAILURE;
   }
   try {
@@ -177,7 +179,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       ...(io.env === undefined ? {} : { env: io.env }),
     });
   } catch (e) {
-    err.write(`baoctl run: ${causeMessage(e)}\n`);
+    err.write(`${cmd}: ${causeMessage(e)}\n`);
     return EXIT_USAGE;
   }
   const log: Logger = root.child({ module: 'daemon' });
@@ -217,7 +219,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     try {
       logFile?.reopen();
     } catch (e) {
-      err.write(`baoctl run: cannot reopen --log-file ${args.logFile}: ${causeMessage(e)}\n`);
+      err.write(`${cmd}: cannot reopen --log-file ${args.logFile}: ${causeMessage(e)}\n`);
     }
     const running = daemon;
     if (running === undefined || controller.signal.aborted) {

@@ -163,8 +163,14 @@ describe('baoctl run', () => {
   it('exits 2 without a config file, or with two different ones', async () => {
     const r = rig();
     expect(await runDaemonCommand({}, r.io)).toBe(EXIT_USAGE);
-    expect(r.err.text).toMatch(/give a config file/);
+    expect(r.err.text).toBe('baoctl run: give a config file: baoctl run <config.yaml> (or -c/--config <config.yaml>)\n');
     expect(await runDaemonCommand({ file: 'a.yaml', config: 'b.yaml' }, r.io)).toBe(EXIT_USAGE);
+  });
+
+  it('names `baoctl restart` in its usage errors when it runs as restart', async () => {
+    const r = rig({ takeOver: true });
+    expect(await runDaemonCommand({}, r.io)).toBe(EXIT_USAGE);
+    expect(r.err.text).toBe('baoctl restart: give a config file: baoctl restart <config.yaml> (or -c/--config <config.yaml>)\n');
   });
 
   it('exits 2 (a config error) with every config error, opening nothing', async () => {
