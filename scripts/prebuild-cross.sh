@@ -45,7 +45,9 @@ if [ -n "$fetch_node" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user
   fi
   case "$fetch_node" in arm64) tri=aarch64-linux-gnu ;; arm) tri=arm-linux-gnueabihf ;; *) tri=riscv64-linux-gnu ;; esac
-  cache=$PWD/.cache/apt-$debarch-$suite
+  # The package lists and .debs are kept outside the tree, so that a fresh clone on the same
+  # machine (CI) downloads only what changed.
+  cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/node-bao/apt-$debarch-$suite
   dest=$PWD/.cache/node-$fetch_node
   mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/etc/preferences.d" "$cache/etc/sources.list.d"
   : > "$cache/status"
@@ -61,8 +63,10 @@ if [ -n "$fetch_node" ]; then
   apt-get "${apt_opts[@]}" update
   # With an empty status file apt resolves nodejs's whole dependency closure (libnode, libuv,
   # ICU, OpenSSL, ... and libc6): a root for QEMU_LD_PREFIX that needs nothing from the host.
-  rm -f "$cache"/archives/*.deb
   apt-get "${apt_opts[@]}" install --download-only -y nodejs
+  # Only this suite's current versions stay (autoclean drops .debs it no longer lists), so each
+  # package is unpacked once.
+  apt-get "${apt_opts[@]}" autoclean
   rm -rf "$dest"
   mkdir -p "$dest"
   for d in "$cache"/archives/*.deb; do dpkg-deb -x "$d" "$dest"; done
