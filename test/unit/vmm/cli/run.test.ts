@@ -16,6 +16,7 @@ import { formatStatus } from '../../../../lib/virtio/status.js';
 import { silentLogger } from '../../../../lib/virtio/logger.js';
 import { MockDriver } from '../../../../lib/virtio/testing/mock-driver.js';
 import type { DeviceModelFactory } from '../../../../lib/vmm/device-model.js';
+import { BaoNotPresentError } from '../../../../lib/dispatcher/errors.js';
 
 function sink(): { write(t: string): void; text: string } {
   return {
@@ -165,6 +166,23 @@ describe('baoctl run', () => {
     expect(await runDaemonCommand({}, r.io)).toBe(EXIT_USAGE);
     expect(r.err.text).toBe('baoctl run: give a config file: baoctl run <config.yaml> (or -c/--config <config.yaml>)\n');
     expect(await runDaemonCommand({ file: 'a.yaml', config: 'b.yaml' }, r.io)).toBe(EXIT_USAGE);
+  });
+
+  it('reports "no Bao here" once, without a stack trace, and exits 1 (the first error a user on a non-Bao machine meets)', async () => {
+    const factory: DeviceModelFactory = {
+      open: async () => {
+        throw new BaoNotPresentError('/dev', ['/dev/bao-io-dispatcher', '/dev/bao-dm<N>', '/dev/bao']);
+      },
+    };
+    const r = rig({ factory });
+    expect(await runDaemonCommand({ file: 'vm.yaml', logFormat: 'json' }, r.io)).toBe(EXIT_FAILURE);
+    const lines = r.logs().trim().split('\n');
+    const told = lines.filter((l) => l.includes('No Bao I/O dispatcher device node found'));
+    expect(told).toHaveLength(1);
+    expect(JSON.parse(told[0]!)).toMatchObject({ level: 50, code: 'BAO_NOT_PRESENT' });
+    expect(told[0]).toContain('modprobe');
+    expect(r.logs()).not.toMatch(/"stack"|\bat .*\.(?:js|ts):\d+/);
+    expect(r.err.text).not.toMatch(/\bat .*\.(?:js|ts):\d+/);
   });
 
   it('names `baoctl restart` in its usage errors when it runs as restart', async () => {
