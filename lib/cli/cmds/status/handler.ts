@@ -41,7 +41,7 @@ export function fetchStatus(path: string, timeoutMs = 5000): Promise<DaemonStatu
       } else if (err.code === 'ECONNREFUSED') {
         reject(new Error(`${path}: nothing listens there (left by a daemon that did not stop cleanly); start \`baoctl run\` again`));
       } else if (err.code === 'EACCES') {
-        reject(new Error(`${path}: permission denied; run as root (the status socket is root's, like the Bao device nodes)`));
+        reject(new Error(`${path}: permission denied; run as root, or start the daemon with --status-socket-group <group> --status-socket-mode 0660 and join that group`));
       } else {
         reject(new Error(`${path}: ${err.message}`));
       }
