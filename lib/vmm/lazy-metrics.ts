@@ -2,7 +2,9 @@
 // the largest part of the daemon's start-up that serving devices does not need, and a restarted
 // daemon's frontends wait on that start (issue 13). Counters are rendered from one status
 // snapshot per scrape, so nothing is lost by starting late; only prom-client's own process and
-// Node.js metrics (event-loop lag, GC) begin at the first scrape instead of at start.
+// Node.js metrics (event-loop lag, GC) begin at the first scrape instead of at start. The cost
+// moves with it: the first scrape holds the event loop while prom-client loads (about 0.1 s of
+// CPU on an x86 host), once.
 
 import type { DaemonMetrics } from './metrics.js';
 import type { DaemonStatus } from './status.js';
