@@ -8,7 +8,8 @@ export default defineConfig({
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { test: { name: 'native', include: ['test/native/**/*.test.ts'], pool: 'forks' } },
-      { test: { name: 'qemu', include: ['test/qemu/**/*.test.ts'], pool: 'forks', testTimeout: 60000 } },
+      // setupFiles: each QEMU test file's own device-state directory (state-dir.ts says why).
+      { test: { name: 'qemu', include: ['test/qemu/**/*.test.ts'], pool: 'forks', testTimeout: 60000, setupFiles: ['test/qemu/support/state-dir.ts'] } },
     ],
   },
 });

@@ -5,9 +5,10 @@
 //
 // Queue positions are not part of the saved state on purpose: the used index lives in the ring,
 // in memory both sides share, and it is the one position the driver agrees with. A device that
-// declares `resumesFromUsed` completes every chain it takes, in order, before the next turn of
-// the event loop, so after a restart the chains it had taken and not completed are exactly the
-// avail entries from the used index on: they are taken again (redone). Everything read back
+// declares `resumesFromUsed` publishes the chains it takes in the order it took them (within the
+// turn that took them, or held back by its queue workers' inOrder), so after a restart the chains
+// it had taken and not published are exactly the avail entries from the used index on: they are
+// taken again (redone). Everything read back
 // (this state and the rings) is untrusted and checked as at first activation.
 
 export const TRANSPORT_STATE_VERSION = 1;

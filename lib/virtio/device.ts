@@ -94,10 +94,11 @@ export interface VirtioDevice {
    */
   bindExternalQueues?(host: ExternalQueueHost): void;
   /**
-   * True for a device that completes every chain it takes, in order, within the event-loop turn
-   * that took it (or leaves it untaken): after a daemon restart its queues can continue from the
-   * used idx in the ring, the chains it held being taken again. Devices without it are not
-   * resumed from saved state (they start from reset, as before).
+   * True for a device that publishes the used entries of the chains it takes in the order it
+   * took them: it completes each within the event-loop turn that took it (rng, console), or its
+   * workers publish in order (QueueWorker's inOrder: blk). After a daemon restart its queues can
+   * continue from the used idx in the ring, the chains it held being taken again. Devices
+   * without it are not resumed from saved state (they start from reset, as before).
    */
   readonly resumesFromUsed?: boolean;
 }

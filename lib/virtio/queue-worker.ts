@@ -21,8 +21,13 @@
 //
 // handle() returns the bytes written into the chain's writable buffers (the used length) to
 // complete it at once, or a Promise of them to complete it when the I/O is done (block, net).
-// Chains complete in any order (IN_ORDER is not offered). Throwing or rejecting is a device bug,
-// never a guest fault: the device is failed (DEVICE_NEEDS_RESET), other devices are untouched.
+// Chains complete in any order (IN_ORDER is not offered), unless the device asks for `inOrder`:
+// then used entries are published in the order the chains were taken, a completion that settles
+// early waiting for those taken before it. That keeps the chains taken and not yet published
+// exactly the avail entries from the used index on, which is what lets a restarted daemon take
+// them again (VirtioDevice.resumesFromUsed: blk re-submits its requests in flight). Throwing or
+// rejecting is a device bug, never a guest fault: the device is failed (DEVICE_NEEDS_RESET),
+// other devices are untouched.
 //
 // stop() (at reset) takes no more chains, cancels the timers, aborts `signal` (made on first
 // use: an AbortController per activation costs more than the activation), and returns a Promise that settles when the last in-flight handle() has settled, or
@@ -104,6 +109,14 @@ export interface QueueWorkerOptions {
   readonly counters: QueueCounters;
   readonly budget?: QueueWorkerBudget;
   readonly scheduler?: WorkerScheduler;
+  /** Publish used entries in the order the chains were taken (see the banner); default false. */
+  readonly inOrder?: boolean;
+}
+
+/** A chain taken in `inOrder` mode: its used length once known (-1 while its handler runs). */
+interface Taken {
+  readonly head: number;
+  len: number;
 }
 
 export class QueueWorker {
@@ -131,6 +144,9 @@ export class QueueWorker {
   private inFlightCount = 0;
   private quiet: (() => void) | undefined;
   private quietPromise: Promise<void> | undefined;
+  /** inOrder: chains taken and not published yet, oldest first (from `takenFrom` on). */
+  private readonly taken: Taken[] | undefined;
+  private takenFrom = 0;
 
   constructor(options: QueueWorkerOptions) {
     this.queue = options.queue;
@@ -143,6 +159,7 @@ export class QueueWorker {
     this.chainBudget = Math.max(1, Math.min(this.queue.size, chains));
     this.descriptorBudget = Math.max(1, Math.floor(options.budget?.descriptors ?? DEFAULT_DESCRIPTOR_BUDGET));
     this.byteBudget = Math.max(1, options.budget?.bytes ?? DEFAULT_BYTE_BUDGET);
+    this.taken = options.inOrder === true ? [] : undefined;
   }
 
   /** Chains handed to handle() whose Promise has not settled yet. */
@@ -260,15 +277,30 @@ export class QueueWorker {
   /** Returns the bytes written synchronously (0 for a chain completing later). */
   private serve(chain: DescriptorChain): number {
     const result = this.handler.handle(chain);
+    const order = this.taken;
     if (typeof result === 'number') {
+      if (order !== undefined && this.takenFrom < order.length) {
+        // Behind a chain still in flight: published after it.
+        order.push({ head: chain.head, len: result });
+        return result;
+      }
       this.queue.addUsed(chain.head, result);
       this.usedPending = true;
       return result;
     }
     this.inFlightCount += 1;
+    const entry: Taken | undefined = order === undefined ? undefined : { head: chain.head, len: -1 };
+    if (entry !== undefined) order!.push(entry);
     result
       .then(
-        (len) => this.completeLater(chain.head, len),
+        (len) => {
+          if (entry === undefined) {
+            this.completeLater(chain.head, len);
+          } else {
+            entry.len = len;
+            this.publishInOrder();
+          }
+        },
         (err: unknown) => this.deviceError(err),
       )
       .finally(() => {
@@ -281,9 +313,34 @@ export class QueueWorker {
     return 0;
   }
 
+  /** inOrder: publishes the oldest chains whose length is known, up to the first still in flight. */
+  private publishInOrder(): void {
+    const order = this.taken!;
+    if (this.done) return;
+    let published = false;
+    while (this.takenFrom < order.length && order[this.takenFrom]!.len >= 0) {
+      const t = order[this.takenFrom]!;
+      this.takenFrom += 1;
+      this.queue.addUsed(t.head, t.len);
+      published = true;
+    }
+    if (this.takenFrom === order.length) {
+      order.length = 0;
+      this.takenFrom = 0;
+    } else if (this.takenFrom > 1024 && this.takenFrom * 2 > order.length) {
+      order.splice(0, this.takenFrom);
+      this.takenFrom = 0;
+    }
+    if (published) this.usedPublished();
+  }
+
   private completeLater(head: number, len: number): void {
     if (this.done) return;
     this.queue.addUsed(head, len);
+    this.usedPublished();
+  }
+
+  private usedPublished(): void {
     this.usedPending = true;
     if (this.running || this.notifyQueued) return;
     // Completions settling in the same turn share one interrupt.

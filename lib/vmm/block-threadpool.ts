@@ -37,7 +37,7 @@ export function threadPoolSizeFor(config: Pick<DaemonConfig, 'devices'>): number
 
 /** The config file `baoctl run` was given (the positional or -c/--config), if any. */
 export function configPathFromArgv(argv: readonly string[]): string | undefined {
-  if (argv[0] !== 'run') return undefined;
+  if (argv[0] !== 'run' && argv[0] !== 'restart') return undefined;
   for (let i = 1; i < argv.length; i += 1) {
     const a = argv[i]!;
     if (a === '-c' || a === '--config') return argv[i + 1];

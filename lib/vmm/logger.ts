@@ -4,8 +4,10 @@
 // with the stdio backend. Modules take `root.child({ module: '...' })`; lib/virtio and
 // lib/devices receive those children through their structural Logger interface.
 
+import { createRequire } from 'node:module';
+
 import pino, { type Logger as PinoLogger } from 'pino';
-import PinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './config/types.js';
 import { VmmError } from './errors.js';
@@ -67,7 +69,10 @@ export function createRootLogger(options: LoggerOptions = {}): RootLogger {
   const format = resolveLogFormat(options.format, env, destination.isTTY === true, options.defaultFormat);
   const base = options.base ?? { name: 'node-bao' };
   if (format === 'pretty') {
-    const pretty = PinoPretty({
+    // Loaded only for pretty output (it is CommonJS: synchronously): JSON logs, as under systemd
+    // or in a restarted daemon, do not pay for its start-up.
+    const prettyFactory = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+    const pretty = prettyFactory({
       sync: true,
       colorize: destination.isTTY === true,
       destination,

@@ -14,7 +14,7 @@ import { dirname } from 'node:path';
 import { clearStaleSocket } from '../devices/unix-socket.js';
 import type { Logger } from '../virtio/logger.js';
 import { VmmError } from './errors.js';
-import type { DaemonMetrics } from './metrics.js';
+import type { MetricsSource } from './lazy-metrics.js';
 import type { DaemonStatus } from './status.js';
 import type { TraceHub } from './trace/hub.js';
 import { serveTrace } from './trace/serve.js';
@@ -48,7 +48,7 @@ function closeServer(server: Server): Promise<void> {
 
 export interface StatusSources {
   readonly status: () => DaemonStatus;
-  readonly metrics?: DaemonMetrics;
+  readonly metrics?: MetricsSource;
   readonly log: Logger;
   /** GET /trace: `baoctl trace` (lib/vmm/trace); the unix socket only. */
   readonly trace?: TraceHub;

@@ -14,6 +14,12 @@
 // setImmediate so other device models in the process run; completions settling together
 // share one interrupt.
 //
+// Restart (issue 13): used entries are published in the order the requests were taken (the
+// worker's inOrder), so a daemon that died leaves the requests it had in flight, finished or
+// not, exactly as the avail entries from the used index on; its successor takes them again and
+// re-submits them (resumesFromUsed), which is safe for reads and for writes of the same data.
+// A request finishing early waits for those before it, nothing else.
+//
 // Reset (and shutdown) waits for the I/O in flight: the engine may still be reading into
 // guest buffers, so reset() returns a promise that resolves only once every request of the
 // old activation has completed (the workers' stop()); their completions are dropped, neither
@@ -102,6 +108,8 @@ const BLK_BUDGET: QueueWorkerBudget = { bytes: Infinity };
 export class BlkDevice implements VirtioDevice {
   readonly deviceId = BLOCK_DEVICE_ID;
   readonly name = 'block';
+  /** Requests in flight at a restart are re-submitted (see the banner). */
+  readonly resumesFromUsed = true;
   readonly features: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly config: Uint8Array;
@@ -205,6 +213,7 @@ export class BlkDevice implements VirtioDevice {
         counters: this.metrics,
         handler: { handle: (chain) => this.handle(state, worker, chain) },
         budget: this.budget,
+        inOrder: true,
         ...(this.scheduler ? { scheduler: this.scheduler } : {}),
       });
       return worker;

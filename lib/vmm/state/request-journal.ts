@@ -22,6 +22,11 @@ const COMPLETING = 2;
 const WRITING = 3;
 const REQUEST_OFFSET = 8;
 const REQUEST_BYTES = 48;
+// In 32-bit words: a slot, and the low words of the request's addr (byte 8) and request_id (40).
+const SLOT_WORDS = JOURNAL_SLOT_BYTES / 4;
+const WORDS = JOURNAL_SLOTS * SLOT_WORDS;
+const ADDR_WORD = (REQUEST_OFFSET + 8) / 4;
+const ID_WORD = (REQUEST_OFFSET + 40) / 4;
 
 export interface JournalLeftovers {
   /** Requests a dead process took and never completed: complete them. */
@@ -32,12 +37,10 @@ export interface JournalLeftovers {
 
 export class RequestJournal {
   private readonly words: Int32Array;
-  private readonly view: DataView;
 
   /** `bytes` is the whole state file mapping (its buffer is what the native thread gets). */
   constructor(private readonly bytes: Uint8Array) {
     this.words = new Int32Array(bytes.buffer, bytes.byteOffset + JOURNAL_OFFSET, (JOURNAL_SLOTS * JOURNAL_SLOT_BYTES) / 4);
-    this.view = new DataView(bytes.buffer, bytes.byteOffset + JOURNAL_OFFSET, JOURNAL_SLOTS * JOURNAL_SLOT_BYTES);
   }
 
   /** What the AttachLoop option needs. */
@@ -63,12 +66,18 @@ export class RequestJournal {
     return { taken, uncertain };
   }
 
-  /** The slot recording `req`, or -1 (not recorded: the journal was full, or none). */
+  /**
+   * The slot recording `req`, or -1 (not recorded: the journal was full, or none). Called at
+   * every COMPLETE: a scan of the state words, comparing the low words of the request id and
+   * the address as int32 (no DataView), from the low slots the native thread fills first.
+   */
   find(req: IoRequest): number {
-    for (let slot = 0; slot < JOURNAL_SLOTS; slot += 1) {
-      if (Atomics.load(this.words, this.stateIndex(slot)) !== TAKEN) continue;
-      const at = slot * JOURNAL_SLOT_BYTES + REQUEST_OFFSET;
-      if (this.view.getUint32(at + 40, true) === req.requestId % 0x1_0000_0000 && this.view.getUint32(at + 8, true) === req.addr % 0x1_0000_0000) return slot;
+    const words = this.words;
+    const id = req.requestId % 0x1_0000_0000 | 0;
+    const addr = req.addr % 0x1_0000_0000 | 0;
+    for (let base = 0; base < WORDS; base += SLOT_WORDS) {
+      if (Atomics.load(words, base) !== TAKEN) continue;
+      if (words[base + ID_WORD] === id && words[base + ADDR_WORD] === addr) return base / SLOT_WORDS;
     }
     return -1;
   }

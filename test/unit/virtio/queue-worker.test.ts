@@ -203,6 +203,42 @@ describe('QueueWorker: asynchronous completion and stop()', () => {
     expect(r.worker.inFlight).toBe(0);
   });
 
+  it('inOrder: publishes in take order, an early completion (or a synchronous one) waiting for those taken before it', async () => {
+    const settle: ((n: number) => void)[] = [];
+    let n = 0;
+    const r = rig(64, { handle: () => (n++ === 2 ? 9 : new Promise<number>((resolve) => settle.push(resolve))) }, { inOrder: true });
+    r.post(4); // chain 2 completes at once, the others later
+    r.worker.kick();
+    const ids = r.driver.used().map((u) => u.id);
+    expect(ids).toEqual([]); // chain 2 waits behind 0 and 1
+    settle[1]!(7);
+    settle[2]!(8); // chain 3
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(r.driver.used()).toEqual([]); // 0 still in flight: nothing published
+    expect(r.driver.usedIdx()).toBe(0);
+    settle[0]!(5);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(r.driver.used().map((u) => u.len)).toEqual([5, 7, 9, 8]);
+    expect(r.interrupts).toEqual([0]);
+    // Empty again: a synchronous completion is published at once.
+    n = 2;
+    r.post(1);
+    r.worker.kick();
+    expect(r.driver.used().map((u) => u.len)).toEqual([9]);
+  });
+
+  it('inOrder: what was taken and not published is exactly the avail entries from the used index on', async () => {
+    const settle = new Map<number, (n: number) => void>();
+    const r = rig(16, { handle: (chain) => new Promise<number>((resolve) => settle.set(chain.head, resolve)) }, { inOrder: true });
+    r.post(6);
+    r.worker.kick();
+    const heads = [...settle.keys()];
+    for (const h of [heads[3]!, heads[0]!, heads[5]!, heads[1]!]) settle.get(h)!(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(r.driver.used().map((u) => u.id)).toEqual([heads[0], heads[1]]);
+    expect(r.driver.usedIdx()).toBe(2); // a successor takes avail[2..6) again: heads 2..5
+  });
+
   it('stop() returns undefined when nothing is in flight', () => {
     const r = rig();
     r.post(2);

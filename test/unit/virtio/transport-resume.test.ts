@@ -4,13 +4,16 @@
 
 import { describe, expect, it } from 'vitest';
 
+import { BlkDevice } from '../../../lib/devices/blk/device.js';
 import { RngDevice } from '../../../lib/devices/rng/device.js';
 import type { DeviceStateStore, SavedDeviceState, TransportState } from '../../../lib/virtio/device-state.js';
 import { StateMismatchError } from '../../../lib/virtio/device-state.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { MmioTransport } from '../../../lib/virtio/mmio-transport.js';
+import type { VirtioDevice } from '../../../lib/virtio/device.js';
 import { MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
 import { DEVICE_NEEDS_RESET, DRIVER_OK } from '../../../lib/virtio/status.js';
+import { addRead, addWrite, ManualEngine, pattern } from '../devices/blk/helpers.js';
 
 /** Keeps what the transport saved, as JSON (what the state file holds). */
 class MemoryStore implements DeviceStateStore {
@@ -37,7 +40,7 @@ function liveDriver(): { driver: MockDriver; store: MemoryStore } {
 }
 
 /** The device model a restarted daemon builds: a new device behind a new transport, same memory and interrupt. */
-function restarted(driver: MockDriver, device = new RngDevice()): { transport: MmioTransport; store: MemoryStore } {
+function restarted(driver: MockDriver, device: VirtioDevice = new RngDevice()): { transport: MmioTransport; store: MemoryStore } {
   const store = new MemoryStore();
   return { transport: new MmioTransport(device, { memory: driver.memory, interrupt: driver.interrupts, state: store }), store };
 }
@@ -103,6 +106,52 @@ describe('resuming a live device in a new process', () => {
     next.transport.resume(store.state);
     expect(next.transport.status & DEVICE_NEEDS_RESET).toBe(DEVICE_NEEDS_RESET);
     expect(next.transport.active).toBe(false);
+  });
+});
+
+describe('resuming a block device: the requests in flight are re-submitted', () => {
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const blk = (engine: ManualEngine) => new BlkDevice({ capacityBytes: 1 << 20, serial: 'resume', queueSize: 16, engine });
+
+  it('requests the dead process had taken are done again by the next one, each given back once, in order', async () => {
+    const store = new MemoryStore();
+    const first = new ManualEngine(0x11);
+    const driver = MockDriver.create(blk(first), { size: 1 << 20, transport: { state: store } }).init();
+    const q = driver.queue(0);
+    const done = addWrite(q, 0, pattern(512, 1));
+    driver.kick(0);
+    first.ops[0]!.complete();
+    await turn();
+    expect(q.used().map((u) => u.id)).toEqual([done]);
+    // Three more in flight; the last two finish, the first does not: nothing of them is published.
+    const heads = [addWrite(q, 8, pattern(512, 2)), addRead(q, 16, 512), addWrite(q, 24, pattern(512, 3))];
+    driver.kick(0);
+    first.ops[2]!.complete();
+    first.ops[3]!.complete();
+    await turn();
+    expect(q.used()).toEqual([]);
+
+    // The process dies here. The next one resumes and re-submits exactly those three.
+    const second = new ManualEngine(0x22);
+    const next = restarted(driver, blk(second));
+    expect(next.transport.resume(store.state)).toBe('active');
+    const after = driver.takeOver(next.transport);
+    expect(second.ops.map((o) => [o.op, o.offset])).toEqual([
+      ['write', 8 * 512],
+      ['read', 16 * 512],
+      ['write', 24 * 512],
+    ]);
+    for (const op of second.ops) op.complete();
+    await turn();
+    expect(q.used().map((u) => u.id)).toEqual(heads);
+    expect(Buffer.from(q.buffers(heads[1]!)[1]!).every((b) => b === 0x22)).toBe(true); // read again by the new process
+    expect(next.transport.stats.resets).toBe(0);
+    // And it goes on.
+    const later = addRead(q, 0, 512);
+    after.kick(0);
+    second.ops[3]!.complete();
+    await turn();
+    expect(q.used().map((u) => u.id)).toEqual([later]);
   });
 });
 

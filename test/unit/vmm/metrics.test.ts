@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 
+import { lazyDaemonMetrics } from '../../../lib/vmm/lazy-metrics.js';
 import { DaemonMetrics } from '../../../lib/vmm/metrics.js';
 import type { DaemonStatus } from '../../../lib/vmm/status.js';
 
@@ -87,5 +88,19 @@ describe('process metrics', () => {
     expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+/m);
     expect(text).toContain('node_bao_requests_total{dm="0",type="rng"} 35');
+  });
+});
+
+describe('lazyDaemonMetrics (prom-client loaded on the first scrape)', () => {
+  it('renders what DaemonMetrics renders, with its content type, from the status of each scrape', async () => {
+    let uptimeMs = 1000;
+    const lazy = lazyDaemonMetrics(() => ({ ...STATUS, uptimeMs }));
+    expect(lazy.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    const first = await lazy.render();
+    expect(first).toMatch(/node_bao_uptime_seconds 1\b/);
+    expect(first).toMatch(/node_bao_requests_total\{dm="0",type="rng"\} 35/);
+    expect(lazy.contentType).toBe(new DaemonMetrics(() => STATUS, { processMetrics: false }).contentType);
+    uptimeMs = 2000;
+    expect(await lazy.render()).toMatch(/node_bao_uptime_seconds 2\b/);
   });
 });

@@ -6,8 +6,7 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { DEFAULT_STATUS_SOCKET } from '../../../vmm/status-server.js';
-import { runDaemonCommand } from '../run/handler.js';
+import { runFromCli } from '../run/index.js';
 import { runOptions, type RunArgs } from '../run/options.js';
 
 export const restartCommand: CommandModule<object, RunArgs> = {
@@ -18,12 +17,5 @@ export const restartCommand: CommandModule<object, RunArgs> = {
       .positional('file', { type: 'string', description: 'the YAML config file (may be a new version of the running one)' })
       .options(runOptions)
       .example('$0 restart vm2.yaml', 'replace the daemon serving vm2.yaml by this one (e.g. after an upgrade)') as unknown as Argv<RunArgs>,
-  handler: async (args) => {
-    process.exitCode = await runDaemonCommand(args, {
-      defaultStatusSocket: DEFAULT_STATUS_SOCKET,
-      lastResort: process,
-      exit: (code) => process.exit(code),
-      takeOver: true,
-    });
-  },
+  handler: (args) => runFromCli(args, true),
 };

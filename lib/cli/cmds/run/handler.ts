@@ -26,7 +26,7 @@ import { defaultPtyOpener } from '../../../vmm/pty-opener.js';
 import { tapSyscalls } from '../../../dispatcher/tap-syscalls.js';
 import type { DaemonStatus } from '../../../vmm/status.js';
 import { loadAddon } from '../../../native.js';
-import { DaemonMetrics } from '../../../vmm/metrics.js';
+import { lazyDaemonMetrics } from '../../../vmm/lazy-metrics.js';
 import { ProcessSampler } from '../../../vmm/process-stats.js';
 import { installLastResort, type LastResortTarget } from '../../../vmm/last-resort.js';
 import { TraceHub } from '../../../vmm/trace/hub.js';
@@ -37,6 +37,7 @@ import type { RunArgs } from './options.js';
 import { setupKeptFds } from '../../../vmm/restart/setup.js';
 import type { KeptFds } from '../../../vmm/restart/kept-fds.js';
 import { openHandoverServer, restartSocketPath, takeOver, type HandoverServer } from '../../../vmm/restart/handover.js';
+import { markStartup, startupMarks } from '../../../vmm/startup-timing.js';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
@@ -160,6 +161,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
     throw e;
   }
   const { config, warnings } = validated;
+  markStartup('config');
 
   let root;
   let logFile: LogFile | undefined;
@@ -199,6 +201,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
   // Kernel objects kept across restarts: handed back by systemd (LISTEN_FDS) or, below, by the
   // daemon this one takes over from; only the default (Bao) factory uses them.
   const kept = io.factory === undefined ? setupKeptFds({ env: io.env ?? process.env, log, addon: loadAddon }) : undefined;
+  markStartup('kept-fds');
   const controller = new AbortController();
   const signals = io.signals ?? process;
   const onSignal = (name: 'SIGINT' | 'SIGTERM') => () => {
@@ -302,12 +305,13 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         return EXIT_FAILURE;
       }
     }
-    const metrics = new DaemonMetrics(status);
+    const metrics = lazyDaemonMetrics(status);
     if (hasStatusSocket) {
       listeners.push(await openStatusServer({ path: statusPath, status, metrics, log, trace: traceHub }));
       await applySocketAccess(statusPath, { mode: socketMode, group: args.statusSocketGroup });
     }
     if (metricsAddress !== undefined) listeners.push(await openMetricsListener({ ...metricsAddress, status, metrics, log }));
+    markStartup('listeners');
     let factory: DeviceModelFactory;
     try {
       factory =
@@ -320,6 +324,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       log.error(e instanceof VmmError ? { code: e.code } : { err: e }, causeMessage(e));
       return EXIT_FAILURE;
     }
+    markStartup('factory');
     const report = await serve({
       config,
       factory,
@@ -330,6 +335,9 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
       signal: controller.signal,
       onStarted: (started) => {
         daemon = started;
+        markStartup('devices');
+        const startup = startupMarks();
+        log.info({ startupMs: startup }, `started in ${startup['devices']} ms`);
         kept?.closeUnused();
         if (kept !== undefined && hasStatusSocket) {
           // `baoctl restart` connects here. The process then ends without resetting the devices

@@ -15,7 +15,15 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .options(runOptions)
       .example('$0 run vm2.yaml', 'serve the devices of vm2.yaml')
       .example('$0 run -c vm2.yaml', "the same, with bao-virtio-dm's flag") as unknown as Argv<RunArgs>,
-  handler: async (args) => {
-    process.exitCode = await runDaemonCommand(args, { defaultStatusSocket: DEFAULT_STATUS_SOCKET, lastResort: process, exit: (code) => process.exit(code) });
-  },
+  handler: (args) => runFromCli(args),
 };
+
+/** The command as the CLI runs it (yargs' handler, and the fast path of run-fast-path.ts); `takeOver` for `baoctl restart`. */
+export async function runFromCli(args: RunArgs, takeOver = false): Promise<void> {
+  process.exitCode = await runDaemonCommand(args, {
+    defaultStatusSocket: DEFAULT_STATUS_SOCKET,
+    lastResort: process,
+    exit: (code) => process.exit(code),
+    ...(takeOver ? { takeOver: true } : {}),
+  });
+}
