@@ -3,8 +3,9 @@
 // user of a Bao board does with a root disk, checked here: a filesystem made, filled, synced,
 // unmounted and found intact again; a read-only disk the guest sees read-only; several queues;
 // discard freeing space in the image; a driver unbind/bind under load (a device reset with
-// requests in flight) leaving the filesystem clean. The writable disk runs on io_uring, the
-// read-only one on the thread pool, so both engines serve the guest's own driver.
+// requests in flight) leaving the filesystem clean; `baoctl status` naming each disk's engine.
+// The writable disk runs on io_uring, the read-only one on the thread pool, so both engines
+// serve the guest's own driver.
 
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -81,13 +82,13 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     fs.rmSync(STATUS_SOCKET, { force: true });
     daemon = startDaemon(CONFIG, ['--status-socket', STATUS_SOCKET]);
     const d = daemon;
-    await waitFor(() => diskBySerial('nb-rw') !== undefined && diskBySerial('nb-ro') !== undefined, 60_000, 'both disks to probe').catch((err: unknown) => {
+    await waitFor(() => diskBySerial('nb-rw') !== undefined && diskBySerial('nb-ro') !== undefined, 180_000, 'both disks to probe (node starts slowly under TCG)').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${d.output()}`);
     });
     rw = diskBySerial('nb-rw')!;
     ro = diskBySerial('nb-ro')!;
     fs.mkdirSync(MNT, { recursive: true });
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     try {
