@@ -275,8 +275,14 @@ async function runCase(c: Case): Promise<void> {
   const sampler = new LatencySampler(CANARY);
   phase('setup');
   const t0 = Date.now();
-  await c.run(ctx);
-  await allCompleted();
+  try {
+    await c.run(ctx);
+    await allCompleted();
+  } catch (err) {
+    // The sampler's shell keeps bao-sim's debugfs open: stop it, or no later file can unload the module.
+    await sampler.stop(0, 0);
+    throw err;
+  }
   const ms = Math.max(1, Date.now() - t0);
   const canary = await sampler.stop(100);
   await sleep(200); // let the last log lines of the case arrive
@@ -810,11 +816,12 @@ const CASES: Case[] = [
       ctx.allow(BIG, 0x10000);
       ctx.allow(q.avail, 6 + 2 * QS);
       const heads = writeBlkRequests(ctx, reqs);
+      // Taken before the kick: the device may answer all of them before the loop looks.
+      let seen = fe.usedIdx(q);
+      let served = 0;
       fe.offer(q, ...heads);
       ctx.arm();
       fe.kick(0);
-      let seen = fe.usedIdx(q);
-      let served = 0;
       const end = Date.now() + 3000;
       while (Date.now() < end) {
         const used = fe.usedIdx(q);
