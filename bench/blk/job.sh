@@ -6,11 +6,16 @@
 #   threadpool  /dev/vdY served by node-bao, thread-pool engine
 #   loop        /dev/loop0 over the io_uring disk's image: the kernel's own block path (the limit)
 #   file        the image file itself (buffered: tmpfs has no O_DIRECT; the page cache is the floor)
-# BENCH_RUNTIME (seconds per job) and BENCH_ROUNDS are prepended by the wrapper. Results:
-# /tmp/blk-bench.txt, lines "result <job> <target> <round> <iops> <KiB/s>".
+# BENCH_RUNTIME (seconds per job), BENCH_ROUNDS and BENCH_PROFILE (1: the daemon runs under
+# --cpu-prof) are prepended by the wrapper. Results: /tmp/blk-bench.txt, lines
+# "result <job> <target> <round> <iops> <KiB/s>", "counters <job> <target> <round> <requests>
+# <kicks> <interrupts> <trapped accesses> <max in flight>" (the device model's counters after
+# the job, cumulative) and, with BENCH_PROFILE=1, "# profile ..." lines (self time by function).
 set -u
 RUNTIME=${BENCH_RUNTIME:-5}
 ROUNDS=${BENCH_ROUNDS:-1}
+PROFILE=${BENCH_PROFILE:-0}
+STATUS=/tmp/bench-blk-status.sock
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/blk-bench.txt
 SIZE_MB=256
@@ -52,7 +57,9 @@ if [ "$(nproc)" -ge 2 ]; then
   back="taskset -c 1"
   front="taskset -c 0"
 fi
-$back node bin/baoctl run -c /tmp/bench-blk.yaml --log-level info --log-format json --status-socket none > /tmp/baoctl-blk.log 2>&1 &
+prof=""
+[ "$PROFILE" = 1 ] && prof="--cpu-prof --cpu-prof-dir=/tmp/prof --cpu-prof-interval 2000"
+$back node $prof bin/baoctl run -c /tmp/bench-blk.yaml --log-level info --log-format json --status-socket $STATUS > /tmp/baoctl-blk.log 2>&1 &
 pid=$!
 
 disk() { # serial -> vdX
@@ -80,19 +87,31 @@ run_job() {
   while [ $r -le $ROUNDS ]; do
     for t in uring threadpool loop file; do
       case $t in
-        uring) dev=$vu; direct=1 ;;
-        threadpool) dev=$vt; direct=1 ;;
-        loop) dev=/dev/loop0; direct=1 ;;
-        file) dev=/tmp/bench-uring.img; direct=0 ;;
+        uring) dev=$vu; direct=1; dm=0 ;;
+        threadpool) dev=$vt; direct=1; dm=1 ;;
+        loop) dev=/dev/loop0; direct=1; dm=- ;;
+        file) dev=/tmp/bench-uring.img; direct=0; dm=- ;;
       esac
       $front fio --name=$name --filename=$dev --direct=$direct --ioengine=libaio --size=${SIZE_MB}M \
         --time_based --runtime=$RUNTIME --ramp_time=1 --group_reporting --output-format=json "$@" > /tmp/fio.json 2>/tmp/fio.err \
         || { cat /tmp/fio.err; fail "fio $name on $t"; }
       node -e '
+        const [name, t, r, dm, sock] = process.argv.slice(1);
         const j = JSON.parse(require("fs").readFileSync("/tmp/fio.json", "utf8")).jobs[0];
         const io = j.read.io_bytes > 0 ? j.read : j.write;
-        console.log(`result ${process.argv[1]} ${process.argv[2]} ${process.argv[3]} ${io.iops.toFixed(0)} ${io.bw}`);
-      ' "$name" "$t" "$r" >> $OUT
+        console.log(`result ${name} ${t} ${r} ${io.iops.toFixed(0)} ${io.bw}`);
+        if (dm !== "-") {
+          require("http").get({ socketPath: sock, path: "/status" }, (res) => {
+            let body = "";
+            res.on("data", (c) => (body += c));
+            res.on("end", () => {
+              const d = JSON.parse(body).devices.find((x) => x.id === Number(dm));
+              const m = d.metrics, tr = d.deviceModel.transport, sv = d.deviceModel.server;
+              console.log(`counters ${name} ${t} ${r} ${m.reads + m.writes + m.flushes} ${tr.notifies} ${tr.usedInterrupts} ${sv.requests} ${m.maxInFlight}`);
+            });
+          });
+        }
+      ' "$name" "$t" "$r" "$dm" "$STATUS" >> $OUT
     done
     r=$((r + 1))
   done
@@ -104,7 +123,27 @@ run_job read-1m-qd4 --rw=read --bs=1M --iodepth=4
 run_job write-1m-qd4 --rw=write --bs=1M --iodepth=4
 
 losetup -d /dev/loop0
+# The drivers let go of the disks while the daemon still serves them (their reset is answered);
+# a driver left bound to a dead device model would stall the guest's shutdown.
+for v in $vu $vt; do
+  echo "$(basename "$(readlink -f /sys/block/${v#/dev/}/device)")" > /sys/bus/virtio/drivers/virtio_blk/unbind
+done
 kill $pid
 wait $pid
-grep -o '"maxInFlight":[0-9]*' /tmp/baoctl-blk.log | sed 's/^/# /' >> $OUT
+rmmod bao_sim
+if [ "$PROFILE" = 1 ]; then
+  # Self time by function over the whole run, the 25 largest (the daemon's one JS thread).
+  node -e '
+    const fs = require("fs");
+    const f = fs.readdirSync("/tmp/prof").find((n) => n.endsWith(".cpuprofile"));
+    const p = JSON.parse(fs.readFileSync("/tmp/prof/" + f, "utf8"));
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const self = new Map();
+    const dt = p.timeDeltas;
+    p.samples.forEach((id, i) => { const n = byId.get(id); const cf = n.callFrame; const k = `${cf.functionName || "(anonymous)"} ${cf.url.split("/").slice(-2).join("/")}:${cf.lineNumber + 1}`; self.set(k, (self.get(k) || 0) + (dt[i] || 0)); });
+    const total = [...self.values()].reduce((a, b) => a + b, 0);
+    console.log(`# profile: ${(total / 1e6).toFixed(1)} s sampled`);
+    for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`# profile ${(100 * v / total).toFixed(1)}% ${k}`);
+  ' >> $OUT 2>&1
+fi
 bao-export $OUT blk-bench.txt

@@ -6,8 +6,10 @@
 # image file itself (buffered, the page cache: the floor of anything), in one boot; it prints
 # IOPS and throughput per job and target with the ratios to the loop device and to the file.
 #
-# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>]
-# Defaults: --runtime 5 --rounds 1 --smp 2 (about 4 minutes under TCG, plus the image build).
+# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile]
+# Defaults: --runtime 5 --rounds 1 --smp 2 (5 minutes under TCG on a quiet host, 10 on a loaded
+# one, plus the image build). --profile runs the daemon under --cpu-prof and prints where its JS
+# thread spent its time.
 # Needs `npm run build`; fio is installed on the host by qemu/provision.sh.
 # Output: the table on stdout; raw lines in .cache/bench/blk/blk-bench.txt.
 set -euo pipefail
@@ -18,24 +20,18 @@ cd "$repo"
 runtime=5
 rounds=1
 smp=2
+profile=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
+    --profile) profile=1; shift ;;
     *) echo "bench/blk: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
 done
-for need in dist build/Release/bao.node; do
-  [ -e "$need" ] || { echo "bench/blk: $need is missing: run 'npm run build' first" >&2; exit 1; }
-done
-mkdir -p "$repo/qemu/out"
-(
-  flock 9
-  bash qemu/provision.sh >/dev/null
-  make -s -C qemu/bao-sim >/dev/null
-  bash qemu/build-image.sh
-) 9>"$repo/qemu/out/.build.lock"
+. "$repo/bench/qemu-common.sh"
+bench_prepare bench/blk
 fio_bin=$(command -v fio) || { echo "bench/blk: fio is not installed (qemu/provision.sh installs it)" >&2; exit 1; }
 
 # fio and every library it links, at the same paths in the guest.
@@ -49,10 +45,10 @@ rm -rf "$results"
 mkdir -p "$results"
 job=$(mktemp)
 trap 'rm -f "$job"' EXIT
-{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; cat "$here/job.sh"; } > "$job"
+{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; cat "$here/job.sh"; } > "$job"
 
 set +e
-bash qemu/run.sh --name bench-blk --quiet --smp "$smp" --mem 2G --timeout 1800 --export-dir "$results" \
+bash qemu/run.sh --name bench-blk --quiet --smp "$smp" --mem 2G --timeout 900 --export-dir "$results" \
   "${files[@]}" --script "$job"
 rc=$?
 set -e
@@ -62,11 +58,16 @@ if [ "$rc" != 0 ] || [ ! -f "$raw" ]; then
   exit 1
 fi
 
-accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
-echo "node-bao virtio-blk with fio (direct, libaio): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), guest ${BAO_QEMU_ACCEL:-$accel} smp $smp"
+echo "node-bao virtio-blk with fio (direct, libaio): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), guest $(bench_accel) smp $smp"
 grep '^#' "$raw" | sed 's/^# */  /'
 # result <job> <target> <round> <iops> <KiB/s>: medians over rounds, ratios to loop and file.
 awk '
+  # counters <job> <target> <round> <requests> <kicks> <interrupts> <trapped> <maxInFlight>: cumulative per target
+  /^counters / {
+    t = $3; k = $2 SUBSEP t; nc++
+    creq[k] += $5 - preq[t]; ckick[k] += $6 - pkick[t]; cirq[k] += $7 - pirq[t]; ctrap[k] += $8 - ptrap[t]; cmax[k] = $9
+    preq[t] = $5; pkick[t] = $6; pirq[t] = $7; ptrap[t] = $8
+  }
   /^result / {
     k = $2 SUBSEP $3; n[k]++; iops[k, n[k]] = $5; bw[k, n[k]] = $6
     if (!($2 in seen)) { seen[$2] = 1; jobs[++nj] = $2 }
@@ -86,6 +87,14 @@ awk '
         tg = order[t]; k = jb SUBSEP tg; if (!(k in n)) continue
         printf "%-18s %-11s %9d %10.1f %8.2fx %8.2fx\n", (t == 1 ? jb : ""), tg, mi[tg], mb[tg] / 1024,
           (mi["loop"] > 0 ? mi[tg] / mi["loop"] : 0), (mi["file"] > 0 ? mi[tg] / mi["file"] : 0)
+      }
+    }
+    if (nc > 0) {
+      printf "\nwhat each request cost the device model (counter deltas over the job, ramp included; summed over rounds):\n"
+      printf "%-18s %-11s %9s %12s %15s %18s %13s\n", "job", "target", "requests", "kicks/req", "interrupts/req", "trapped acc./req", "max in flight"
+      for (i = 1; i <= nj; i++) for (t = 1; t <= 2; t++) {
+        k = jobs[i] SUBSEP order[t]; if (!(k in creq) || creq[k] == 0) continue
+        printf "%-18s %-11s %9d %12.2f %15.2f %18.2f %13d\n", (t == 1 ? jobs[i] : ""), order[t], creq[k], ckick[k] / creq[k], cirq[k] / creq[k], ctrap[k] / creq[k], cmax[k]
       }
     }
     q1 = "randread-4k-qd1" SUBSEP "uring"; q32 = "randread-4k-qd32" SUBSEP "uring"

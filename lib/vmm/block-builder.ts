@@ -60,9 +60,11 @@ export async function buildBlockDevice(entry: DeviceConfig, context: BuildContex
       );
     }
     const metrics = (): Record<string, number> => device.metrics.snapshot();
+    const info = { engine: engine.name, backing: backing.path, cache: config.cache, mode: config.readOnly ? 'read-only' : 'read-write' };
     return {
       device,
       metrics,
+      describe: () => info,
       close: async () => {
         await device.close();
         await backing.close();

@@ -236,11 +236,13 @@ export class Daemon {
     return this.running.map((d) => {
       const deviceModel = d.served.snapshot?.();
       const metrics = d.built.metrics?.();
+      const info = d.built.describe?.();
       return {
         ...d.ref,
         mmioAddr: `0x${d.mmioAddr.toString(16)}`,
         ...(deviceModel === undefined ? {} : { deviceModel }),
         ...(metrics === undefined ? {} : { metrics }),
+        ...(info === undefined ? {} : { info }),
       };
     });
   }

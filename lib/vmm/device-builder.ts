@@ -17,6 +17,8 @@ export interface BuiltDevice {
   close(): Promise<void>;
   /** The device's own counters now (logged at close, shown by `baoctl status`). */
   metrics?(): Readonly<Record<string, number>>;
+  /** What the device runs on, as words (a disk's engine and backing), shown by `baoctl status`. */
+  describe?(): Readonly<Record<string, string>>;
 }
 
 /** Host resources a builder may use; everything injectable for tests. */

@@ -22,6 +22,8 @@ export interface DeviceStatus {
   readonly deviceModel?: DeviceModelSnapshot;
   /** The device's own counters (bytes, chains, backend drops...). */
   readonly metrics?: Readonly<Record<string, number>>;
+  /** What the device runs on, as words (a disk's I/O engine, backing, cache mode). */
+  readonly info?: Readonly<Record<string, string>>;
 }
 
 import type { ProcessStats } from './process-stats.js';

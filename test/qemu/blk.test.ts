@@ -3,20 +3,19 @@
 // user of a Bao board does with a root disk, checked here: a filesystem made, filled, synced,
 // unmounted and found intact again; a read-only disk the guest sees read-only; several queues;
 // discard freeing space in the image; a driver unbind/bind under load (a device reset with
-// requests in flight) leaving the filesystem clean. The writable disk runs on io_uring, the
-// read-only one on the thread pool, so both engines serve the guest's own driver.
+// requests in flight) leaving the filesystem clean; `baoctl status` naming each disk's engine.
+// The writable disk runs on io_uring, the read-only one on the thread pool, so both engines
+// serve the guest's own driver.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+import { diskBySerial, frontend, virtioOf } from './support/blk.js';
+import { cpuSkipReason, FRONTEND_CPU, startDaemon, stopDaemon, type DaemonProcess } from './support/daemon-process.js';
 
-const BACKEND_CPU = '1';
-const FRONTEND_CPU = '0';
-const cpuSkipReason = os.cpus().length < 2 ? `the guest has ${os.cpus().length} CPU; the block tests need 2 (frontend and backend CPUs, as on Bao)` : undefined;
 if (guestSkipReason === undefined && cpuSkipReason !== undefined) console.warn(`skipped: ${cpuSkipReason}`);
 
 const RW_DM = 0;
@@ -25,75 +24,17 @@ const RW_IMAGE = '/tmp/blk-rw.img';
 const RO_IMAGE = '/tmp/blk-ro.img';
 const RO_CONTENT = '/tmp/blk-ro-content';
 const CONFIG = '/tmp/node-bao-blk.yaml';
+const STATUS_SOCKET = '/tmp/node-bao-blk-status.sock';
 const MNT = '/mnt/blk';
 const MKE2FS = '/usr/sbin/mke2fs';
 const E2FSCK = '/usr/sbin/e2fsck';
-
-/** A command as the frontend runs it (its CPU), failing loudly with its output. */
-function frontend(cmd: string, timeout = 120_000): string {
-  try {
-    return execFileSync('taskset', ['-c', FRONTEND_CPU, 'sh', '-c', cmd], { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; status?: number };
-    throw new Error(`'${cmd}' failed (${e.status}): ${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
-}
-
-/** The /dev/vdX whose serial (GET_ID) is `serial`, once the driver has probed it. */
-function diskBySerial(serial: string): string | undefined {
-  if (!fs.existsSync('/sys/block')) return undefined;
-  for (const name of fs.readdirSync('/sys/block')) {
-    if (!name.startsWith('vd')) continue;
-    try {
-      if (fs.readFileSync(`/sys/block/${name}/serial`, 'utf8').trim() === serial) return name;
-    } catch {
-      // not probed yet
-    }
-  }
-  return undefined;
-}
-
-/** The virtioN device behind /sys/block/<disk>. */
-function virtioOf(disk: string): string {
-  return fs.realpathSync(`/sys/block/${disk}/device`).split('/').pop()!;
-}
-
-interface Daemon {
-  readonly child: ChildProcess;
-  output(): string;
-  readonly exited: Promise<number | null>;
-}
-
-function startDaemon(config: string): Daemon {
-  const child = spawn('taskset', ['-c', BACKEND_CPU, process.execPath, 'bin/baoctl', 'run', config, '--log-format', 'json', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
-async function stopDaemon(daemon: Daemon | undefined): Promise<number | null> {
-  if (daemon === undefined || daemon.child.exitCode !== null) return daemon?.child.exitCode ?? null;
-  daemon.child.kill('SIGTERM');
-  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000));
-  const code = await Promise.race([daemon.exited, timeout]);
-  if (code === 'timeout') {
-    daemon.child.kill('SIGKILL');
-    throw new Error(`the daemon did not stop on SIGTERM:\n${daemon.output()}`);
-  }
-  return code;
-}
 
 function allocatedBytes(file: string): number {
   return fs.statSync(file).blocks * 512;
 }
 
 describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('baoctl run serving virtio-blk to the guest’s own virtio_blk', () => {
-  let daemon: Daemon | undefined;
+  let daemon: DaemonProcess | undefined;
   let rw = '';
   let ro = '';
 
@@ -138,15 +79,16 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
         '',
       ].join('\n'),
     );
-    daemon = startDaemon(CONFIG);
+    fs.rmSync(STATUS_SOCKET, { force: true });
+    daemon = startDaemon(CONFIG, ['--status-socket', STATUS_SOCKET]);
     const d = daemon;
-    await waitFor(() => diskBySerial('nb-rw') !== undefined && diskBySerial('nb-ro') !== undefined, 60_000, 'both disks to probe').catch((err: unknown) => {
+    await waitFor(() => diskBySerial('nb-rw') !== undefined && diskBySerial('nb-ro') !== undefined, 180_000, 'both disks to probe (node starts slowly under TCG)').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${d.output()}`);
     });
     rw = diskBySerial('nb-rw')!;
     ro = diskBySerial('nb-ro')!;
     fs.mkdirSync(MNT, { recursive: true });
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     try {
@@ -219,6 +161,13 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     expect(frontend(`cd ${MNT} && sha256sum f1 f2 f3 f4`)).toBe(before);
     frontend(`umount ${MNT}`);
   }, 120_000);
+
+  it('shows each disk\u2019s I/O engine, backing and mode in `baoctl status`', () => {
+    const out = execFileSync(process.execPath, ['bin/baoctl', 'status', '--socket', STATUS_SOCKET], { encoding: 'utf8', timeout: 60_000 });
+    expect(out).toContain(`block ${RW_DM}: engine=io_uring backing=${RW_IMAGE} cache=writeback mode=read-write`);
+    expect(out).toContain(`block ${RO_DM}: engine=thread-pool backing=${RO_IMAGE}`);
+    expect(out).toMatch(new RegExp(`block ${RO_DM}: .*mode=read-only`));
+  }, 60_000);
 
   it('stops cleanly, draining the disks (SIGTERM, exit 0), having served each with its engine', async () => {
     expect(await stopDaemon(daemon)).toBe(0);

@@ -1,7 +1,7 @@
 // Hostile frontends against one `baoctl run` serving several device models (issue: hostile
 // frontends, item 5). Two device models are played by this test through bao-sim's debugfs
-// injection, with rings and buffers it owns in their private regions (an rng and a console);
-// the third is the canary, served to the guest's own virtio_rng driver. After every case:
+// injection, with rings and buffers it owns in their private regions (an rng, a console, and
+// two virtio-blk disks, one read-only); the fifth is the canary, served to the guest's own virtio_rng driver. After every case:
 // the daemon is alive; every access was completed; the canary kept answering register reads
 // within CANARY_FACTOR times its baseline p99, or CANARY_FLOOR_US (below); RSS stayed bounded; the abused device model logged about 10 lines
 // a second at most; nothing was written outside the writable buffers the case offered (the
@@ -12,6 +12,7 @@
 // debugfs: test/unit/vmm/device-model-server.test.ts covers them in-process.
 
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
@@ -25,6 +26,12 @@ import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, typ
 const CANARY = 0;
 const RNG = 1;
 const CONSOLE = 2;
+const BLK = 3;
+const BLK_RO = 4;
+const BLK_IMAGE = '/tmp/node-bao-hostile-blk.img';
+const BLK_RO_IMAGE = '/tmp/node-bao-hostile-blk-ro.img';
+const BLK_BYTES = 1 << 20;
+const BLK_SECTORS = BLK_BYTES / 512;
 const REGION = 0x400000; // private regions of 4 MiB: room for 65,535-descriptor tables
 const CONFIG = '/tmp/node-bao-hostile.yaml';
 const STATUS_SOCKET = '/tmp/node-bao-hostile-status.sock';
@@ -50,10 +57,29 @@ interface Target {
   readonly queue: number;
   /** Whether chains on that queue are device-writable (rng) or device-readable (console TX). */
   readonly writable: boolean;
+  /** A well-formed request for the recovery check (blk: header, data, status); default one buffer of 64 bytes. */
+  readonly good?: (fe: InjectedFrontend, at: number) => { readonly descs: Desc[]; readonly served: () => boolean };
 }
-const TARGETS: Record<'rng' | 'console', Target> = {
+type TargetName = 'rng' | 'console' | 'blk' | 'blkro';
+
+/** A virtio-blk read of sector 0 into `at + 0x200`, status at `at + 0x10`: served when the status is OK. */
+function blkGood(fe: InjectedFrontend, at: number): { descs: Desc[]; served: () => boolean } {
+  blkHeader(fe, at, BT.IN, 0n);
+  fe.mem[at + 0x10] = 0xff;
+  return {
+    descs: [
+      { addr: fe.gpa(at), len: 16, flags: F.NEXT, next: 1 },
+      { addr: fe.gpa(at + 0x200), len: 512, flags: F.WRITE | F.NEXT, next: 2 },
+      { addr: fe.gpa(at + 0x10), len: 1, flags: F.WRITE },
+    ],
+    served: () => fe.mem[at + 0x10] === 0,
+  };
+}
+const TARGETS: Record<TargetName, Target> = {
   rng: { dm: RNG, queues: 1, queue: 0, writable: true },
   console: { dm: CONSOLE, queues: 2, queue: 1, writable: false },
+  blk: { dm: BLK, queues: 1, queue: 0, writable: true, good: blkGood },
+  blkro: { dm: BLK_RO, queues: 1, queue: 0, writable: true, good: blkGood },
 };
 
 interface Ctx {
@@ -73,7 +99,7 @@ interface Ctx {
 
 interface Case {
   readonly name: string;
-  readonly target: 'rng' | 'console';
+  readonly target: TargetName;
   /** Bring the device up on ring set A first (default true). */
   readonly live?: boolean;
   run(ctx: Ctx): Promise<void>;
@@ -164,7 +190,7 @@ function strayWrites(ref: Uint8Array, now: Uint8Array, allowed: readonly [number
 
 async function allCompleted(): Promise<void> {
   await waitFor(
-    () => [CANARY, RNG, CONSOLE].every((dm) => {
+    () => [CANARY, RNG, CONSOLE, BLK, BLK_RO].every((dm) => {
       const s = dmStats(dm);
       return s.inflight === 0 && s.queued === 0;
     }),
@@ -188,12 +214,15 @@ async function recover(fe: InjectedFrontend, t: Target): Promise<void> {
   expect(st & (S.DRIVER_OK | S.NEEDS_RESET), `status after a clean bring-up: 0x${st.toString(16)}`).toBe(S.DRIVER_OK);
   const q = layout[t.queue]!;
   fe.mem.fill(0x5a, BUF_B, BUF_B + 64);
-  fe.setDesc(q.desc, 0, { addr: fe.gpa(BUF_B), len: 64, flags: t.writable ? F.WRITE : 0 });
+  const good = t.good?.(fe, BUF_B);
+  if (good !== undefined) good.descs.forEach((d, i) => fe.setDesc(q.desc, i, d));
+  else fe.setDesc(q.desc, 0, { addr: fe.gpa(BUF_B), len: 64, flags: t.writable ? F.WRITE : 0 });
   const before = fe.usedIdx(q);
   fe.offer(q, 0);
   fe.kick(t.queue);
   await waitFor(() => fe.usedIdx(q) !== before, 10_000, 'the device to serve a good request after the reset');
-  if (t.writable) expect(fe.mem.subarray(BUF_B, BUF_B + 64).some((b) => b !== 0x5a)).toBe(true);
+  if (good !== undefined) expect(good.served(), 'the good request after the reset answered OK').toBe(true);
+  else if (t.writable) expect(fe.mem.subarray(BUF_B, BUF_B + 64).some((b) => b !== 0x5a)).toBe(true);
   await sleep(100);
   // Only set B (rings, buffer) may have changed since the reset was read back.
   const stray = strayWrites(afterReset, fe.mem, [
@@ -246,8 +275,14 @@ async function runCase(c: Case): Promise<void> {
   const sampler = new LatencySampler(CANARY);
   phase('setup');
   const t0 = Date.now();
-  await c.run(ctx);
-  await allCompleted();
+  try {
+    await c.run(ctx);
+    await allCompleted();
+  } catch (err) {
+    // The sampler's shell keeps bao-sim's debugfs open: stop it, or no later file can unload the module.
+    await sampler.stop(0, 0);
+    throw err;
+  }
   const ms = Math.max(1, Date.now() - t0);
   const canary = await sampler.stop(100);
   await sleep(200); // let the last log lines of the case arrive
@@ -310,6 +345,69 @@ async function badRings(ctx: Ctx, bad: RingLayout): Promise<void> {
   const st = await ctx.fe.bringUp(layout);
   expect((st & S.DRIVER_OK) === 0 || (st & S.NEEDS_RESET) !== 0, `status 0x${st.toString(16)} with bad rings`).toBe(true);
   ctx.fe.kick(ctx.t.queue);
+}
+
+// ---- virtio-blk requests (§5.2.6): request i's header at BUF + i * 0x1000, its status at +0x10 ----
+
+const BT = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, DISCARD: 11, WRITE_ZEROES: 13 } as const;
+const BS = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
+
+function blkHeader(fe: InjectedFrontend, at: number, type: number, sector: bigint): void {
+  fe.view.setUint32(at, type >>> 0, true);
+  fe.view.setUint32(at + 4, 0, true);
+  fe.view.setBigUint64(at + 8, BigInt.asUintN(64, sector), true);
+}
+
+interface BlkRequest {
+  readonly type: number;
+  readonly sector?: bigint;
+  /** The descriptors between the header and the status. */
+  readonly data?: readonly Desc[];
+  readonly headerLen?: number;
+  readonly headerFlags?: number;
+  /** The status descriptor's flags (default WRITE). */
+  readonly statusFlags?: number;
+}
+
+/** Chains `descs` at descriptor index `from` (NEXT and next set here); returns the index after them. */
+function linkAt(ctx: Ctx, from: number, descs: readonly Desc[]): number {
+  descs.forEach((d, j) => ctx.fe.setDesc(ctx.q.desc, from + j, { ...d, flags: (d.flags ?? 0) | (j + 1 < descs.length ? F.NEXT : 0), next: from + j + 1 }));
+  return from + descs.length;
+}
+
+/** The chains of `reqs` (their status bytes allowed to change); returns their heads. */
+function writeBlkRequests(ctx: Ctx, reqs: readonly BlkRequest[]): number[] {
+  const { fe } = ctx;
+  const heads: number[] = [];
+  let d = 0;
+  reqs.forEach((r, i) => {
+    const at = BUF + i * 0x1000;
+    blkHeader(fe, at, r.type, r.sector ?? 0n);
+    fe.mem[at + 0x10] = 0xff;
+    ctx.allow(at + 0x10, 1);
+    heads.push(d);
+    d = linkAt(ctx, d, [{ addr: fe.gpa(at), len: r.headerLen ?? 16, flags: r.headerFlags ?? 0 }, ...(r.data ?? []), { addr: fe.gpa(at + 0x10), len: 1, flags: r.statusFlags ?? F.WRITE }]);
+  });
+  if (d > QS) throw new Error(`${d} descriptors do not fit a ring of ${QS}`);
+  return heads;
+}
+
+const blkStatus = (ctx: Ctx, i: number): number => ctx.fe.mem[BUF + i * 0x1000 + 0x10]!;
+
+/** Offers `reqs` at once, kicks, and resolves with their status bytes once every one was used. */
+async function blkRequests(ctx: Ctx, reqs: readonly BlkRequest[]): Promise<number[]> {
+  const { fe, q } = ctx;
+  const heads = writeBlkRequests(ctx, reqs);
+  const before = fe.usedIdx(q);
+  fe.offer(q, ...heads);
+  ctx.arm();
+  fe.kick(ctx.t.queue);
+  await waitFor(() => ((fe.usedIdx(q) - before) & 0xffff) >= heads.length, 20_000, `${heads.length} block requests answered`);
+  return reqs.map((_, i) => blkStatus(ctx, i));
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 const CASES: Case[] = [
@@ -601,24 +699,191 @@ const CASES: Case[] = [
       );
     },
   },
+  {
+    name: 'headers shorter than 16 bytes or device-writable, a status byte that is not writable, a short GET_ID buffer',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe } = ctx;
+      ctx.allow(BIG, 4);
+      const st = await blkRequests(ctx, [
+        { type: BT.IN, headerLen: 8 },
+        { type: BT.IN, headerFlags: F.WRITE },
+        { type: BT.IN, statusFlags: 0 },
+        { type: BT.GET_ID, headerLen: 15 },
+        { type: BT.GET_ID, data: [{ addr: fe.gpa(BIG), len: 4, flags: F.WRITE }] },
+      ]);
+      // The chain without a writable status byte is returned unused, nothing written.
+      expect(st).toEqual([BS.IOERR, BS.IOERR, 0xff, BS.IOERR, BS.OK]);
+    },
+  },
+  {
+    name: 'sectors past the capacity and overflowing 64 bits, lengths not a multiple of 512, an unknown type',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe } = ctx;
+      const buf = (len: number, flags: number = F.WRITE): Desc => ({ addr: fe.gpa(BIG), len, flags });
+      // Nothing but the status bytes may change: rejected reads write no data.
+      const st = await blkRequests(ctx, [
+        { type: BT.IN, sector: BigInt(BLK_SECTORS), data: [buf(512)] },
+        { type: BT.IN, sector: BigInt(BLK_SECTORS - 1), data: [buf(1024)] },
+        { type: BT.OUT, sector: 0xffff_ffff_ffff_ffffn, data: [buf(512, 0)] },
+        { type: BT.IN, sector: 0n, data: [buf(100)] },
+        { type: 0xdead, data: [buf(512)] },
+      ]);
+      expect(st).toEqual([BS.IOERR, BS.IOERR, BS.IOERR, BS.IOERR, BS.UNSUPP]);
+    },
+  },
+  {
+    name: 'a read-only disk: writes, discards and write-zeroes refused, the image unchanged',
+    target: 'blkro',
+    run: async (ctx) => {
+      const { fe } = ctx;
+      const before = sha256(BLK_RO_IMAGE);
+      fe.mem.fill(0x77, BIG, BIG + 0x1000);
+      // One discard / write-zeroes segment: sector 0, 8 sectors, no flags.
+      fe.view.setBigUint64(BIG + 0x2000, 0n, true);
+      fe.view.setUint32(BIG + 0x2008, 8, true);
+      fe.view.setUint32(BIG + 0x200c, 0, true);
+      const st = await blkRequests(ctx, [
+        { type: BT.OUT, sector: 0n, data: [{ addr: fe.gpa(BIG), len: 0x1000 }] },
+        { type: BT.DISCARD, data: [{ addr: fe.gpa(BIG + 0x2000), len: 16 }] },
+        { type: BT.WRITE_ZEROES, data: [{ addr: fe.gpa(BIG + 0x2000), len: 16 }] },
+      ]);
+      expect(st[0]).toBe(BS.IOERR);
+      expect(st[1]).not.toBe(BS.OK);
+      expect(st[2]).not.toBe(BS.OK);
+      expect(sha256(BLK_RO_IMAGE), 'the read-only image changed').toBe(before);
+    },
+  },
+  {
+    name: 'data buffers outside the region, wrapping 64 bits, 4 GiB long, straddling its end',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe } = ctx;
+      const bad: Desc[] = [
+        { addr: fe.shmemAddr - 0x1000, len: 512 },
+        { addr: 0xffff_ffff_ffff_fe00n, len: 0x400 },
+        { addr: fe.gpa(BIG), len: 0xffff_fe00 },
+        { addr: fe.gpa(REGION - 0x100), len: 512 },
+      ];
+      for (const [i, d] of bad.entries()) {
+        blkHeader(fe, BUF, BT.IN, 0n);
+        ctx.chain([
+          { addr: fe.gpa(BUF), len: 16, flags: F.NEXT, next: 1 },
+          { ...d, flags: F.WRITE | F.NEXT, next: 2 },
+          { addr: fe.gpa(BUF + 0x10), len: 1, flags: F.WRITE },
+        ]);
+        await sleep(100);
+        if (i + 1 < bad.length) await ctx.restart();
+      }
+    },
+  },
+  {
+    name: '4,000 data segments through an indirect table (past SEG_MAX), a 2 MiB segment (past SIZE_MAX), a full ring of aliased 64 KiB reads',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe, q } = ctx;
+      blkHeader(fe, BUF, BT.IN, 0n);
+      fe.mem[BUF + 0x10] = 0xff;
+      const n = 4002;
+      for (let i = 0; i < n; i += 1) {
+        const d: Desc = i === 0 ? { addr: fe.gpa(BUF), len: 16 } : i === n - 1 ? { addr: fe.gpa(BUF + 0x10), len: 1, flags: F.WRITE } : { addr: fe.gpa(BIG), len: 512, flags: F.WRITE };
+        fe.setDesc(TABLE, i, { ...d, flags: (d.flags ?? 0) | (i + 1 < n ? F.NEXT : 0), next: i + 1 });
+      }
+      ctx.allow(BUF + 0x10, 1);
+      ctx.chain([{ addr: fe.gpa(TABLE), len: 16 * n, flags: F.INDIRECT }]);
+      // Answered IOERR without touching the data, or refused as a chain longer than the ring.
+      await sleep(300);
+      expect([BS.IOERR, 0xff]).toContain(blkStatus(ctx, 0));
+      await ctx.restart();
+      expect(await blkRequests(ctx, [{ type: BT.IN, data: [{ addr: fe.gpa(BIG), len: 0x200000, flags: F.WRITE }] }])).toEqual([BS.IOERR]);
+      await ctx.restart();
+      // Header, 14 x 64 KiB into one buffer, status: a valid 896 KiB read, memory-safe in any order.
+      ctx.allow(BIG, 0x10000);
+      const st = await blkRequests(ctx, [{ type: BT.IN, data: Array.from({ length: QS - 2 }, () => ({ addr: fe.gpa(BIG), len: 0x10000, flags: F.WRITE })) }]);
+      expect(st).toEqual([BS.OK]);
+      expect(fe.usedIdx(q)).toBeGreaterThan(0);
+    },
+  },
+  {
+    name: 'a flood of flushes and reads: every completion offered again at once, for 3 s',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe, q } = ctx;
+      const reqs: BlkRequest[] = Array.from({ length: 6 }, (_, i) =>
+        i % 2 === 0 ? { type: BT.FLUSH } : { type: BT.IN, sector: BigInt(i * 8), data: [{ addr: fe.gpa(BIG + i * 0x1000), len: 0x1000, flags: F.WRITE }] },
+      );
+      ctx.allow(BIG, 0x10000);
+      ctx.allow(q.avail, 6 + 2 * QS);
+      const heads = writeBlkRequests(ctx, reqs);
+      // Taken before the kick: the device may answer all of them before the loop looks.
+      let seen = fe.usedIdx(q);
+      let served = 0;
+      fe.offer(q, ...heads);
+      ctx.arm();
+      fe.kick(0);
+      const end = Date.now() + 3000;
+      while (Date.now() < end) {
+        const used = fe.usedIdx(q);
+        const again: number[] = [];
+        while (seen !== used) {
+          again.push(fe.view.getUint32(q.used + 4 + 8 * (seen % QS), true) % QS);
+          seen = (seen + 1) & 0xffff;
+        }
+        if (again.length > 0) {
+          served += again.length;
+          fe.offer(q, ...again);
+          fe.kick(0);
+        }
+        await sleep(2);
+      }
+      expect(served, 'requests served during the flood').toBeGreaterThan(0);
+    },
+  },
+  {
+    name: 'reset while 1 MiB reads are in flight',
+    target: 'blk',
+    run: async (ctx) => {
+      const { fe, q } = ctx;
+      const reqs: BlkRequest[] = Array.from({ length: 5 }, () => ({ type: BT.IN, data: [{ addr: fe.gpa(BIG), len: 0x100000, flags: F.WRITE }] }));
+      ctx.allow(BIG, 0x100000);
+      fe.offer(q, ...writeBlkRequests(ctx, reqs));
+      ctx.arm();
+      fe.kick(0);
+      expect(await fe.reset()).toBe(0);
+      const atReset = Uint8Array.from(fe.mem);
+      await sleep(500);
+      expect(strayWrites(atReset, fe.mem, []), 'data, status or ring writes after the driver read the reset back').toEqual([]);
+    },
+  },
 ];
 
 describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', () => {
   beforeAll(async () => {
     execFileSync('modprobe', ['virtio_rng']);
-    loadBaoSim({ ndms: 3, frontends: [CANARY], shmem_size: `0x${REGION.toString(16)}` });
+    loadBaoSim({ ndms: 5, frontends: [CANARY], shmem_size: `0x${REGION.toString(16)}` });
+    // The disks: 1 MiB images in the guest's tmpfs, a pattern in each.
+    for (const img of [BLK_IMAGE, BLK_RO_IMAGE]) fs.writeFileSync(img, Buffer.from(Array.from({ length: BLK_BYTES }, (_, i) => (i * 7 + (i >>> 9)) & 0xff)));
     for (const p of [STATUS_SOCKET, CONSOLE_SOCKET]) fs.rmSync(p, { force: true });
     const entry = (id: number, type: string, extra: string[] = []) => [`  - id: ${id}`, `    type: ${type}`, `    mmio_addr: ${dmInfo(id).mmio_base}`, '    data_plane: virtio', ...extra];
     fs.writeFileSync(
       CONFIG,
-      ['devices:', ...entry(CANARY, 'rng'), ...entry(RNG, 'rng'), ...entry(CONSOLE, 'console', ['    backend: socket', `    socket_path: ${CONSOLE_SOCKET}`]), ''].join('\n'),
+      [
+        'devices:',
+        ...entry(CANARY, 'rng'),
+        ...entry(RNG, 'rng'),
+        ...entry(CONSOLE, 'console', ['    backend: socket', `    socket_path: ${CONSOLE_SOCKET}`]),
+        ...entry(BLK, 'block', [`    file_path: ${BLK_IMAGE}`, '    serial: hostile-blk', '    engine: io_uring', '    discard: true']),
+        ...entry(BLK_RO, 'block', [`    file_path: ${BLK_RO_IMAGE}`, '    read_only: true', '    serial: hostile-blk-ro', '    engine: thread-pool']),
+        '',
+      ].join('\n'),
     );
     daemon = new RunningDaemon(CONFIG, STATUS_SOCKET);
     await waitFor(rngReady, 240_000, 'virtio_rng on the canary (node starts slowly under TCG)').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${daemon.output()}`);
     });
     await waitFor(() => fs.existsSync(STATUS_SOCKET), 60_000, 'the status socket');
-    for (const dm of [RNG, CONSOLE]) frontends.set(dm, new InjectedFrontend(dm));
+    for (const dm of [RNG, CONSOLE, BLK, BLK_RO]) frontends.set(dm, new InjectedFrontend(dm));
     await readHwrng(16);
     // The baseline is taken while the other frontend makes well-behaved register accesses at
     // full speed from the same CPU as the abuse will: what is measured against it is the cost
@@ -638,6 +903,7 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
       console.log(`daemon exit: ${String(code)}`);
     }
     unloadBaoSim();
+    for (const img of [BLK_IMAGE, BLK_RO_IMAGE]) fs.rmSync(img, { force: true });
   }, 60_000);
 
   for (const c of CASES) {

@@ -78,6 +78,12 @@ describe('baoctl status', () => {
     );
   });
 
+  it("shows what a disk runs on (its I/O engine, backing, cache mode) before its counters", () => {
+    const disk = { index: 0, id: 3, type: 'block', mmioAddr: '0xa000600', info: { engine: 'io_uring', backing: '/srv/vm2.img', cache: 'writeback', mode: 'read-write' }, metrics: { reads: 7, engineIoUring: 1 } };
+    const text = formatStatusReport({ ...STATUS, devices: [disk] });
+    expect(text.split('\n').slice(-3)).toEqual(['  block 3: engine=io_uring backing=/srv/vm2.img cache=writeback mode=read-write', '  block 3: reads=7 engineIoUring=1', '']);
+  });
+
   it('prints the JSON the daemon sent with --json', async () => {
     const socket = await serveStatus(STATUS);
     const out = sink();

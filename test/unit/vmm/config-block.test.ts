@@ -150,6 +150,8 @@ describe('building a block device', () => {
     expect(device.queueMaxSizes).toEqual([64, 64]);
     expect(h.locks.map(([, exclusive]) => exclusive)).toEqual([true]);
     expect(built.metrics?.()).toMatchObject({ reads: 0, engineIoUring: 0 });
+    // What `baoctl status` shows of it: no addon ring here, so the thread pool.
+    expect(built.describe?.()).toEqual({ engine: 'thread-pool', backing: image, cache: 'writeback', mode: 'read-write' });
     await built.close();
     const again = await buildBlockDevice(entry(image, { readOnly: true }), { log: silentLogger, blockHost: h });
     expect(h.locks[1]![1]).toBe(false); // read-only: a shared lock

@@ -94,6 +94,8 @@ export function formatStatusReport(status: DaemonStatus): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   for (const d of status.devices) {
+    const info = Object.entries(d.info ?? {});
+    if (info.length > 0) lines.push(`  ${d.type} ${d.id}: ${info.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     const counters = Object.entries(d.metrics ?? {}).filter(([, v]) => v !== 0);
     if (counters.length > 0) lines.push(`  ${d.type} ${d.id}: ${counters.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   }
