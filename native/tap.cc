@@ -121,39 +121,31 @@ Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// readv(fd, buffers) -> bytes read, or -1 when nothing is waiting (EAGAIN).
-Napi::Value Readv(const Napi::CallbackInfo& info) {
+// One readv or writev with iovecs onto the caller's views, retried on EINTR: the bytes moved,
+// or -1 when the fd is not ready (EAGAIN); any other error is thrown with its errno name.
+using VectorOp = ssize_t (*)(int, const struct iovec*, int);
+
+Napi::Value VectorIo(const Napi::CallbackInfo& info, VectorOp op, const char* what) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   std::vector<struct iovec> iov;
   CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
   ssize_t n;
   do {
-    n = readv(fd, iov.data(), static_cast<int>(iov.size()));
+    n = op(fd, iov.data(), static_cast<int>(iov.size()));
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowErrno(env, errno, "readv");
+    ThrowErrno(env, errno, what);
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// writev(fd, buffers) -> bytes written, or -1 when the fd cannot take it now (EAGAIN).
-Napi::Value Writev(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  std::vector<struct iovec> iov;
-  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
-  ssize_t n;
-  do {
-    n = writev(fd, iov.data(), static_cast<int>(iov.size()));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowErrno(env, errno, "writev");
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
-}
+// readv(fd, buffers): one frame into the views (its full length, even beyond them), or -1.
+Napi::Value Readv(const Napi::CallbackInfo& info) { return VectorIo(info, ::readv, "readv"); }
+
+// writev(fd, buffers): one frame from the views, or -1 when the tap cannot take it now.
+Napi::Value Writev(const Napi::CallbackInfo& info) { return VectorIo(info, ::writev, "writev"); }
 
 }  // namespace
 
