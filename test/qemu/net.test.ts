@@ -119,15 +119,15 @@ function diagnose(d: Daemon): string {
   return parts.join('\n');
 }
 
-/** The net device's counters, from the daemon's status socket. */
-function netMetrics(timeoutMs = 10_000): Promise<Record<string, number>> {
+/** The counters of net device `index` (its place in the config), from the daemon's status socket. */
+function netMetrics(index = 0, timeoutMs = 10_000): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     const req = http.get({ socketPath: STATUS_SOCKET, path: '/status', timeout: timeoutMs }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => {
         try {
-          resolve({ ...((JSON.parse(body) as DaemonStatus).devices[0]?.metrics ?? {}) });
+          resolve({ ...((JSON.parse(body) as DaemonStatus).devices[index]?.metrics ?? {}) });
         } catch (err) {
           reject(err as Error);
         }
@@ -221,6 +221,7 @@ async function transfer(mib: number, port: number): Promise<void> {
 describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the guest’s own virtio_net', () => {
   let daemon: Daemon | undefined;
   let ifname = '';
+  let demoIf = '';
 
   beforeAll(async () => {
     execFileSync('modprobe', ['tun']);
@@ -299,7 +300,7 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
   }, 60_000);
 
   it("serves bao-virtio-dm's demo net entry unchanged: an existing tap, its MAC, one queue pair, ping both ways", async () => {
-    const demoIf = await setUpGuestSide(DEMO_DM, DEMO_GUEST_NS, '10.51.0.2');
+    demoIf = await setUpGuestSide(DEMO_DM, DEMO_GUEST_NS, '10.51.0.2');
     expect(ip('-n', DEMO_GUEST_NS, 'link', 'show', demoIf)).toContain(`link/ether ${DEMO_MAC}`);
     expect(inNs(DEMO_GUEST_NS, ['ls', `/sys/class/net/${demoIf}/queues`]).split(/\s+/).filter(Boolean).sort()).toEqual(['rx-0', 'tx-0']);
     ip('link', 'set', DEMO_TAP, 'netns', DEMO_TAP_NS);
@@ -410,6 +411,21 @@ describe.skipIf(skipReason !== undefined)('virtio-net over a tap, through the gu
     expect(m.activations).toBe(2);
     expect(m.resets).toBe(1);
   }, 120_000);
+
+  it('reports the link down to the guest (a config interrupt) when the tap goes away', async () => {
+    // The demo entry's tap (made beforehand, so deleting it is the host's doing, not the daemon's).
+    ip('-n', DEMO_TAP_NS, 'link', 'del', DEMO_TAP);
+    const carrier = (): string => {
+      try {
+        return inNs(DEMO_GUEST_NS, ['cat', `/sys/class/net/${demoIf}/carrier`]).trim();
+      } catch {
+        return ''; // reading carrier fails (EINVAL) while the interface is down; it is up here
+      }
+    };
+    await waitFor(() => carrier() === '0', 30_000, 'the guest to see the carrier go');
+    expect((await netMetrics(1)).linkChanges).toBe(1);
+    expect((await netMetrics()).linkChanges).toBe(0);
+  }, 60_000);
 
   it('stops cleanly on SIGTERM, and the tap it created goes with it', async () => {
     daemon!.child.kill('SIGTERM');
