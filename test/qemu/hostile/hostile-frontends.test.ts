@@ -274,8 +274,15 @@ async function runCase(c: Case): Promise<void> {
   const sampler = new LatencySampler(CANARY);
   phase('setup');
   const t0 = Date.now();
-  await c.run(ctx);
-  await allCompleted();
+  try {
+    await c.run(ctx);
+    await allCompleted();
+  } catch (err) {
+    // The sampler's shell keeps a bao-sim file open: a case that fails must not leave it running
+    // (bao_sim could not be unloaded for the next test file).
+    await sampler.stop(0, 0);
+    throw err;
+  }
   const ms = Math.max(1, Date.now() - t0);
   const canary = await sampler.stop(100);
   await sleep(200); // let the last log lines of the case arrive
