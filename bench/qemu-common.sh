@@ -1,16 +1,15 @@
-# bench/qemu-common.sh: the preamble the QEMU benchmarks share (sourced, from the repository
-# root): that `npm run build` has been run, and the guest's pieces built where missing (the
-# provisioned kernel and tools, bao_sim.ko, the image), under the same lock as
-# qemu/run-tests.sh, so that benchmarks, tests and demos sharing qemu/out build one at a time.
-#
-#   . bench/qemu-common.sh
-#   bench_prepare <name>     # <name> prefixes the error messages
-#   bench_accel              # prints the accelerator the guest ran under (kvm, tcg), if probed
+# bench/qemu-common.sh: what every QEMU benchmark wrapper does before it boots the guest
+# (bench/run-qemu-bench.sh, bench/net/run.sh, bench/blk/run.sh). Sourced, not run:
+#   here=...; repo=...; cd "$repo"; . "$repo/bench/qemu-common.sh"
+#   bench_prepare <label>   checks that `npm run build` ran (dist/, the addon), then builds what
+#                           is missing of the guest (provision, bao_sim.ko, the image) under the
+#                           same lock as qemu/run-tests.sh, so two builds never race.
+# <label> prefixes the error messages (e.g. "bench/net").
 
 bench_prepare() {
-  local name=$1 need
+  local label=$1 need
   for need in dist build/Release/bao.node; do
-    [ -e "$need" ] || { echo "$name: $need is missing: run 'npm run build' first" >&2; exit 1; }
+    [ -e "$need" ] || { echo "$label: $need is missing: run 'npm run build' first" >&2; exit 1; }
   done
   mkdir -p qemu/out
   (
@@ -21,6 +20,9 @@ bench_prepare() {
   ) 9>qemu/out/.build.lock
 }
 
-bench_accel() {
-  echo "${BAO_QEMU_ACCEL:-$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)}"
+# bench_guest_line <smp>: the host and guest the figures come from (printed above each table).
+bench_guest_line() {
+  local accel
+  accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg), guest ${BENCH_ACCEL:-${BAO_QEMU_ACCEL:-$accel}} smp $1"
 }

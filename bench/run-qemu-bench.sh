@@ -40,18 +40,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for need in dist build/Release/bao.node; do
-  [ -e "$need" ] || { echo "run-qemu-bench: $need is missing: run 'npm run build' first" >&2; exit 1; }
-done
-
+# shellcheck source=bench/qemu-common.sh
+. "$here/qemu-common.sh"
+bench_prepare run-qemu-bench
 cache="$repo/.cache/bench"
-mkdir -p "$cache" "$repo/qemu/out"
-(
-  flock 9
-  bash qemu/provision.sh >/dev/null
-  make -s -C qemu/bao-sim >/dev/null
-  bash qemu/build-image.sh
-) 9>"$repo/qemu/out/.build.lock"
+mkdir -p "$cache"
 
 # Our guest tools (qemu/tools), static like bao-attach-once; shipped in the job layer.
 tool_files=()
@@ -83,8 +76,7 @@ fi
 # A part that failed still leaves the figures of the parts before it: print them, then fail.
 [ "$rc" = 0 ] || echo "run-qemu-bench: the guest job failed ($rc) after writing partial results; see the log under qemu/out/logs/" >&2
 
-accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
-echo "node-bao request path ($parts): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg), guest ${BENCH_ACCEL:-${BAO_QEMU_ACCEL:-$accel}} smp $smp"
+echo "node-bao request path ($parts): $(bench_guest_line "$smp")"
 grep '^#' "$raw" | grep -v '^# closed' | sed 's/^# */  /'
 # sample <class> <label> n N min X p10 X p50 X p90 X p99 X max X
 awk '

@@ -192,6 +192,10 @@ export interface NativeAddon {
   readv(fd: number, buffers: readonly Uint8Array[]): number;
   /** Non-blocking writev of the views; bytes written, -1 on EAGAIN. */
   writev(fd: number, buffers: readonly Uint8Array[]): number;
+  /** readv into `count` (offset, length) pairs of `spans`, ranges of `region` (checked); as readv. */
+  readvSpans(fd: number, region: Uint8Array, spans: Uint32Array, count: number): number;
+  /** writev of `count` (offset, length) ranges of `region`; as writev. */
+  writevSpans(fd: number, region: Uint8Array, spans: Uint32Array, count: number): number;
   constants: NativeConstants;
 }
 

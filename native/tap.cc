@@ -3,6 +3,9 @@
 // straight into JS views (the guest's buffers in the shared mapping, so nothing is copied).
 // No virtio knowledge and no policy: which flags and sizes to use is decided in lib/.
 //
+// The iovecs come either from an array of views, or (the per-frame path) from (offset, length)
+// pairs into one view of the mapping, which costs two N-API calls for the whole vector.
+//
 // Readiness: reads and writes are non-blocking. EAGAIN is not an exception (it is the normal end
 // of every drain): readv/writev return -1 for it, and the caller waits for the poller.
 #include "tap.h"
@@ -121,39 +124,75 @@ Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// readv(fd, buffers) -> bytes read, or -1 when nothing is waiting (EAGAIN).
-Napi::Value Readv(const Napi::CallbackInfo& info) {
+// Fills `iov` from `count` (offset, length) pairs in the Uint32Array `spans`, each a range of the
+// Uint8Array `region` (the guest's buffers are views of one mapping: two N-API calls for the whole
+// vector instead of four per buffer), each checked to lie inside the region.
+void CollectSpans(const Napi::CallbackInfo& info, std::vector<struct iovec>& iov) {
   Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  std::vector<struct iovec> iov;
-  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
+  if (info.Length() < 4 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "region must be a Uint8Array");
+  }
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw Napi::TypeError::New(env, "spans must be a Uint32Array of (offset, length) pairs");
+  }
+  Napi::Uint8Array region = info[1].As<Napi::Uint8Array>();
+  Napi::Uint32Array spans = info[2].As<Napi::Uint32Array>();
+  uint32_t count = ArgU32(info, 3, "count");
+  if (count > IOV_MAX) throw Napi::RangeError::New(env, "too many spans for one call (more than IOV_MAX)");
+  if (static_cast<size_t>(count) * 2 > spans.ElementLength()) throw Napi::RangeError::New(env, "count is beyond the spans given");
+  uint8_t* base = region.Data();
+  size_t size = region.ByteLength();
+  const uint32_t* s = spans.Data();
+  iov.resize(count);
+  for (uint32_t i = 0; i < count; i++) {
+    size_t off = s[2 * i];
+    size_t len = s[2 * i + 1];
+    if (off > size || len > size - off) throw Napi::RangeError::New(env, "a span lies outside the region");
+    iov[i].iov_base = base + off;
+    iov[i].iov_len = len;
+  }
+}
+
+// One readv or writev with `iov`, retried on EINTR: the bytes moved, or -1 when the fd is not
+// ready (EAGAIN); any other error is thrown with its errno name.
+using VectorOp = ssize_t (*)(int, const struct iovec*, int);
+
+Napi::Value VectorIo(Napi::Env env, int fd, VectorOp op, const std::vector<struct iovec>& iov, const char* what) {
   ssize_t n;
   do {
-    n = readv(fd, iov.data(), static_cast<int>(iov.size()));
+    n = op(fd, iov.data(), static_cast<int>(iov.size()));
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowErrno(env, errno, "readv");
+    ThrowErrno(env, errno, what);
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// writev(fd, buffers) -> bytes written, or -1 when the fd cannot take it now (EAGAIN).
-Napi::Value Writev(const Napi::CallbackInfo& info) {
+// (fd, buffers): an array of views.
+Napi::Value ViewsIo(const Napi::CallbackInfo& info, VectorOp op, const char* what) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   std::vector<struct iovec> iov;
   CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
-  ssize_t n;
-  do {
-    n = writev(fd, iov.data(), static_cast<int>(iov.size()));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowErrno(env, errno, "writev");
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return VectorIo(env, fd, op, iov, what);
 }
+
+// (fd, region, spans, count): ranges of one view. Called per frame: the vector is reused.
+Napi::Value SpansIo(const Napi::CallbackInfo& info, VectorOp op, const char* what) {
+  static thread_local std::vector<struct iovec> iov;
+  int fd = ArgFd(info, 0, "fd");
+  CollectSpans(info, iov);
+  return VectorIo(info.Env(), fd, op, iov, what);
+}
+
+// readv(fd, buffers): one frame into the views (a tap: its full length, even beyond them), or -1.
+Napi::Value Readv(const Napi::CallbackInfo& info) { return ViewsIo(info, ::readv, "readv"); }
+// writev(fd, buffers): one frame from the views, or -1 when the tap cannot take it now.
+Napi::Value Writev(const Napi::CallbackInfo& info) { return ViewsIo(info, ::writev, "writev"); }
+// readvSpans(fd, region, spans, count) and writevSpans(...): the same over ranges of `region`.
+Napi::Value ReadvSpans(const Napi::CallbackInfo& info) { return SpansIo(info, ::readv, "readv"); }
+Napi::Value WritevSpans(const Napi::CallbackInfo& info) { return SpansIo(info, ::writev, "writev"); }
 
 }  // namespace
 
@@ -163,6 +202,8 @@ void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapSetOffload", Napi::Function::New(env, TapSetOffload, "tapSetOffload"));
   exports.Set("readv", Napi::Function::New(env, Readv, "readv"));
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
+  exports.Set("readvSpans", Napi::Function::New(env, ReadvSpans, "readvSpans"));
+  exports.Set("writevSpans", Napi::Function::New(env, WritevSpans, "writevSpans"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
   c.Set("TUN_F_CSUM", Napi::Number::New(env, TUN_F_CSUM));
   c.Set("TUN_F_TSO4", Napi::Number::New(env, TUN_F_TSO4));

@@ -58,7 +58,7 @@ if [ "$rc" != 0 ] || [ ! -f "$raw" ]; then
   exit 1
 fi
 
-echo "node-bao virtio-blk with fio (direct, libaio): $(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), guest $(bench_accel) smp $smp"
+echo "node-bao virtio-blk with fio (direct, libaio): $(bench_guest_line "$smp")"
 grep '^#' "$raw" | sed 's/^# */  /'
 # result <job> <target> <round> <iops> <KiB/s>: medians over rounds, ratios to loop and file.
 awk '

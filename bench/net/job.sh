@@ -1,20 +1,24 @@
 # Guest job of bench/net/run.sh (runs as /job.sh in /project, busybox sh, under qemu/run.sh).
 # Networking through node-bao's virtio-net next to the same measures over a veth pair (the
-# kernel's own path between two namespaces: the floor), in one boot, the paths taking turns:
-#   virtio  the guest's virtio_net interface in namespace nbguest, served by `baoctl run` over a
-#           tap it creates in namespace nbtap (data_plane: virtio, BENCH_NET_PAIRS queue pairs)
-#   veth    a veth pair between namespaces nbvg and nbvt
-#   vhost   (slot) the same device with data_plane: vhost (the kernel's vhost-net moves the
-#           frames); measured when BENCH_NET_VHOST=1 and the daemon serves that data plane
-# Measures: iperf3 TCP, one stream, guest to tap side (tx) and tap side to guest (rx), and a
+# kernel's own path between two namespaces: the limit), in one boot, the paths taking turns:
+#   virtio     the guest's virtio_net interface in namespace nbg1, served by `baoctl run` over a
+#              tap it creates in namespace nbt1: one queue pair (device model 0)
+#   virtio-mq  the same with BENCH_NET_PAIRS queue pairs (device model 1, namespaces nbgm/nbtm),
+#              served by the same daemon (the paths take turns: one is busy at a time)
+#   veth       a veth pair between namespaces nbvg and nbvt
+#   vhost      (slot) data_plane: vhost; measured when BENCH_NET_VHOST=1 and the job sets it up
+# Measures: iperf3 TCP guest to tap side (tcp-tx) and back (tcp-rx), one stream and
+# BENCH_NET_STREAMS streams (tcp-tx-N, tcp-rx-N: flows the multi-queue tap can spread), and a
 # one-byte request/response rate (bench/net/rr.mjs). Clients run on CPU 0 (the frontend's),
 # servers and the daemon on CPU 1 (the backend's), on every path alike.
-# BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_VHOST are prepended by the
-# wrapper. Results: /tmp/net-bench.txt, lines "result <path> <measure> <value> <unit> round <r>".
+# BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_STREAMS, BENCH_NET_VHOST are
+# prepended by the wrapper. Results: /tmp/net-bench.txt, lines
+# "result <path> <measure> <value> <unit> round <r>", and the devices' counters at the end.
 set -u
-SECONDS_EACH=${BENCH_NET_SECONDS:-8}
+SECONDS_EACH=${BENCH_NET_SECONDS:-6}
 ROUNDS=${BENCH_NET_ROUNDS:-2}
-PAIRS=${BENCH_NET_PAIRS:-1}
+PAIRS=${BENCH_NET_PAIRS:-2}
+STREAMS=${BENCH_NET_STREAMS:-4}
 VHOST=${BENCH_NET_VHOST:-0}
 IP=/usr/local/bin/ip
 IPERF=/usr/local/bin/iperf3
@@ -22,7 +26,8 @@ IPERF=/usr/local/bin/iperf3
 RR=/usr/bin/bench-net-rr.mjs
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/net-bench.txt
-fail() { echo "bench-net: $*" >&2; tail -n 30 /tmp/baoctl-net.log 2>/dev/null >&2; exit 1; }
+STATUS=/tmp/bench-net-status.sock
+fail() { echo "bench-net: $*" >&2; tail -n 30 /tmp/baoctl-net.log 2>/dev/null >&2; [ -f $OUT ] && bao-export $OUT net-bench.txt; exit 1; }
 # wait_for <seconds> <what> <command...>: polls the command (no fixed sleeps).
 wait_for() {
   limit=$1; what=$2; shift 2
@@ -37,15 +42,15 @@ wait_for() {
 modprobe tun || fail "modprobe tun"
 modprobe veth || fail "modprobe veth"
 modprobe virtio_net || fail "modprobe virtio_net"
-modprobe bao_sim ndms=1 frontends=0 || fail "modprobe bao_sim"
+modprobe bao_sim ndms=2 frontends=0,1 || fail "modprobe bao_sim"
 bao-cpu-split 0
 taskset -p 1 $$ > /dev/null
-for ns in nbguest nbtap nbvg nbvt; do
+for ns in nbg1 nbt1 nbgm nbtm nbvg nbvt; do
   $IP netns add $ns
   $IP -n $ns link set lo up
 done
 
-# veth: the floor.
+# veth: the limit.
 $IP link add vg type veth peer name vt
 $IP link set vg netns nbvg
 $IP link set vt netns nbvt
@@ -54,64 +59,92 @@ $IP -n nbvt addr add 10.61.0.1/24 dev vt
 $IP -n nbvg link set vg up
 $IP -n nbvt link set vt up
 
-# virtio: node-bao's device over a tap.
-base=$(awk '$1 == "mmio_base" {print $2}' $D/dm0/info)
+# virtio and virtio-mq: node-bao's device over a tap, one daemon for both.
+base0=$(awk '$1 == "mmio_base" {print $2}' $D/dm0/info)
+base1=$(awk '$1 == "mmio_base" {print $2}' $D/dm1/info)
 cat > /tmp/bench-net.yaml <<YAML
 devices:
   - id: 0
     type: net
-    mmio_addr: $base
+    mmio_addr: $base0
     data_plane: virtio
-    tap_name: nbtap0
+    tap_name: nbtap1
     mac_addr: "52:54:00:12:34:60"
+    create_tap: true
+    queue_pairs: 1
+  - id: 1
+    type: net
+    mmio_addr: $base1
+    data_plane: virtio
+    tap_name: nbtapm
+    mac_addr: "52:54:00:12:34:61"
     create_tap: true
     queue_pairs: $PAIRS
 YAML
-taskset -c 1 node bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket none > /tmp/baoctl-net.log 2>&1 &
+taskset -c 1 node bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket $STATUS > /tmp/baoctl-net.log 2>&1 &
 daemon=$!
-wait_for 180 "the daemon to create nbtap0" test -e /sys/class/net/nbtap0
+wait_for 180 "the daemon to create its taps" test -e /sys/class/net/nbtap1 -a -e /sys/class/net/nbtapm
+# virtio_if <mac>: the guest interface with that address (the devices probe in any order).
 virtio_if() {
   for d in /sys/bus/virtio/devices/*; do
-    [ "$(cat $d/device)" = 0x0001 ] && [ -d $d/net ] && ls $d/net && return 0
+    [ "$(cat $d/device)" = 0x0001 ] && [ -d $d/net ] || continue
+    for n in $d/net/*; do [ "$(cat $n/address 2>/dev/null)" = "$1" ] && basename $n && return 0; done
   done
   return 1
 }
-wait_for 120 "the virtio_net interface" virtio_if
-vif=$(virtio_if)
-$IP link set "$vif" netns nbguest
-$IP -n nbguest addr add 10.60.0.2/24 dev "$vif"
-# From the frontend CPU: bringing the link up sends control commands the driver spins on.
-taskset -c 0 $IP -n nbguest link set "$vif" up
-$IP link set nbtap0 netns nbtap
-$IP -n nbtap addr add 10.60.0.1/24 dev nbtap0
-$IP -n nbtap link set nbtap0 up
-wait_for 60 "ping over the device" $IP netns exec nbguest ping -c 1 -W 2 10.60.0.1
+# guest_side <mac> <guest ns> <tap> <tap ns> <subnet>
+guest_side() {
+  wait_for 120 "the virtio_net interface $1" virtio_if "$1"
+  vif=$(virtio_if "$1")
+  $IP link set "$vif" netns "$2"
+  $IP -n "$2" addr add "$5.2/24" dev "$vif"
+  # From the frontend CPU: bringing the link up sends control commands the driver spins on.
+  taskset -c 0 $IP -n "$2" link set "$vif" up
+  $IP link set "$3" netns "$4"
+  $IP -n "$4" addr add "$5.1/24" dev "$3"
+  $IP -n "$4" link set "$3" up
+  wait_for 60 "ping over $3" $IP netns exec "$2" ping -c 1 -W 2 "$5.1"
+  echo "# $3: guest interface $vif, queues $($IP netns exec "$2" ls /sys/class/net/$vif/queues | tr '\n' ' ')" >> $OUT
+}
+guest_side 52:54:00:12:34:60 nbg1 nbtap1 nbt1 10.60.0
+guest_side 52:54:00:12:34:61 nbgm nbtapm nbtm 10.62.0
 wait_for 60 "ping over veth" $IP netns exec nbvg ping -c 1 -W 2 10.61.0.1
 
 # path -> client namespace, server namespace, server address
-client_ns() { case $1 in virtio|vhost) echo nbguest ;; veth) echo nbvg ;; esac; }
-server_ns() { case $1 in virtio|vhost) echo nbtap ;; veth) echo nbvt ;; esac; }
-server_ip() { case $1 in virtio|vhost) echo 10.60.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
-paths="veth virtio"
+client_ns() { case $1 in virtio) echo nbg1 ;; virtio-mq) echo nbgm ;; veth) echo nbvg ;; esac; }
+server_ns() { case $1 in virtio) echo nbt1 ;; virtio-mq) echo nbtm ;; veth) echo nbvt ;; esac; }
+server_ip() { case $1 in virtio) echo 10.60.0.1 ;; virtio-mq) echo 10.62.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
+paths="veth virtio virtio-mq"
 if [ "$VHOST" = 1 ]; then
   echo "# vhost: not measured: this bench does not set up the vhost data plane yet" >> $OUT
 fi
 
-# iperf_once <path> <tx|rx> <round>: one TCP stream for SECONDS_EACH s; the receiver's rate.
+# listening <ns> <port>: a TCP socket listens on that port in that namespace (/proc/net/tcp:
+# state 0A). Servers' own "listening" lines are not used: iperf3 buffers its output to a file.
+listening() {
+  hex=$(printf '%04X' "$2")
+  $IP netns exec "$1" awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp
+}
+
+# iperf_once <path> <tx|rx> <streams> <round>: TCP for SECONDS_EACH s; the receiver's rate.
 iperf_once() {
-  p=$1; dir=$2; r=$3
+  p=$1; dir=$2; n=$3; r=$4
   log=/tmp/iperf-server.log
   $IP netns exec "$(server_ns $p)" taskset -c 1 $IPERF -s -1 -B "$(server_ip $p)" > $log 2>&1 &
   spid=$!
-  wait_for 60 "iperf3 to listen ($p)" grep -q listening $log
+  wait_for 60 "iperf3 to listen ($p)" listening "$(server_ns $p)" 5201
   rev=""; [ "$dir" = rx ] && rev="-R"
   tries=0
-  until $IP netns exec "$(client_ns $p)" taskset -c 0 $IPERF -c "$(server_ip $p)" -t "$SECONDS_EACH" $rev -J > /tmp/iperf.json 2>/dev/null; do
+  until $IP netns exec "$(client_ns $p)" taskset -c 0 $IPERF -c "$(server_ip $p)" -t "$SECONDS_EACH" -P "$n" $rev -J > /tmp/iperf.json 2>/dev/null; do
     tries=$((tries + 1)); [ $tries -lt 5 ] || { kill $spid 2>/dev/null; fail "iperf3 $p $dir failed: $(cat /tmp/iperf.json)"; }
   done
   wait $spid 2>/dev/null
-  bps=$(node -e 'const j = JSON.parse(require("fs").readFileSync("/tmp/iperf.json", "utf8")); console.log(j.end.sum_received.bits_per_second)')
-  echo "result $p tcp-$dir $(awk -v b="$bps" 'BEGIN {printf "%.1f", b / 1e6}') Mbit/s round $r" >> $OUT
+  # end.sum_received.bits_per_second of iperf3's pretty-printed JSON (awk: a Node start per
+  # measure costs seconds under TCG).
+  mbps=$(awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { v = $2; gsub(/[^0-9.eE+-]/, "", v); printf "%.1f", v / 1e6; exit }' /tmp/iperf.json)
+  [ -n "$mbps" ] || fail "iperf3 $p $dir: no sum_received in its output"
+  m=tcp-$dir; [ "$n" = 1 ] || m=tcp-$dir-$n
+  echo "result $p $m $mbps Mbit/s round $r" >> $OUT
 }
 
 rr_once() {
@@ -119,20 +152,33 @@ rr_once() {
   log=/tmp/rr-server.log
   $IP netns exec "$(server_ns $p)" taskset -c 1 node $RR serve "$(server_ip $p)" 5301 > $log 2>&1 &
   spid=$!
-  wait_for 60 "the rr server to listen ($p)" grep -q listening $log
+  wait_for 60 "the rr server to listen ($p)" listening "$(server_ns $p)" 5301
   line=$($IP netns exec "$(client_ns $p)" taskset -c 0 node $RR run "$(server_ip $p)" 5301 "$SECONDS_EACH") || fail "rr $p failed"
   kill -TERM $spid; wait $spid 2>/dev/null
   echo "result $p rr $(echo "$line" | awk '{print $6}') trans/s round $r" >> $OUT
 }
 
-echo "# kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) seconds=$SECONDS_EACH rounds=$ROUNDS pairs=$PAIRS" >> $OUT
+echo "# kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) seconds=$SECONDS_EACH rounds=$ROUNDS pairs=$PAIRS streams=$STREAMS" >> $OUT
 r=1
 while [ $r -le "$ROUNDS" ]; do
-  for p in $paths; do iperf_once $p tx $r; done
-  for p in $paths; do iperf_once $p rx $r; done
+  for dir in tx rx; do
+    for p in $paths; do iperf_once $p $dir 1 $r; done
+  done
+  for dir in tx rx; do
+    for p in $paths; do iperf_once $p $dir "$STREAMS" $r; done
+  done
   for p in $paths; do rr_once $p $r; done
   r=$((r + 1))
 done
+# The devices' counters: frames per queue pair, merged buffers, drops.
+node bin/baoctl status --json --socket $STATUS > /tmp/bench-net-status.json 2>/dev/null &&
+  node -e '
+    const s = JSON.parse(require("fs").readFileSync("/tmp/bench-net-status.json", "utf8"));
+    for (const d of s.devices) {
+      const m = d.metrics ?? {};
+      const pick = Object.keys(m).filter((k) => /Pair|Frames$|Gso|Merged|NoBuffers|TapFull|pairsInUse|Truncated|Dropped|Filtered/.test(k));
+      console.log(`# device ${d.id}: ` + pick.map((k) => `${k}=${m[k]}`).join(" "));
+    }' >> $OUT
 kill -TERM $daemon
 wait $daemon || fail "baoctl run exited $?"
 cat $OUT

@@ -8,7 +8,7 @@ import { closeSync, existsSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { tapSyscalls } from '../../lib/dispatcher/tap-syscalls.js';
+import { SpanVector, tapSyscalls } from '../../lib/dispatcher/tap-syscalls.js';
 import { ALL_TAP_OFFLOADS, openTap, TapError, type TapInterface, VNET_HDR_SIZE } from '../../lib/devices/net/index.js';
 import { loadAddon } from '../../lib/native.js';
 import { arpReplySender, arpRequest } from './frames.js';
@@ -141,5 +141,27 @@ describe('tap (addon)', () => {
     expect(() => addon.writev(0, [new Uint16Array(2)] as never)).toThrow(TypeError);
     expect(() => addon.tapOpen('a-name-longer-than-15', false)).toThrow(RangeError);
     expect(() => addon.readv(1 << 20, [new Uint8Array(4)])).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'readv' }));
+    // The per-frame form: (offset, length) spans of one region, each checked against it.
+    const region = new Uint8Array(4096);
+    expect(() => addon.writevSpans(1 << 20, region, Uint32Array.of(4000, 97), 1)).toThrow(RangeError);
+    expect(() => addon.writevSpans(1 << 20, region, Uint32Array.of(0xffff_ffff, 2), 1)).toThrow(RangeError);
+    expect(() => addon.readvSpans(1 << 20, region, Uint32Array.of(0, 16), 2)).toThrow(RangeError); // count beyond the spans
+    expect(() => addon.readvSpans(1 << 20, region, new Uint16Array(4) as never, 1)).toThrow(TypeError);
+    expect(() => addon.readvSpans(1 << 20, [region] as never, Uint32Array.of(0, 16), 1)).toThrow(TypeError);
+    expect(() => addon.readvSpans(1 << 20, region, Uint32Array.of(4000, 96), 1)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'readv' }));
+  });
+
+  it('the syscalls pass views of one buffer as spans of it, and views of several as views', () => {
+    const vec = new SpanVector();
+    const backing = new ArrayBuffer(8192);
+    expect(vec.build([new Uint8Array(backing, 12, 100), new Uint8Array(backing, 4096, 4096)])).toBe(2);
+    expect(Array.from(vec.spans.subarray(0, 4))).toEqual([12, 100, 4096, 4096]);
+    expect(vec.region.buffer).toBe(backing);
+    expect(vec.region.byteLength).toBe(8192);
+    expect(vec.build([new Uint8Array(backing, 0, 8), new Uint8Array(8)])).toBe(-1);
+    expect(vec.build([])).toBe(-1);
+    const many = Array.from({ length: 200 }, (_, i) => new Uint8Array(backing, i * 8, 8));
+    expect(vec.build(many)).toBe(200);
+    expect(vec.spans[2 * 199]).toBe(199 * 8);
   });
 });

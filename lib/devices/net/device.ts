@@ -13,7 +13,7 @@
 // ring together, which is why it does not take chains one by one through a worker.
 //
 // Lifecycle: the tap is opened by the caller before the device exists and outlives resets; a
-// reset stops every queue (reads and writes are synchronous system calls, and a transmit chain
+// reset brings back the configured MAC and the receive filter's initial state, stops every queue (reads and writes are synchronous system calls, and a transmit chain
 // held for a full tap is dropped, so nothing touches guest memory after reset() returns), the
 // next activation starts afresh.
 
@@ -87,6 +87,8 @@ export class NetDevice implements VirtioDevice {
   readonly mtu: number;
 
   private readonly space: NetConfigSpace;
+  /** The MAC of the config entry (or derived): what a reset brings back after MAC_ADDR_SET. */
+  private readonly configuredMac: Mac;
   private readonly tap: TapInterface;
   private readonly log: Logger;
   private readonly maxPairs: number;
@@ -113,6 +115,7 @@ export class NetDevice implements VirtioDevice {
     let features = NET_OFFERED_FEATURES | RING_EVENT_IDX | RING_INDIRECT_DESC;
     if (this.maxPairs === 1) features &= ~NET_F_MQ;
     this.features = features;
+    this.configuredMac = options.mac;
     this.space = buildConfigSpace(options.mac, this.maxPairs, this.mtu);
     this.config = this.space.bytes;
     this.tapGone = options.tap.queues.map(() => false);
@@ -231,6 +234,10 @@ export class NetDevice implements VirtioDevice {
   }
 
   reset(): void | Promise<void> {
+    // A MAC the driver set (MAC_ADDR_SET) lasts until reset: the next driver reads the
+    // configured one from the config space, as its "physical" address (QEMU's device does the
+    // same; Linux reads the config MAC at probe and sends MAC_ADDR_SET again when it changes it).
+    this.space.setMac(this.configuredMac);
     const state = this.active;
     if (state === undefined) return undefined;
     this.active = undefined;

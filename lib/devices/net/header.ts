@@ -71,21 +71,21 @@ export function decodeHeader(scratch: Uint8Array): VnetHeader {
   };
 }
 
-/** Writes a little-endian u16 at byte `offset` of the concatenation of `buffers`. */
+/** Writes a little-endian u16 at byte `offset` of the concatenation of `buffers` (per frame: no allocation). */
 export function writeU16Across(buffers: readonly Uint8Array[], offset: number, value: number): boolean {
   let skip = offset;
-  let bytes = [value & 0xff, (value >>> 8) & 0xff];
+  let done = 0;
   for (const b of buffers) {
     if (skip >= b.length) {
       skip -= b.length;
       continue;
     }
-    while (bytes.length > 0 && skip < b.length) {
-      b[skip] = bytes[0] as number;
-      bytes = bytes.slice(1);
+    while (done < 2 && skip < b.length) {
+      b[skip] = done === 0 ? value & 0xff : (value >>> 8) & 0xff;
       skip += 1;
+      done += 1;
     }
-    if (bytes.length === 0) return true;
+    if (done === 2) return true;
     skip = 0;
   }
   return false;

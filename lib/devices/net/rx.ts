@@ -38,6 +38,8 @@ export class RxQueue {
   private readonly reserve: DescriptorChain[] = [];
   private reserveBytes = 0;
   private readonly scratch = new Uint8Array(VNET_HDR_SIZE);
+  /** The read vector, rebuilt for each frame in place (read synchronously, never kept). */
+  private readonly vector: { buffers: Uint8Array[]; capacity: number } = { buffers: [], capacity: 0 };
   private published = false;
 
   constructor(
@@ -158,14 +160,15 @@ export class RxQueue {
       const chain = this.reserve[0] as DescriptorChain;
       return { buffers: chain.writable as Uint8Array[], capacity: chain.writableLength };
     }
-    const buffers: Uint8Array[] = [];
-    let capacity = 0;
+    const v = this.vector;
+    v.buffers.length = 0;
+    v.capacity = 0;
     for (const chain of this.reserve) {
-      for (const b of chain.writable) buffers.push(b);
-      capacity += chain.writableLength;
-      if (capacity >= this.settings.maxFrame) break;
+      for (const b of chain.writable) v.buffers.push(b);
+      v.capacity += chain.writableLength;
+      if (v.capacity >= this.settings.maxFrame) break;
     }
-    return { buffers, capacity };
+    return v;
   }
 
   /** Returns the chains holding an `n`-byte frame, first one with num_buffers set. */

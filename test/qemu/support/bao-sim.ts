@@ -26,6 +26,35 @@ function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/**
+ * Who holds bao-sim: processes with one of its files open (dispatcher, DM fds, debugfs) or a DM
+ * region mapped, and the module's reference count. For the message when it cannot be unloaded.
+ */
+export function baoSimHolders(): string {
+  const found: string[] = [];
+  let refcnt = '?';
+  try {
+    refcnt = fs.readFileSync(`/sys/module/${MODULE}/refcnt`, 'utf8').trim();
+  } catch {
+    // not loaded
+  }
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 120);
+      const fds: string[] = [];
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (/bao/.test(target)) fds.push(`${fd}->${target}`);
+      }
+      const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => /bao/.test(l)).length;
+      if (fds.length > 0 || maps > 0) found.push(`pid ${pid} (${comm}): ${fds.join(', ')}${maps > 0 ? ` ${maps} bao mappings` : ''}; state ${fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2]}`);
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return `bao_sim refcnt ${refcnt}; holders: ${found.length === 0 ? 'none found' : found.join(' | ')}`;
+}
+
 /** rmmod, retrying while a previous test process still holds a DM fd (EBUSY) for up to 10 s. */
 export function unloadBaoSim(): void {
   const deadline = Date.now() + 10_000;
@@ -33,7 +62,7 @@ export function unloadBaoSim(): void {
     try {
       execFileSync('rmmod', [MODULE], { stdio: 'pipe' });
     } catch (e) {
-      if (Date.now() > deadline) throw e;
+      if (Date.now() > deadline) throw new Error(`${String(e)}\n${baoSimHolders()}`, { cause: e });
       sleepMs(100);
     }
   }

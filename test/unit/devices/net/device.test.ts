@@ -327,6 +327,37 @@ describe('virtio-net: control queue', () => {
     expect(device.metrics.ctrlBadCommands).toBe(4);
   });
 
+  it('a MAC the driver set lasts until reset: the next driver reads the configured one, and frames to it pass the filter', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX | NET_F_CTRL_MAC_ADDR) });
+    const ctrl = 2;
+    expect(command(driver, ctrl, [1, 1, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55])).toBe(0);
+    expect(command(driver, ctrl, [0, 0, 0])).toBe(0); // promiscuous off: the filter passes our MAC only
+    const frameTo = (mac: readonly number[]) => {
+      const f = pattern(60);
+      f.set(mac, 0);
+      return withHeader(f);
+    };
+    const rx = driver.queue(0);
+    rx.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(frameTo(MAC), frameTo([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]));
+    tap.pollAll(2);
+    expect(rx.used()).toHaveLength(1); // the set MAC passes, the configured one no longer does
+    expect(device.metrics.rxFiltered).toBe(1);
+    driver.reset();
+    expect(device.mac).toBe('52:54:00:aa:bb:01');
+    driver.init({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_CTRL_RX | NET_F_CTRL_MAC_ADDR) });
+    expect(Array.from({ length: 6 }, (_, i) => driver.readConfig(i, 1))).toEqual([...MAC]);
+    expect(command(driver, ctrl, [0, 0, 0])).toBe(0);
+    const rx2 = driver.queue(0);
+    rx2.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(frameTo([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]), frameTo(MAC));
+    tap.pollAll(2);
+    expect(rx2.used()).toHaveLength(1);
+    expect(device.metrics.rxFiltered).toBe(2);
+  });
+
   it('VQ_PAIRS_SET steers each tap queue to its pair once in use, and folds them onto the pairs in use', () => {
     const { tap, driver, device } = setup({ pairs: 2, features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_MQ) });
     const ctrl = 4;
