@@ -6,23 +6,25 @@
 // moment, started again, the frontends are reset (driver unbind and bind, as a rebooted
 // frontend VM would be), and the run counts as recovered when both frontends are served again.
 //
-// A run cannot recover today when the killed process had taken an access and not completed it
-// (bao-sim's inflight count after the kill): that frontend context waits for good (bao-abi.md
-// §3.9: "if the DM process dies mid-request the frontend hangs"; the v2 dispatcher keeps the
-// request PROCESSING when the fd closes, §3.11), and only a restarted daemon that knows what it
-// had taken could complete it (issue 13's journal). Such runs are counted apart ("held"), not
-// reset (the unbind would wait for good too), and the dispatcher is reloaded (unloading bao-sim
-// completes every pending access) so the next run starts clean.
+// About a third of the kills land while the daemon holds an access it took and had not completed
+// yet (bao-sim's inflight count after the kill; "held"). bao-sim keeps such a request PROCESSING
+// when the fd closes (bao-abi.md §3.11) and the frontend context that made it waits for good
+// (§3.9), so no unbind can finish either. The daemon journals every access it takes in its state
+// file (lib/vmm/state/request-journal.ts) before handling it, and the restarted daemon completes
+// what the dead one left: a held run must see bao-sim's inflight and queued counts back at 0
+// after the restart, then recover like any other run. A run that does not recover is a failure;
+// the dispatcher is then reloaded (unloading bao-sim completes every pending access) so the next
+// run starts clean.
 //
 // Usage: node scripts/guest/kill-restart.mjs [--iterations N] [--max-seconds S] [--json]
 // Prints one line per iteration and a summary; with --json, the summary as JSON on the last line.
 // --max-seconds: no new iteration starts after S seconds (the summary says how many ran).
-// Exit 0 when every run recovered except the held ones, 1 otherwise.
+// Exit 0 when every run recovered (held ones included), 1 otherwise.
 
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 
-import { DEBUGFS, dmInfo, sleep, startDaemon as startGuestDaemon, waitFor } from './guest-daemon.mjs';
+import { DEBUGFS, dmInfo, dmStats, sleep, startDaemon as startGuestDaemon, waitFor } from './guest-daemon.mjs';
 
 const args = process.argv.slice(2);
 const at = args.indexOf('--iterations');
@@ -40,6 +42,9 @@ if (!(maxSeconds > 0)) {
 }
 const CONFIG = '/tmp/node-bao-kill-restart.yaml';
 const SOCKET = '/tmp/node-bao-kill-restart.sock';
+// The daemons' state files (each device model's transport state and request journal): what a
+// restarted daemon reads to complete the accesses the killed one took.
+const STATE_DIR = '/tmp/node-bao-kill-restart.state';
 const DRIVER = '/sys/bus/virtio/drivers/virtio_rng';
 function rngDevices() {
   const root = '/sys/bus/virtio/devices';
@@ -49,7 +54,7 @@ function rngDevices() {
 const info = dmInfo;
 
 function startDaemon() {
-  return startGuestDaemon([CONFIG, '--status-socket', SOCKET]);
+  return startGuestDaemon([CONFIG, '--status-socket', SOCKET, '--state-dir', STATE_DIR]);
 }
 
 /** Reads `count` bytes of /dev/hwrng from the frontend CPU, bounded. */
@@ -152,12 +157,16 @@ async function reloadDispatcher() {
   await unload;
 }
 
+/** Neither device model has a request queued or in flight in bao-sim. */
+const nothingPending = () => [0, 1].every((dm) => dmStats(dm).queued === 0 && dmStats(dm).inflight === 0);
+
 const bothProbed = () => rngDevices().length === 2 && fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').split('virtio_rng').length > 2;
 
 async function main() {
   execFileSync('modprobe', ['virtio_rng']);
   if (fs.existsSync('/sys/module/bao_sim')) execFileSync('rmmod', ['bao_sim']);
   execFileSync('modprobe', ['bao_sim', 'ndms=2', 'frontends=0,1']);
+  fs.rmSync(STATE_DIR, { recursive: true, force: true });
   fs.writeFileSync(
     CONFIG,
     ['devices:', ...[0, 1].flatMap((id) => [`  - id: ${id}`, '    type: rng', `    mmio_addr: ${info(id).mmio_base}`, '    data_plane: virtio']), ''].join('\n'),
@@ -184,30 +193,34 @@ async function main() {
     let recovered = false;
     let why = '';
     const phases = {};
-    if (held) {
-      why = 'the killed daemon held a frontend access (never completed without issue 13\u2019s journal)';
-    } else {
-      daemon = startDaemon();
-      try {
-        await waitFor(() => fs.existsSync(SOCKET), 180_000, 'the restarted daemon');
-        phases.startMs = Date.now() - tStart;
-        const tReset = Date.now();
-        await resetFrontends();
-        await waitFor(bothProbed, 60_000, 'both rngs back in hw_random');
-        phases.resetMs = Date.now() - tReset;
-        const tServed = Date.now();
-        recovered = await bothServed(10_000);
-        phases.servedMs = Date.now() - tServed;
-        if (!recovered) why = 'a frontend read nothing';
-      } catch (err) {
-        why = String(err.message ?? err);
+    let completedForDead = 0;
+    daemon = startDaemon();
+    try {
+      await waitFor(() => fs.existsSync(SOCKET), 180_000, 'the restarted daemon');
+      phases.startMs = Date.now() - tStart;
+      if (held) {
+        // The restarted daemon completes, from its journal, the access the killed one took.
+        await waitFor(nothingPending, 60_000, 'the restarted daemon to complete the access the killed one held');
+        completedForDead = [...daemon.output().matchAll(/left (\d+) trapped access/g)].reduce((n, m) => n + Number(m[1]), 0);
+        phases.heldDoneMs = Date.now() - tStart;
       }
-      if (!recovered) why += `; daemon stderr tail: ${daemon.output().slice(-600).replace(/\s+/g, ' ')}`;
+      const tReset = Date.now();
+      await resetFrontends();
+      await waitFor(bothProbed, 60_000, 'both rngs back in hw_random');
+      phases.resetMs = Date.now() - tReset;
+      const tServed = Date.now();
+      recovered = await bothServed(10_000);
+      phases.servedMs = Date.now() - tServed;
+      if (!recovered) why = 'a frontend read nothing';
+    } catch (err) {
+      why = String(err.message ?? err);
     }
-    results.push({ iteration: i + 1, recovered, held, ms: Date.now() - t0, ...phases, inflightAtKill: stuck.join(','), ...(why ? { why } : {}) });
+    if (!recovered) why += `; daemon stderr tail: ${daemon.output().slice(-600).replace(/\s+/g, ' ')}`;
+    results.push({ iteration: i + 1, recovered, held, completedForDead, ms: Date.now() - t0, ...phases, inflightAtKill: stuck.join(','), ...(why ? { why } : {}) });
     console.log(
       `kill-restart ${i + 1}/${iterations}: ${recovered ? 'recovered' : `NOT recovered (${why})`} in ${Date.now() - t0} ms ` +
-        `(start ${phases.startMs ?? '-'} ms, reset ${phases.resetMs ?? '-'} ms, served ${phases.servedMs ?? '-'} ms); accesses held by the killed daemon: ${stuck.join(', ')}`,
+        `(start ${phases.startMs ?? '-'} ms, reset ${phases.resetMs ?? '-'} ms, served ${phases.servedMs ?? '-'} ms); accesses held by the killed daemon: ${stuck.join(', ')}` +
+        (held ? `, completed by the restarted one after ${phases.heldDoneMs ?? '-'} ms (its log: ${completedForDead} left by the dead process)` : ''),
     );
     if (!recovered) {
       // Start the next run from a clean machine: unloading bao-sim completes every pending
@@ -233,13 +246,15 @@ async function main() {
   const done = results.length;
   const recovered = results.filter((r) => r.recovered).length;
   const held = results.filter((r) => r.held).length;
-  const failed = results.filter((r) => !r.recovered && !r.held);
+  const heldRecovered = results.filter((r) => r.held && r.recovered).length;
+  const failed = results.filter((r) => !r.recovered);
   const ms = results.filter((r) => r.recovered).map((r) => r.ms).sort((a, b) => a - b);
   const summary = {
     iterations,
     done,
     recovered,
     held,
+    heldRecovered,
     failed: failed.length,
     firstStartMs,
     recoveredMsMedian: ms[Math.floor(ms.length / 2)] ?? null,
@@ -249,7 +264,9 @@ async function main() {
     ...(unusable ? { unusable } : {}),
     failures: results.filter((r) => !r.recovered),
   };
-  console.log(`kill-restart: ${recovered} of ${done} runs recovered (${held} lost an access the killed daemon held, ${failed.length} failed otherwise); ${iterations - done} not run`);
+  console.log(
+    `kill-restart: ${recovered} of ${done} runs recovered (in ${held} the killed daemon held an access, ${heldRecovered} of them recovered); ${failed.length} failed; ${iterations - done} not run`,
+  );
   if (json) console.log(JSON.stringify(summary));
   await reloadDispatcher().catch(() => {}); // else left loaded: the guest is about to end
   process.exitCode = failed.length === 0 && !unusable ? 0 : 1;
