@@ -241,6 +241,14 @@ async function main() {
       }
     }
   }
+  // The drivers are unbound while the daemon still serves them (their removal's accesses are
+  // answered at once, and hw_random has no other virtio_rng left to switch to), then the daemon
+  // stops and bao-sim unloads with no driver bound: the order that cannot lock up.
+  const daemonAlive = daemon.child.exitCode === null && daemon.child.signalCode === null;
+  if (daemonAlive) {
+    const bound = rngDevices().filter((dev) => fs.existsSync(`${DRIVER}/${dev}`));
+    await Promise.all(bound.map((dev) => sysfsWrite(`${DRIVER}/unbind`, dev, 60_000))).catch((err) => console.log(`kill-restart: final unbind: ${err.message}`));
+  }
   daemon.child.kill('SIGTERM');
   const code = await Promise.race([daemon.exited, sleep(15_000).then(() => 'timeout')]);
   const done = results.length;
