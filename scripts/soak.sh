@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Soak (not in CI): boots the Bao-equivalent guest and keeps every device busy for a given time
 # (scripts/guest/soak.mjs), printing the daemon's RSS, heap, open fds, event-loop delay and each
-# device's throughput at intervals. Needs `npm run build` first. One guest at a time per machine.
+# device's throughput at intervals, and at the end a verdict: "soak verdict: FLAT" or "NOT FLAT"
+# with the failed checks (RSS, heap, fds, event-loop delay, throughput; scripts/guest/soak.mjs
+# verdict() has the rules); exits 0 only when flat. Needs `npm run build` first. One guest at a
+# time per machine: `npm run build && flock /work/qemu.lock bash scripts/soak.sh 3600 60`.
 # Usage: scripts/soak.sh [duration seconds (3600)] [interval seconds (60)]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

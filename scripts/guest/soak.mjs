@@ -4,9 +4,11 @@
 // whole run: /dev/hwrng read without pause, /dev/hvc0 written by the frontend and read by a
 // socket client at the backend, backend input typed back to the frontend. At every interval it
 // prints the daemon's RSS, heap, open fds, event-loop delay (from its status socket) and the
-// throughput of each device since the previous line; at the end, first and last figures side by side.
+// throughput of each device since the previous line; at the end, first and last figures side by
+// side and a verdict, flat or not flat, with the reasons (see verdict() for the rules). Exit 0
+// only when flat.
 //
-// Usage: node scripts/guest/soak.mjs [--duration S (3600)] [--interval S (60)] [--json]
+// Usage: node scripts/guest/soak.mjs [--duration S (3600)] [--interval S (60)]
 
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -119,7 +121,8 @@ async function main() {
     logBytes += d.length;
     logLines += d.toString().split('\n').length - 1;
   });
-  await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng') && consoleReady(), 60_000, 'rng and console frontends');
+  // A daemon start takes 15-30 s under TCG, more on a loaded host.
+  await waitFor(() => fs.readFileSync('/sys/class/misc/hw_random/rng_available', 'utf8').includes('virtio_rng') && consoleReady(), 240_000, 'rng and console frontends');
   execFileSync('bao-cpu-split', ['0']);
 
   // The backend's side of the console: a client that reads everything and types a line a second.
@@ -161,10 +164,22 @@ async function main() {
     rows.push(row);
     console.log(`soak ${JSON.stringify(row)}`);
   };
-  await sample();
+  let statusFailures = 0;
+  for (let tries = 0; ; tries += 1) {
+    try {
+      await sample();
+      break;
+    } catch (err) {
+      if (tries >= 30) throw err;
+      await sleep(1000);
+    }
+  }
   while (Date.now() - t0 < durationS * 1000 && daemon.exitCode === null) {
     await sleep(Math.min(intervalS * 1000, durationS * 1000 - (Date.now() - t0)));
-    await sample().catch((err) => console.log(`soak: status failed: ${err.message}`));
+    await sample().catch((err) => {
+      statusFailures += 1;
+      console.log(`soak: status failed: ${err.message}`);
+    });
   }
   clearInterval(typing);
   for (const l of loads) l.kill('SIGKILL');
@@ -187,9 +202,73 @@ async function main() {
     logBytes,
     exit: code,
   };
+  const v = verdict(rows, code, statusFailures);
+  summary.verdict = v.flat ? 'flat' : 'not flat';
+  summary.checks = v.checks;
   console.log(`soak summary ${JSON.stringify(summary)}`);
-  execFileSync('rmmod', ['bao_sim'], { timeout: 20_000 });
-  process.exitCode = code === 0 ? 0 : 1;
+  for (const c of v.checks) console.log(`soak check ${c.ok ? 'ok  ' : 'FAIL'} ${c.what}: ${c.detail}`);
+  console.log(`soak verdict: ${v.flat ? 'FLAT' : 'NOT FLAT'}${v.flat ? '' : ` (${v.checks.filter((c) => !c.ok).map((c) => c.what).join(', ')})`}`);
+  try {
+    execFileSync('rmmod', ['bao_sim'], { timeout: 20_000 });
+  } catch (err) {
+    console.log(`soak: rmmod bao_sim failed (${err.message}); the verdict stands`);
+  }
+  process.exitCode = v.flat ? 0 : 1;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
+};
+const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+/**
+ * Flat or not. The first quarter of the run (at least the first sample, taken before any load
+ * figure exists) is warm-up: JIT, pools and buffers filling. The rest is cut in thirds, and the
+ * last third is held against the first:
+ *   * the daemon stayed alive, answered every sample, and exited 0 at SIGTERM;
+ *   * RSS and heap: the lowest value of the last third (the level after GCs, not a sawtooth
+ *     peak) is at most 10 % + 8 MiB above the lowest of the first third;
+ *   * open fds: the highest of the last third is at most 2 above the highest of the first;
+ *   * event-loop delay: the median p99 of the last third is at most 2x that of the first + 20 ms;
+ *   * throughput (rng bytes, console output): the mean of the last third is at least half that
+ *     of the first, and never zero for a whole third.
+ * A run too short for three samples after warm-up cannot be judged: not flat.
+ */
+function verdict(rows, exitCode, statusFailures) {
+  const checks = [];
+  const check = (what, ok, detail) => checks.push({ what, ok, detail });
+  const warm = Math.max(1, rows.findIndex((r) => r.elapsedS >= (rows.at(-1)?.elapsedS ?? 0) / 4));
+  const judged = rows.slice(warm);
+  check('daemon alive', rows.every((r) => r.alive) && exitCode === 0, `alive at every sample: ${rows.every((r) => r.alive)}; exit at SIGTERM: ${exitCode}`);
+  check('status answered', statusFailures === 0, `${rows.length} samples, ${statusFailures} status requests failed`);
+  if (judged.length < 3) {
+    check('enough samples', false, `${judged.length} after warm-up; need 3 (a longer run or a shorter interval)`);
+    return { flat: false, checks };
+  }
+  const third = Math.max(1, Math.floor(judged.length / 3));
+  const a = judged.slice(0, third);
+  const b = judged.slice(-third);
+  const min = (rs, k) => Math.min(...rs.map((r) => r[k]));
+  const max = (rs, k) => Math.max(...rs.map((r) => r[k]));
+  for (const k of ['rssMB', 'heapMB']) {
+    const from = min(a, k);
+    const to = min(b, k);
+    check(k === 'rssMB' ? 'RSS' : 'heap', to <= from * 1.1 + 8, `lowest ${from} MiB in the first third, ${to} MiB in the last (allowed ${(from * 1.1 + 8).toFixed(1)})`);
+  }
+  check('open fds', max(b, 'fds') <= max(a, 'fds') + 2, `highest ${max(a, 'fds')} in the first third, ${max(b, 'fds')} in the last`);
+  const eldA = median(a.map((r) => r.eldP99Ms ?? 0));
+  const eldB = median(b.map((r) => r.eldP99Ms ?? 0));
+  check('event-loop delay', eldB <= 2 * eldA + 20, `median p99 ${eldA} ms in the first third, ${eldB} ms in the last`);
+  for (const [k, what] of [
+    ['rngKBs', 'rng throughput'],
+    ['txKBs', 'console output throughput'],
+  ]) {
+    const ta = mean(a.map((r) => r[k]));
+    const tb = mean(b.map((r) => r[k]));
+    check(what, tb >= ta / 2 && tb > 0, `mean ${ta.toFixed(1)} KiB/s in the first third, ${tb.toFixed(1)} KiB/s in the last`);
+  }
+  return { flat: checks.every((c) => c.ok), checks, warmupSamples: warm };
 }
 
 await main();

@@ -134,7 +134,16 @@ export class DeviceHarness {
   ) {
     region.clear();
     const interrupts = new InterruptCounter();
-    const transport = new MmioTransport(device, { memory: region.memory, interrupt: interrupts });
+    // The transport's log limiter takes its clock and its summary timer from the scripted loop
+    // too. With its default, a real unref'd 5 s setTimeout, every input whose device logged past
+    // the burst left a timer (and its limiter) behind: the engine's synchronous loop never gives
+    // the event loop a turn, so none of them ever fired (MEMORY_GROWTH after 770,048 mmio inputs,
+    // about 600 bytes per such input). In the daemon that timer fires 5 s later, one per transport.
+    const transport = new MmioTransport(device, {
+      memory: region.memory,
+      interrupt: interrupts,
+      logLimit: { now: loop.now, setTimer: (fn, ms) => void loop.after(fn, ms) },
+    });
     this.driver = new MockDriver(transport, region.memory, interrupts, new GuestAllocator(region.memory), region.backing, GUARD);
     this.queueCount = device.queueMaxSizes.length;
   }

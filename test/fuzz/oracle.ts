@@ -301,6 +301,10 @@ export function checkMemory(): void {
     baseline = baseline < 0 ? used : Math.max(baseline, used);
     return;
   }
+  // Under the engine, a line now and then shows whether the heap stays flat over a long run.
+  if (process.env['NODE_BAO_FUZZ_ENGINE'] === '1' && iterations % (16 * SAMPLE_EVERY) === 0) {
+    process.stderr.write(`oracle: heap ${(used / 1048576).toFixed(1)} MiB after ${iterations} inputs (${(baseline / 1048576).toFixed(1)} MiB after warm-up)\n`);
+  }
   if (used > baseline + HEAP_SLACK) {
     violated('MEMORY_GROWTH', `heap ${Math.round(used / 1048576)} MiB after ${iterations} inputs, ${Math.round(baseline / 1048576)} MiB after warm-up`);
   }

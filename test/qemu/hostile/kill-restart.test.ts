@@ -3,9 +3,12 @@
 // guest's virtio_rng drivers read from it, started again, the frontends are reset (unbind and
 // bind), and each run must recover: both frontends are served by the new process.
 //
-// A run whose killed daemon had taken an access and not completed it cannot recover today (that
-// frontend context waits for good; issue 13's journal lets a restarted daemon complete it): the
-// script counts it as "held" and reloads the dispatcher; such runs are printed, not failed.
+// About a third of the kills land while the daemon holds an access it took and had not completed
+// ("held": that frontend context waits until someone completes it, bao-abi.md §3.9); the
+// restarted daemon completes it from its request journal, and such a run must recover too. The
+// one exception, counted apart and printed: the driver handed the request to the ATTACH thread as
+// it was being killed, before the journal could see it (scripts/guest/kill-restart.mjs says why
+// only the driver can fix that); the machine is then reset by reloading bao-sim.
 // Under TCG each daemon start takes 15-30 s, so two runs take about 90 s of guest time.
 
 import { spawn } from 'node:child_process';
@@ -16,11 +19,11 @@ import { describe, expect, it } from 'vitest';
 import { guestSkipReason } from '../support/bao-sim.js';
 
 const ITERATIONS = 2;
-// Opt-in until the reload after a held run (scripts/guest/kill-restart.mjs reloadDispatcher) is
-// proven in the test machine: in the first stress run 4 of 12 runs were held, and reloading
-// bao-sim after one of them locked up (hw_random reading the other, unserved virtio_rng), which
-// would leave the guest unusable for the test files after this one.
-const optIn = process.env.NODE_BAO_KILL_RESTART === '1' ? undefined : 'kill-restart runs only with NODE_BAO_KILL_RESTART=1 (its reload after a held run is not yet proven)';
+// Opt-in until it has passed in the test machine: in its one run with the current script both
+// runs went as they must (one recovered, one held access lost in the driver and counted apart),
+// but the cleanup after the last run died on an unhandled rejection (rmmod of a module already
+// unloaded), fixed since and not run again.
+const optIn = process.env.NODE_BAO_KILL_RESTART === '1' ? undefined : 'kill-restart runs only with NODE_BAO_KILL_RESTART=1 (it has not yet passed whole in the test machine)';
 const skip = guestSkipReason ?? optIn ?? (os.cpus().length < 2 ? 'kill-restart needs 2 CPUs (the frontend\u2019s and the backend\u2019s)' : undefined);
 if (guestSkipReason === undefined && skip !== undefined) console.warn(`skipped: ${skip}`);
 
@@ -28,6 +31,8 @@ interface Summary {
   readonly done: number;
   readonly recovered: number;
   readonly held: number;
+  readonly heldRecovered: number;
+  readonly lostInDriver: number;
   readonly failed: number;
   readonly unusable?: string;
 }
@@ -48,8 +53,11 @@ describe.skipIf(skip !== undefined)('a daemon killed with SIGKILL under load', (
     expect(summary.done, out).toBe(ITERATIONS);
     expect(summary.unusable, out).toBeUndefined();
     expect(summary.failed, out).toBe(0);
-    expect((summary.recovered ?? 0) + (summary.held ?? 0), out).toBe(ITERATIONS);
-    if ((summary.held ?? 0) > 0) console.warn(`kill-restart: ${summary.held} of ${ITERATIONS} runs lost an access the killed daemon held (needs issue 13), not counted as failures`);
+    expect((summary.recovered ?? 0) + (summary.lostInDriver ?? 0), out).toBe(ITERATIONS);
+    expect((summary.heldRecovered ?? 0) + (summary.lostInDriver ?? 0), out).toBe(summary.held);
+    if ((summary.lostInDriver ?? 0) > 0) {
+      console.warn(`kill-restart: in ${summary.lostInDriver} of ${ITERATIONS} runs the driver handed an access to the ATTACH thread being killed (no journal entry; see scripts/guest/kill-restart.mjs), counted apart`);
+    }
     expect(code, out).toBe(0);
   }, 900_000);
 });
