@@ -117,6 +117,8 @@ handoff_lines() { # log label
     }' "$1" "$2" >> $OUT
 }
 
+cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
+tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 : > $OUT
 echo "# samples=$SAMPLES parts=$PARTS kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) loadavg(guest)=$(cut -d' ' -f1-3 /proc/loadavg)" >> $OUT
 
@@ -154,6 +156,53 @@ if part mmio; then (
   [ $js_rc = 0 ] || { tail -n 20 /tmp/baoctl-js.log; fail "baoctl run (js) exited $js_rc"; }
   handoff_lines /tmp/baoctl-hot.log node-bao
   bao-export $OUT mmio-roundtrip.txt # what is done so far survives a timeout later
+) || bao-export $OUT mmio-roundtrip.txt; fi
+
+if part diag; then (
+  # Where a JS-path access spends the guest's CPU: the clock source (a clock read is a syscall
+  # without a vDSO clock), page-table isolation (every syscall then switches page tables, which
+  # under TCG empties the soft TLB), context switches per access of each thread, and, when
+  # strace was shipped, the syscalls per access. Same DMs as the mmio part: 0 node-bao, 1 C floor.
+  echo "# diag clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) meltdown '$(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null)' flags $(grep -m1 -o -w -E 'pti|pcid|constant_tsc|nonstop_tsc|tsc_known_freq' /proc/cpuinfo | tr '\n' ,)" >> $OUT
+  load ndms=2
+  rng_yaml /tmp/bench-diag.yaml 0
+  run_node /tmp/bench-diag.yaml /tmp/baoctl-diag.log
+  d_pid=$!
+  $back bao-bench-responder 1 "$(base 1)" > /tmp/responder-diag.log 2>&1 &
+  c_pid=$!
+  for dm in 1 0; do [ "$(access_read $dm 0)" = 0x74726976 ] || fail "diag: DM $dm did not answer"; done
+  csw() { # pid -> "tid:comm:voluntary+nonvoluntary ..." of every thread
+    for t in /proc/$1/task/*; do
+      printf '%s:%s:%s ' "${t##*/}" "$(tr ' ' _ < $t/comm)" "$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' $t/status)"
+    done
+  }
+  N=300
+  for spec in node-bao:0:$d_pid:0x10 node-bao-hot:0:$d_pid:0x60 c-floor:1:$c_pid:0x10; do
+    label=${spec%%:*}; rest=${spec#*:}; dm=${rest%%:*}; rest=${rest#*:}; pid=${rest%%:*}; off=${rest#*:}
+    sh -c "exec 4<>$D/dm$dm/bench && echo '50 $off 4' >&4 && cat <&4" > /dev/null # warm-up
+    a=$(csw $pid); c0=$(cpu $pid)
+    avg=$(sh -c "exec 4<>$D/dm$dm/bench && echo '$N $off 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}')
+    c1=$(cpu $pid); b=$(csw $pid)
+    # Threads whose switch count moved, as switches per access.
+    echo "$a" "|" "$b" | awk -v n=$N -v l=$label -v avg="$avg" -v cpu=$((c1 - c0)) -v tck=$tck '{
+      for (i = 1; $i != "|"; i++) { split($i, w, ":"); before[w[1]] = w[3] }
+      out = ""
+      for (i++; i <= NF; i++) { split($i, w, ":"); d = w[3] - before[w[1]]; if (d > 0) out = out sprintf(" %s %.2f", w[2], d / n) }
+      printf "# diag %s: %d accesses, avg %.0f us, process CPU %.0f us per access, context switches per access:%s\n", l, n, avg / 1000, cpu / tck * 1e6 / n, out
+    }' >> $OUT
+    if command -v strace > /dev/null; then
+      strace -c -f -p $pid -o /tmp/strace-$label.txt &
+      s_pid=$!
+      sleep 1
+      sh -c "exec 4<>$D/dm$dm/bench && echo '$N $off 4' >&4 && cat <&4" > /dev/null
+      kill -INT $s_pid; wait $s_pid
+      echo "# diag strace -c -f, $label, $N accesses:" >> $OUT
+      sed 's/^/#   /' /tmp/strace-$label.txt >> $OUT
+    fi
+  done
+  stop_pid $d_pid "baoctl run (diag)"
+  kill -TERM $c_pid; wait $c_pid
+  bao-export $OUT mmio-roundtrip.txt
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
 if part qd1; then (
@@ -238,8 +287,6 @@ if part par; then (
   bao-export $OUT mmio-roundtrip.txt
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
-cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
-tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 idle_windows() { # pid label
   # A bare node process started alongside: what an idle Node.js costs here by itself.
