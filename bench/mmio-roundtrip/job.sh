@@ -1,5 +1,6 @@
 # Guest job of bench/run-qemu-bench.sh (runs as /job.sh in /project, busybox sh, under
-# qemu/run.sh). Parts, each selected by BENCH_PARTS (default: all), in this one boot:
+# qemu/run.sh). Parts, each selected by BENCH_PARTS (default: all but diag), in this one boot, run
+# in the order mmio, idle, diag, qd1, par (each exports what is done, so a timeout keeps it):
 #
 # mmio  Frontend register round trips per register class, single trips timed by bao-sim's debugfs
 #       `dm<N>/bench` (count 1; qemu/tools/bao-bench-sample), the responders taking turns access
@@ -23,6 +24,9 @@
 # idle  16 virtio-rng device models, no driver bound; then idle-bound: 8 rng + 8 console device
 #       models with the guest's drivers bound and idle. Kick watchdog on: CPU seconds
 #       (utime + stime) over BENCH_IDLE_S and RSS, a bare node alongside.
+# diag  Clock source and page-table isolation of the guest; context switches per access of each
+#       thread and process CPU per access, node-bao's JS path and hot cells against the C floor;
+#       syscalls per access with strace -c when the wrapper shipped it.
 #
 # BENCH_SAMPLES, BENCH_IDLE_S, BENCH_PARTS, BENCH_ROUND_S are prepended by the wrapper.
 # Results: /tmp/mmio-roundtrip.txt.
@@ -42,7 +46,7 @@ fail() {
   wait
   exit 1
 }
-part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+part() { case " $PARTS " in *" $1 "*) echo "bench: part $1 at $(now) s" >&2; return 0 ;; esac; return 1; }
 
 base() { awk '$1 == "mmio_base" {print $2}' $D/dm$1/info; }
 dmstat() { awk -v k="$2" '$1 == k {print $2}' $D/dm$1/stats; }
@@ -158,6 +162,49 @@ if part mmio; then (
   bao-export $OUT mmio-roundtrip.txt # what is done so far survives a timeout later
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
+idle_windows() { # pid label
+  # A bare node process started alongside: what an idle Node.js costs here by itself.
+  $back node -e 'setInterval(() => {}, 1 << 30)' &
+  bare_pid=$!
+  sleep 2 # startup settles (module loading, JIT)
+  # Two windows back to back: the first still carries the tail of startup (lazy compilation, GC).
+  for w in 1 2; do
+    c0=$(cpu $1); b0=$(cpu $bare_pid)
+    sleep "$IDLE_S"
+    c1=$(cpu $1); b1=$(cpu $bare_pid)
+    rss=$(awk '$1 == "VmRSS:" {print $2}' /proc/$1/status)
+    thr=$(awk '$1 == "Threads:" {print $2}' /proc/$1/status)
+    echo "idle devices 16 window_s $IDLE_S cpu_s $(secs "$c0" "$c1") rss_kb $rss threads $thr bare_node_cpu_s $(secs "$b0" "$b1") window $w case $2" >> $OUT
+  done
+  kill -TERM $bare_pid
+}
+
+if part idle && [ "$IDLE_S" -gt 0 ]; then (
+  load ndms=16
+  rng_yaml /tmp/bench-idle.yaml 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
+  run_node /tmp/bench-idle.yaml /tmp/baoctl-idle.log
+  idle_pid=$!
+  for dm in 0 15; do
+    [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-idle.log; fail "idle: DM $dm did not answer"; }
+  done
+  idle_windows $idle_pid no-driver
+  stop_pid $idle_pid "baoctl run (idle)"
+  bao-export $OUT mmio-roundtrip.txt
+
+  modprobe virtio_rng
+  modprobe virtio_console
+  load ndms=16 frontends=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+  rng_yaml /tmp/bench-idle-bound.yaml 0 1 2 3 4 5 6 7
+  console_yaml /tmp/bench-idle-bound.yaml 8 9 10 11 12 13 14 15
+  run_node /tmp/bench-idle-bound.yaml /tmp/baoctl-idle-bound.log
+  idle_pid=$!
+  wait_for 300 "16 drivers" bound 16 || { tail -n 20 /tmp/baoctl-idle-bound.log; fail "idle: the 16 drivers did not bind"; }
+  idle_windows $idle_pid drivers-bound
+  stop_pid $idle_pid "baoctl run (idle, drivers bound)"
+  rmmod virtio_console 2>/dev/null
+  rmmod virtio_rng 2>/dev/null
+  bao-export $OUT mmio-roundtrip.txt
+) || bao-export $OUT mmio-roundtrip.txt; fi
 if part diag; then (
   # Where a JS-path access spends the guest's CPU: the clock source (a clock read is a syscall
   # without a vDSO clock), page-table isolation (every syscall then switches page tables, which
@@ -213,16 +260,18 @@ if part qd1; then (
   n_pid=$!
   $back bao-bench-rng 1 "$(base 1)" > /tmp/bench-rng.log 2>&1 &
   r_pid=$!
+  echo "bench: qd1: waiting for the two rng drivers"
   wait_for 240 "two rng drivers" bound 2 || { tail -n 20 /tmp/baoctl-qd1.log; cat /tmp/bench-rng.log; fail "qd1: the rng drivers did not bind"; }
   # Which hwrng is which DM: read through each and see whose kicks move.
   names=""
   for name in $(cat /sys/class/misc/hw_random/rng_available); do
     echo "$name" > /sys/class/misc/hw_random/rng_current
     k0=$(dmstat 0 ioeventfd_signals)
-    dd if=/dev/hwrng of=/dev/null bs=64 count=8 2>/dev/null
+    timeout 60 dd if=/dev/hwrng of=/dev/null bs=64 count=8 2>/dev/null || { tail -n 20 /tmp/baoctl-qd1.log; cat /tmp/bench-rng.log; fail "qd1: no entropy from $name within 60 s"; }
     if [ "$(dmstat 0 ioeventfd_signals)" != "$k0" ]; then names="$names node-bao:0:$name"; else names="$names c-floor:1:$name"; fi
   done
   echo "# qd1 devices:$names" >> $OUT
+  echo "bench: qd1 devices:$names"
   rounds=8
   r=0
   while [ $r -lt $rounds ]; do
@@ -231,7 +280,7 @@ if part qd1; then (
     for t in $order; do
       label=${t%%:*}; rest=${t#*:}; dm=${rest%%:*}; name=${rest#*:}
       echo "$name" > /sys/class/misc/hw_random/rng_current
-      dd if=/dev/hwrng of=/dev/null bs=64 count=4 2>/dev/null # the switch settles
+      timeout 30 dd if=/dev/hwrng of=/dev/null bs=64 count=4 2>/dev/null || fail "qd1: $label gave no entropy within 30 s" # the switch settles
       k0=$(dmstat $dm ioeventfd_signals); i0=$(dmstat $dm fe_interrupts); q0=$(dmstat $dm requests); t0=$(now)
       timeout "$ROUND_S" dd if=/dev/hwrng of=/dev/null bs=64 2>/dev/null
       t1=$(now); k1=$(dmstat $dm ioeventfd_signals); i1=$(dmstat $dm fe_interrupts); q1=$(dmstat $dm requests)
@@ -258,7 +307,7 @@ if part par; then (
     [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-par.log; fail "par: DM $dm did not answer"; }
   done
   flood() { # dm count offset -> avg_ns
-    sh -c "exec 4<>$D/dm$1/bench && echo '$2 $3 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}'
+    timeout 120 sh -c "exec 4<>$D/dm$1/bench && echo '$2 $3 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}'
   }
   for spec in isr-read:0x60:400 features-read:0x10:150; do
     class=${spec%%:*}; rest=${spec#*:}; off=${rest%%:*}; count=${rest#*:}
@@ -288,46 +337,6 @@ if part par; then (
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
 secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
-idle_windows() { # pid label
-  # A bare node process started alongside: what an idle Node.js costs here by itself.
-  $back node -e 'setInterval(() => {}, 1 << 30)' &
-  bare_pid=$!
-  sleep 2 # startup settles (module loading, JIT)
-  # Two windows back to back: the first still carries the tail of startup (lazy compilation, GC).
-  for w in 1 2; do
-    c0=$(cpu $1); b0=$(cpu $bare_pid)
-    sleep "$IDLE_S"
-    c1=$(cpu $1); b1=$(cpu $bare_pid)
-    rss=$(awk '$1 == "VmRSS:" {print $2}' /proc/$1/status)
-    thr=$(awk '$1 == "Threads:" {print $2}' /proc/$1/status)
-    echo "idle devices 16 window_s $IDLE_S cpu_s $(secs "$c0" "$c1") rss_kb $rss threads $thr bare_node_cpu_s $(secs "$b0" "$b1") window $w case $2" >> $OUT
-  done
-  kill -TERM $bare_pid
-}
-
-if part idle && [ "$IDLE_S" -gt 0 ]; then (
-  load ndms=16
-  rng_yaml /tmp/bench-idle.yaml 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
-  run_node /tmp/bench-idle.yaml /tmp/baoctl-idle.log
-  idle_pid=$!
-  for dm in 0 15; do
-    [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-idle.log; fail "idle: DM $dm did not answer"; }
-  done
-  idle_windows $idle_pid no-driver
-  stop_pid $idle_pid "baoctl run (idle)"
-  bao-export $OUT mmio-roundtrip.txt
-
-  modprobe virtio_rng
-  modprobe virtio_console
-  load ndms=16 frontends=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-  rng_yaml /tmp/bench-idle-bound.yaml 0 1 2 3 4 5 6 7
-  console_yaml /tmp/bench-idle-bound.yaml 8 9 10 11 12 13 14 15
-  run_node /tmp/bench-idle-bound.yaml /tmp/baoctl-idle-bound.log
-  idle_pid=$!
-  wait_for 300 "16 drivers" bound 16 || { tail -n 20 /tmp/baoctl-idle-bound.log; fail "idle: the 16 drivers did not bind"; }
-  idle_windows $idle_pid drivers-bound
-  stop_pid $idle_pid "baoctl run (idle, drivers bound)"
-) fi
 cat $OUT
 bao-export $OUT mmio-roundtrip.txt
 exit 0
