@@ -14,6 +14,7 @@ import { REVISION_ID } from '../../lib/uapi/index.js';
 import { IoOp } from '../../lib/uapi/constants.js';
 import { silentLogger } from '../../lib/virtio/logger.js';
 import { DeviceModelServer } from '../../lib/vmm/device-model-server.js';
+import { DeviceStateFile } from '../../lib/vmm/state/index.js';
 
 const addon = loadAddon();
 const base = Number(process.env['FAKE_BAO_FD']);
@@ -44,10 +45,15 @@ function handleOn(fd: number, id: number): DeviceModelHandle {
   } as unknown as DeviceModelHandle;
 }
 
+// As `baoctl run` serves by default: each device model keeps its state file (lib/vmm/state), here
+// in a directory of its own on /dev/shm when there is one (tmpfs, as /run is). FAKE_BAO_STATE=none: without.
+const stateDir = process.env['FAKE_BAO_STATE'] === 'none' ? undefined : fs.mkdtempSync(`${fs.existsSync('/dev/shm') ? '/dev/shm' : '/tmp'}/nb-handoff-`);
+const stateFile = (id: number) => (stateDir === undefined ? {} : { stateFile: DeviceStateFile.open(stateDir, { dmId: id, mmioAddr: mmio.toString(16), type: 'rng' }, addon) });
 const servers = [
-  DeviceModelServer.start({ handle: handleOn(base, 0), device: new RngDevice({ queueSize: 256 }), mmioAddr: mmio, log: silentLogger }),
-  DeviceModelServer.start({ handle: handleOn(base + 2, 2), device: new RngDevice({ queueSize: 256 }), mmioAddr: mmio, log: silentLogger, hotRegisters: false }),
+  DeviceModelServer.start({ handle: handleOn(base, 0), device: new RngDevice({ queueSize: 256 }), mmioAddr: mmio, log: silentLogger, ...stateFile(0) }),
+  DeviceModelServer.start({ handle: handleOn(base + 2, 2), device: new RngDevice({ queueSize: 256 }), mmioAddr: mmio, log: silentLogger, hotRegisters: false, ...stateFile(2) }),
 ];
+console.log(`# state files: ${stateDir ?? 'none'}`);
 const deadline = Date.now() + 600_000;
 while (!fs.existsSync(out)) {
   if (Date.now() > deadline) throw new Error('the fake frontend did not finish');
@@ -60,4 +66,5 @@ for (const s of servers) {
   console.log(`# dm served: ${snap.server.requests} through JS, ${snap.server.hotAccesses ?? 0} by hot cells${t}`);
 }
 process.stdout.write(fs.readFileSync(out, 'utf8'));
+if (stateDir !== undefined) fs.rmSync(stateDir, { recursive: true, force: true });
 process.exit(0);
