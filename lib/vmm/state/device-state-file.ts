@@ -18,6 +18,8 @@ import { RequestJournal } from './request-journal.js';
 import { MAX_PAYLOAD, STATE_FILE_BYTES, StateImage } from './state-image.js';
 
 const encoder = new TextEncoder();
+/** Where save() encodes: one per thread (save is synchronous), not one per device model. */
+const scratch = new Uint8Array(MAX_PAYLOAD);
 
 /** Where state files live unless the config or the command line says otherwise. */
 export const DEFAULT_STATE_DIR = '/run/node-bao';
@@ -40,7 +42,6 @@ export class DeviceStateFile implements DeviceStateStore {
   private closed = false;
   /** The JSON of the image last written by save(); undefined when the file may hold another. */
   private lastSaved: string | undefined;
-  private readonly scratch = new Uint8Array(MAX_PAYLOAD);
 
   private constructor(
     readonly path: string,
@@ -112,9 +113,9 @@ export class DeviceStateFile implements DeviceStateStore {
     if (this.closed) return;
     const json = JSON.stringify({ identity: this.identity, transport: state.transport });
     if (json === this.lastSaved) return;
-    const { read, written } = encoder.encodeInto(json, this.scratch);
+    const { read, written } = encoder.encodeInto(json, scratch);
     if (read !== json.length) throw new RangeError(`state of more than ${MAX_PAYLOAD} bytes exceeds the slot`);
-    this.image.write(this.scratch.subarray(0, written));
+    this.image.write(scratch.subarray(0, written));
     this.lastSaved = json;
   }
 
