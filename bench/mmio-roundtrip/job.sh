@@ -123,6 +123,7 @@ handoff_lines() { # log label
 
 cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
 tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 : > $OUT
 echo "# samples=$SAMPLES parts=$PARTS kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) loadavg(guest)=$(cut -d' ' -f1-3 /proc/loadavg)" >> $OUT
 
@@ -336,7 +337,6 @@ if part par; then (
   bao-export $OUT mmio-roundtrip.txt
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
-secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 cat $OUT
 bao-export $OUT mmio-roundtrip.txt
 exit 0
