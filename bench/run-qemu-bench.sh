@@ -11,10 +11,12 @@
 #         minimal C virtio-rng device model (qemu/tools/bao-bench-rng), rounds interleaved;
 #   par   four device models in one node-bao, 1, 2 or 4 of them busy at once with trapped
 #         accesses (hot and cold), total and per-device rates;
-#   idle  16 idle device models' CPU and RSS, without drivers and with 16 guest drivers bound.
+#   idle  16 idle device models' CPU and RSS, without drivers and with 16 guest drivers bound;
+#   diag  (only when named) clock source, page-table isolation, context switches and syscalls
+#         (strace, shipped from the host) per access, node-bao's JS path against the C floor.
 #
 # Usage: bash bench/run-qemu-bench.sh [-s <samples per path and class>] [--idle <seconds>, 0: skip]
-#                                     [--smp <n>] [--parts "mmio qd1 par idle"] [--round <s>]
+#                                     [--smp <n>] [--parts "mmio qd1 par idle diag"] [--round <s>]
 # Defaults: -s 1000 --idle 60 --smp 2, all parts, 4 s rounds (about 12 minutes under TCG: run
 # the parts in two boots on a shared machine, e.g. --parts "mmio qd1 par" then --parts idle).
 # Needs `npm run build`.
@@ -55,6 +57,14 @@ for tool in bao-bench-responder bao-bench-sample bao-bench-rng; do
   fi
   tool_files+=(--file "$cache/$tool:/usr/bin/$tool")
 done
+
+# The diag part counts syscalls with strace when the host has it: shipped with its libraries.
+case " $parts " in *" diag "*)
+  if st=$(command -v strace); then
+    tool_files+=(--file "$st:/usr/bin/strace")
+    for lib in $(ldd "$st" | awk '/=>/ && $3 ~ /^\// {print $3}'); do tool_files+=(--file "$(readlink -f "$lib"):$lib"); done
+  fi ;;
+esac
 
 results="$cache/qemu"
 rm -rf "$results"

@@ -1,5 +1,6 @@
 # Guest job of bench/run-qemu-bench.sh (runs as /job.sh in /project, busybox sh, under
-# qemu/run.sh). Parts, each selected by BENCH_PARTS (default: all), in this one boot:
+# qemu/run.sh). Parts, each selected by BENCH_PARTS (default: all but diag), in this one boot, run
+# in the order mmio, idle, diag, qd1, par (each exports what is done, so a timeout keeps it):
 #
 # mmio  Frontend register round trips per register class, single trips timed by bao-sim's debugfs
 #       `dm<N>/bench` (count 1; qemu/tools/bao-bench-sample), the responders taking turns access
@@ -23,6 +24,9 @@
 # idle  16 virtio-rng device models, no driver bound; then idle-bound: 8 rng + 8 console device
 #       models with the guest's drivers bound and idle. Kick watchdog on: CPU seconds
 #       (utime + stime) over BENCH_IDLE_S and RSS, a bare node alongside.
+# diag  Clock source and page-table isolation of the guest; context switches per access of each
+#       thread and process CPU per access, node-bao's JS path and hot cells against the C floor;
+#       syscalls per access with strace -c when the wrapper shipped it.
 #
 # BENCH_SAMPLES, BENCH_IDLE_S, BENCH_PARTS, BENCH_ROUND_S are prepended by the wrapper.
 # Results: /tmp/mmio-roundtrip.txt.
@@ -42,7 +46,7 @@ fail() {
   wait
   exit 1
 }
-part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+part() { case " $PARTS " in *" $1 "*) echo "bench: part $1 at $(now) s" >&2; return 0 ;; esac; return 1; }
 
 base() { awk '$1 == "mmio_base" {print $2}' $D/dm$1/info; }
 dmstat() { awk -v k="$2" '$1 == k {print $2}' $D/dm$1/stats; }
@@ -117,6 +121,9 @@ handoff_lines() { # log label
     }' "$1" "$2" >> $OUT
 }
 
+cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
+tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 : > $OUT
 echo "# samples=$SAMPLES parts=$PARTS kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) loadavg(guest)=$(cut -d' ' -f1-3 /proc/loadavg)" >> $OUT
 
@@ -156,91 +163,6 @@ if part mmio; then (
   bao-export $OUT mmio-roundtrip.txt # what is done so far survives a timeout later
 ) || bao-export $OUT mmio-roundtrip.txt; fi
 
-if part qd1; then (
-  modprobe virtio_rng
-  load ndms=2 frontends=0,1
-  rng_yaml /tmp/bench-qd1.yaml 0
-  run_node /tmp/bench-qd1.yaml /tmp/baoctl-qd1.log
-  n_pid=$!
-  $back bao-bench-rng 1 "$(base 1)" > /tmp/bench-rng.log 2>&1 &
-  r_pid=$!
-  wait_for 240 "two rng drivers" bound 2 || { tail -n 20 /tmp/baoctl-qd1.log; cat /tmp/bench-rng.log; fail "qd1: the rng drivers did not bind"; }
-  # Which hwrng is which DM: read through each and see whose kicks move.
-  names=""
-  for name in $(cat /sys/class/misc/hw_random/rng_available); do
-    echo "$name" > /sys/class/misc/hw_random/rng_current
-    k0=$(dmstat 0 ioeventfd_signals)
-    dd if=/dev/hwrng of=/dev/null bs=64 count=8 2>/dev/null
-    if [ "$(dmstat 0 ioeventfd_signals)" != "$k0" ]; then names="$names node-bao:0:$name"; else names="$names c-floor:1:$name"; fi
-  done
-  echo "# qd1 devices:$names" >> $OUT
-  rounds=8
-  r=0
-  while [ $r -lt $rounds ]; do
-    # Alternate which goes first, so that a drift in host load falls on both alike.
-    if [ $((r % 2)) = 0 ]; then order="$names"; else order=$(echo $names | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}'); fi
-    for t in $order; do
-      label=${t%%:*}; rest=${t#*:}; dm=${rest%%:*}; name=${rest#*:}
-      echo "$name" > /sys/class/misc/hw_random/rng_current
-      dd if=/dev/hwrng of=/dev/null bs=64 count=4 2>/dev/null # the switch settles
-      k0=$(dmstat $dm ioeventfd_signals); i0=$(dmstat $dm fe_interrupts); q0=$(dmstat $dm requests); t0=$(now)
-      timeout "$ROUND_S" dd if=/dev/hwrng of=/dev/null bs=64 2>/dev/null
-      t1=$(now); k1=$(dmstat $dm ioeventfd_signals); i1=$(dmstat $dm fe_interrupts); q1=$(dmstat $dm requests)
-      echo "qd1 $label round $r s $(elapsed "$t0" "$t1") completions $((k1 - k0)) interrupts $((i1 - i0)) trapped $((q1 - q0))" >> $OUT
-    done
-    r=$((r + 1))
-  done
-  stop_pid $n_pid "baoctl run (qd1)"
-  stop_pid $r_pid "bao-bench-rng"
-  echo "# bao-bench-rng: $(tail -n1 /tmp/bench-rng.log)" >> $OUT
-  rmmod virtio_rng 2>/dev/null
-  bao-export $OUT mmio-roundtrip.txt
-) || bao-export $OUT mmio-roundtrip.txt; fi
-
-if part par; then (
-  # Frontends as processes on the frontend CPU, each making trapped accesses one after another
-  # to its own device model through bao-sim's `bench` (the caller sleeps until COMPLETE, as a
-  # vCPU waits on Bao). A run's rate per device is 1 / its average round trip, from the kernel.
-  load ndms=4
-  rng_yaml /tmp/bench-par.yaml 0 1 2 3
-  run_node /tmp/bench-par.yaml /tmp/baoctl-par.log
-  p_pid=$!
-  for dm in 0 1 2 3; do
-    [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-par.log; fail "par: DM $dm did not answer"; }
-  done
-  flood() { # dm count offset -> avg_ns
-    sh -c "exec 4<>$D/dm$1/bench && echo '$2 $3 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}'
-  }
-  for spec in isr-read:0x60:400 features-read:0x10:150; do
-    class=${spec%%:*}; rest=${spec#*:}; off=${rest%%:*}; count=${rest#*:}
-    flood 0 20 "$off" > /dev/null # warm-up
-    rounds=4
-    r=0
-    while [ $r -lt $rounds ]; do
-      if [ $((r % 2)) = 0 ]; then ks="1 2 4"; else ks="4 2 1"; fi
-      for k in $ks; do
-        j=0; pids=""
-        while [ $j -lt $k ]; do
-          flood $j "$count" "$off" > /tmp/par-$j.out &
-          pids="$pids $!"
-          j=$((j + 1))
-        done
-        for w in $pids; do wait $w; done
-        avgs=""; j=0
-        while [ $j -lt $k ]; do avgs="$avgs $(cat /tmp/par-$j.out)"; j=$((j + 1)); done
-        echo "par $class busy $k round $r avg_ns$avgs" >> $OUT
-      done
-      r=$((r + 1))
-    done
-  done
-  stop_pid $p_pid "baoctl run (par)"
-  handoff_lines /tmp/baoctl-par.log node-bao-par
-  bao-export $OUT mmio-roundtrip.txt
-) || bao-export $OUT mmio-roundtrip.txt; fi
-
-cpu() { awk '{print $14 + $15}' /proc/$1/stat; }
-tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
-secs() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 idle_windows() { # pid label
   # A bare node process started alongside: what an idle Node.js costs here by itself.
   $back node -e 'setInterval(() => {}, 1 << 30)' &
@@ -280,7 +202,141 @@ if part idle && [ "$IDLE_S" -gt 0 ]; then (
   wait_for 300 "16 drivers" bound 16 || { tail -n 20 /tmp/baoctl-idle-bound.log; fail "idle: the 16 drivers did not bind"; }
   idle_windows $idle_pid drivers-bound
   stop_pid $idle_pid "baoctl run (idle, drivers bound)"
-) fi
+  rmmod virtio_console 2>/dev/null
+  rmmod virtio_rng 2>/dev/null
+  bao-export $OUT mmio-roundtrip.txt
+) || bao-export $OUT mmio-roundtrip.txt; fi
+if part diag; then (
+  # Where a JS-path access spends the guest's CPU: the clock source (a clock read is a syscall
+  # without a vDSO clock), page-table isolation (every syscall then switches page tables, which
+  # under TCG empties the soft TLB), context switches per access of each thread, and, when
+  # strace was shipped, the syscalls per access. Same DMs as the mmio part: 0 node-bao, 1 C floor.
+  echo "# diag clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) meltdown '$(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null)' flags $(grep -m1 -o -w -E 'pti|pcid|constant_tsc|nonstop_tsc|tsc_known_freq' /proc/cpuinfo | tr '\n' ,)" >> $OUT
+  load ndms=2
+  rng_yaml /tmp/bench-diag.yaml 0
+  run_node /tmp/bench-diag.yaml /tmp/baoctl-diag.log
+  d_pid=$!
+  $back bao-bench-responder 1 "$(base 1)" > /tmp/responder-diag.log 2>&1 &
+  c_pid=$!
+  for dm in 1 0; do [ "$(access_read $dm 0)" = 0x74726976 ] || fail "diag: DM $dm did not answer"; done
+  csw() { # pid -> "tid:comm:voluntary+nonvoluntary ..." of every thread
+    for t in /proc/$1/task/*; do
+      printf '%s:%s:%s ' "${t##*/}" "$(tr ' ' _ < $t/comm)" "$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' $t/status)"
+    done
+  }
+  N=300
+  for spec in node-bao:0:$d_pid:0x10 node-bao-hot:0:$d_pid:0x60 c-floor:1:$c_pid:0x10; do
+    label=${spec%%:*}; rest=${spec#*:}; dm=${rest%%:*}; rest=${rest#*:}; pid=${rest%%:*}; off=${rest#*:}
+    sh -c "exec 4<>$D/dm$dm/bench && echo '50 $off 4' >&4 && cat <&4" > /dev/null # warm-up
+    a=$(csw $pid); c0=$(cpu $pid)
+    avg=$(sh -c "exec 4<>$D/dm$dm/bench && echo '$N $off 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}')
+    c1=$(cpu $pid); b=$(csw $pid)
+    # Threads whose switch count moved, as switches per access.
+    echo "$a" "|" "$b" | awk -v n=$N -v l=$label -v avg="$avg" -v cpu=$((c1 - c0)) -v tck=$tck '{
+      for (i = 1; $i != "|"; i++) { split($i, w, ":"); before[w[1]] = w[3] }
+      out = ""
+      for (i++; i <= NF; i++) { split($i, w, ":"); d = w[3] - before[w[1]]; if (d > 0) out = out sprintf(" %s %.2f", w[2], d / n) }
+      printf "# diag %s: %d accesses, avg %.0f us, process CPU %.0f us per access, context switches per access:%s\n", l, n, avg / 1000, cpu / tck * 1e6 / n, out
+    }' >> $OUT
+    if command -v strace > /dev/null; then
+      strace -c -f -p $pid -o /tmp/strace-$label.txt &
+      s_pid=$!
+      sleep 1
+      sh -c "exec 4<>$D/dm$dm/bench && echo '$N $off 4' >&4 && cat <&4" > /dev/null
+      kill -INT $s_pid; wait $s_pid
+      echo "# diag strace -c -f, $label, $N accesses:" >> $OUT
+      sed 's/^/#   /' /tmp/strace-$label.txt >> $OUT
+    fi
+  done
+  stop_pid $d_pid "baoctl run (diag)"
+  kill -TERM $c_pid; wait $c_pid
+  bao-export $OUT mmio-roundtrip.txt
+) || bao-export $OUT mmio-roundtrip.txt; fi
+
+if part qd1; then (
+  modprobe virtio_rng
+  load ndms=2 frontends=0,1
+  rng_yaml /tmp/bench-qd1.yaml 0
+  run_node /tmp/bench-qd1.yaml /tmp/baoctl-qd1.log
+  n_pid=$!
+  $back bao-bench-rng 1 "$(base 1)" > /tmp/bench-rng.log 2>&1 &
+  r_pid=$!
+  echo "bench: qd1: waiting for the two rng drivers"
+  wait_for 240 "two rng drivers" bound 2 || { tail -n 20 /tmp/baoctl-qd1.log; cat /tmp/bench-rng.log; fail "qd1: the rng drivers did not bind"; }
+  # Which hwrng is which DM: read through each and see whose kicks move.
+  names=""
+  for name in $(cat /sys/class/misc/hw_random/rng_available); do
+    echo "$name" > /sys/class/misc/hw_random/rng_current
+    k0=$(dmstat 0 ioeventfd_signals)
+    timeout 60 dd if=/dev/hwrng of=/dev/null bs=64 count=8 2>/dev/null || { tail -n 20 /tmp/baoctl-qd1.log; cat /tmp/bench-rng.log; fail "qd1: no entropy from $name within 60 s"; }
+    if [ "$(dmstat 0 ioeventfd_signals)" != "$k0" ]; then names="$names node-bao:0:$name"; else names="$names c-floor:1:$name"; fi
+  done
+  echo "# qd1 devices:$names" >> $OUT
+  echo "bench: qd1 devices:$names"
+  rounds=8
+  r=0
+  while [ $r -lt $rounds ]; do
+    # Alternate which goes first, so that a drift in host load falls on both alike.
+    if [ $((r % 2)) = 0 ]; then order="$names"; else order=$(echo $names | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}'); fi
+    for t in $order; do
+      label=${t%%:*}; rest=${t#*:}; dm=${rest%%:*}; name=${rest#*:}
+      echo "$name" > /sys/class/misc/hw_random/rng_current
+      timeout 30 dd if=/dev/hwrng of=/dev/null bs=64 count=4 2>/dev/null || fail "qd1: $label gave no entropy within 30 s" # the switch settles
+      k0=$(dmstat $dm ioeventfd_signals); i0=$(dmstat $dm fe_interrupts); q0=$(dmstat $dm requests); t0=$(now)
+      timeout "$ROUND_S" dd if=/dev/hwrng of=/dev/null bs=64 2>/dev/null
+      t1=$(now); k1=$(dmstat $dm ioeventfd_signals); i1=$(dmstat $dm fe_interrupts); q1=$(dmstat $dm requests)
+      echo "qd1 $label round $r s $(elapsed "$t0" "$t1") completions $((k1 - k0)) interrupts $((i1 - i0)) trapped $((q1 - q0))" >> $OUT
+    done
+    r=$((r + 1))
+  done
+  stop_pid $n_pid "baoctl run (qd1)"
+  stop_pid $r_pid "bao-bench-rng"
+  echo "# bao-bench-rng: $(tail -n1 /tmp/bench-rng.log)" >> $OUT
+  rmmod virtio_rng 2>/dev/null
+  bao-export $OUT mmio-roundtrip.txt
+) || bao-export $OUT mmio-roundtrip.txt; fi
+
+if part par; then (
+  # Frontends as processes on the frontend CPU, each making trapped accesses one after another
+  # to its own device model through bao-sim's `bench` (the caller sleeps until COMPLETE, as a
+  # vCPU waits on Bao). A run's rate per device is 1 / its average round trip, from the kernel.
+  load ndms=4
+  rng_yaml /tmp/bench-par.yaml 0 1 2 3
+  run_node /tmp/bench-par.yaml /tmp/baoctl-par.log
+  p_pid=$!
+  for dm in 0 1 2 3; do
+    [ "$(access_read $dm 0)" = 0x74726976 ] || { tail -n 20 /tmp/baoctl-par.log; fail "par: DM $dm did not answer"; }
+  done
+  flood() { # dm count offset -> avg_ns
+    timeout 120 sh -c "exec 4<>$D/dm$1/bench && echo '$2 $3 4' >&4 && cat <&4" | awk '$1 == "avg_ns" {print $2}'
+  }
+  for spec in isr-read:0x60:400 features-read:0x10:150; do
+    class=${spec%%:*}; rest=${spec#*:}; off=${rest%%:*}; count=${rest#*:}
+    flood 0 20 "$off" > /dev/null # warm-up
+    rounds=4
+    r=0
+    while [ $r -lt $rounds ]; do
+      if [ $((r % 2)) = 0 ]; then ks="1 2 4"; else ks="4 2 1"; fi
+      for k in $ks; do
+        j=0; pids=""
+        while [ $j -lt $k ]; do
+          flood $j "$count" "$off" > /tmp/par-$j.out &
+          pids="$pids $!"
+          j=$((j + 1))
+        done
+        for w in $pids; do wait $w; done
+        avgs=""; j=0
+        while [ $j -lt $k ]; do avgs="$avgs $(cat /tmp/par-$j.out)"; j=$((j + 1)); done
+        echo "par $class busy $k round $r avg_ns$avgs" >> $OUT
+      done
+      r=$((r + 1))
+    done
+  done
+  stop_pid $p_pid "baoctl run (par)"
+  handoff_lines /tmp/baoctl-par.log node-bao-par
+  bao-export $OUT mmio-roundtrip.txt
+) || bao-export $OUT mmio-roundtrip.txt; fi
+
 cat $OUT
 bao-export $OUT mmio-roundtrip.txt
 exit 0

@@ -304,10 +304,25 @@ export class MmioTransport {
    * Promise only for a reset that is still finishing: complete the access when it settles.
    */
   write(offset: number, width: number, value: number): void | Promise<void> {
+    // A selector written with the value it holds changes nothing (a probe's QueueSel 0 after reset).
+    const unchanged = width === 4 && this.resetting === undefined && this.selectorHolds(offset, maskToWidth(value, 4));
     const result = this.writeRegister(offset, width, value);
     // Kicks and interrupt ACKs change nothing a successor needs (it raises an interrupt anyway).
-    if (offset !== R.MMIO_QUEUE_NOTIFY && offset !== R.MMIO_INTERRUPT_ACK) this.saveState();
+    if (!unchanged && offset !== R.MMIO_QUEUE_NOTIFY && offset !== R.MMIO_INTERRUPT_ACK) this.saveState();
     return result;
+  }
+
+  private selectorHolds(offset: number, v: number): boolean {
+    switch (offset) {
+      case R.MMIO_QUEUE_SEL:
+        return v === this.queueSel;
+      case R.MMIO_DEVICE_FEATURES_SEL:
+        return v === this.deviceFeaturesSel;
+      case R.MMIO_DRIVER_FEATURES_SEL:
+        return v === this.driverFeaturesSel;
+      default:
+        return false;
+    }
   }
 
   private writeRegister(offset: number, width: number, value: number): void | Promise<void> {

@@ -15,7 +15,11 @@ import { Mapping } from '../../dispatcher/mapping.js';
 import { loadAddon, type NativeAddon } from '../../native.js';
 import type { DeviceStateStore, SavedDeviceState } from '../../virtio/device-state.js';
 import { RequestJournal } from './request-journal.js';
-import { STATE_FILE_BYTES, StateImage } from './state-image.js';
+import { MAX_PAYLOAD, STATE_FILE_BYTES, StateImage } from './state-image.js';
+
+const encoder = new TextEncoder();
+/** Where save() encodes: one per thread (save is synchronous), not one per device model. */
+const scratch = new Uint8Array(MAX_PAYLOAD);
 
 /** Where state files live unless the config or the command line says otherwise. */
 export const DEFAULT_STATE_DIR = '/run/node-bao';
@@ -36,6 +40,8 @@ export class DeviceStateFile implements DeviceStateStore {
   readonly image: StateImage;
   readonly journal: RequestJournal;
   private closed = false;
+  /** The JSON of the image last written by save(); undefined when the file may hold another. */
+  private lastSaved: string | undefined;
 
   private constructor(
     readonly path: string,
@@ -71,6 +77,7 @@ export class DeviceStateFile implements DeviceStateStore {
     const read = this.image.read();
     if (read.kind === 'empty') {
       if (!this.image.formatted) this.image.format();
+      this.lastSaved = undefined;
       return { kind: 'none' };
     }
     if (read.kind === 'corrupt') return this.discard(read.reason);
@@ -92,13 +99,24 @@ export class DeviceStateFile implements DeviceStateStore {
   discard(reason: string): { kind: 'discarded'; reason: string } {
     const leftovers = this.journal.takeLeftovers();
     this.image.format();
+    this.lastSaved = undefined;
     for (const req of leftovers.taken) this.journal.record(req);
     return { kind: 'discarded', reason };
   }
 
+  /**
+   * Saves `state` as the newest image. The transport saves after every register write, so this is
+   * on the path of each trapped write that goes to JS: an image equal to the one last saved is
+   * not written again (the file holds it already), and encoding allocates nothing.
+   */
   save(state: SavedDeviceState): void {
     if (this.closed) return;
-    this.image.write(new TextEncoder().encode(JSON.stringify({ identity: this.identity, transport: state.transport })));
+    const json = JSON.stringify({ identity: this.identity, transport: state.transport });
+    if (json === this.lastSaved) return;
+    const { read, written } = encoder.encodeInto(json, scratch);
+    if (read !== json.length) throw new RangeError(`state of more than ${MAX_PAYLOAD} bytes exceeds the slot`);
+    this.image.write(scratch.subarray(0, written));
+    this.lastSaved = json;
   }
 
   /** Unmaps and closes (the file stays, for the next process). Idempotent. */

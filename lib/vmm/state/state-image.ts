@@ -42,17 +42,25 @@ export function fnv1a(bytes: Uint8Array, seed = 0x811c9dc5): number {
   return h;
 }
 
+/** FNV-1a of one little-endian u32, continuing from `h`. */
+function fnv1aU32(value: number, h: number): number {
+  for (let i = 0; i < 4; i += 1) {
+    h ^= (value >>> (8 * i)) & 0xff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** fnv1a over (seq, length) as two little-endian u32, then the payload. Allocates nothing: it runs on every save. */
 function slotChecksum(seq: number, payload: Uint8Array): number {
-  const head = new Uint8Array(8);
-  const v = new DataView(head.buffer);
-  v.setUint32(0, seq, true);
-  v.setUint32(4, payload.length, true);
-  return fnv1a(payload, fnv1a(head));
+  return fnv1a(payload, fnv1aU32(payload.length, fnv1aU32(seq, 0x811c9dc5)));
 }
 
 export class StateImage {
   private readonly view: DataView;
   private readonly words: Int32Array;
+  /** The header words of slot 0 and 1 (made once: write() is on every register write). */
+  private readonly slotWords: readonly [Int32Array, Int32Array];
   private seq = 0;
   private latest = -1;
 
@@ -61,6 +69,7 @@ export class StateImage {
     if (bytes.byteLength < STATE_FILE_BYTES || bytes.byteOffset % 8 !== 0) throw new RangeError(`a state image needs ${STATE_FILE_BYTES} bytes, 8-aligned`);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, STATE_FILE_BYTES);
     this.words = new Int32Array(bytes.buffer, bytes.byteOffset, 16);
+    this.slotWords = [0, 1].map((slot) => new Int32Array(bytes.buffer, bytes.byteOffset + SLOT_BASE + slot * SLOT_BYTES, 4)) as [Int32Array, Int32Array];
   }
 
   /** Whether the header says this is a state file of this layout (a new file reads as zeros). */
@@ -119,8 +128,7 @@ export class StateImage {
     this.view.setUint32(at, seq, true);
     this.view.setUint32(at + 4, payload.length, true);
     // The checksum last, through Atomics: not moved before the stores it covers.
-    const words = new Int32Array(this.bytes.buffer, this.bytes.byteOffset + at, 4);
-    Atomics.store(words, 2, slotChecksum(seq, payload) | 0);
+    Atomics.store(this.slotWords[slot], 2, slotChecksum(seq, payload) | 0);
     Atomics.store(this.words, 2, slot);
     this.seq = seq;
     this.latest = slot;
