@@ -8,13 +8,6 @@ import * as fs from 'node:fs';
 
 import { dmesg } from './bao-sim.js';
 
-/**
- * The vhost QEMU files run when NODE_BAO_VHOST_QEMU=1 (qemu/run-tests.sh forwards it) until
- * they have passed in the test machine; otherwise they are skipped with this reason.
- */
-export const vhostOptInReason: string | undefined =
-  process.env.NODE_BAO_VHOST_QEMU === '1' ? undefined : 'the vhost QEMU tests have not passed in the test machine yet (set NODE_BAO_VHOST_QEMU=1 to run them)';
-
 export const BACKEND_CPU = '1';
 export const FRONTEND_CPU = '0';
 
