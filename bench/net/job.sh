@@ -4,8 +4,9 @@
 #   virtio  the guest's virtio_net interface in namespace nbguest, served by `baoctl run` over a
 #           tap it creates in namespace nbtap (data_plane: virtio, BENCH_NET_PAIRS queue pairs)
 #   veth    a veth pair between namespaces nbvg and nbvt
-#   vhost   (slot) the same device with data_plane: vhost (the kernel's vhost-net moves the
-#           frames); measured when BENCH_NET_VHOST=1 and the daemon serves that data plane
+#   vhost   (BENCH_NET_VHOST=1) the same device with data_plane: vhost on DM 1, served by the
+#           same `baoctl run` over its own tap: the kernel's vhost-net moves the frames;
+#           namespaces nbvhguest / nbvhtap (one queue pair: vhost-net serves one)
 # Measures: iperf3 TCP, one stream, guest to tap side (tx) and tap side to guest (rx), and a
 # one-byte request/response rate (bench/net/rr.mjs). Clients run on CPU 0 (the frontend's),
 # servers and the daemon on CPU 1 (the backend's), on every path alike.
@@ -37,10 +38,15 @@ wait_for() {
 modprobe tun || fail "modprobe tun"
 modprobe veth || fail "modprobe veth"
 modprobe virtio_net || fail "modprobe virtio_net"
-modprobe bao_sim ndms=1 frontends=0 || fail "modprobe bao_sim"
+if [ "$VHOST" = 1 ]; then
+  modprobe vhost_net || fail "modprobe vhost_net"
+  modprobe bao_sim ndms=2 frontends=0,1 || fail "modprobe bao_sim"
+else
+  modprobe bao_sim ndms=1 frontends=0 || fail "modprobe bao_sim"
+fi
 bao-cpu-split 0
 taskset -p 1 $$ > /dev/null
-for ns in nbguest nbtap nbvg nbvt; do
+for ns in nbguest nbtap nbvg nbvt nbvhguest nbvhtap; do
   $IP netns add $ns
   $IP -n $ns link set lo up
 done
@@ -67,17 +73,31 @@ devices:
     create_tap: true
     queue_pairs: $PAIRS
 YAML
+# vhost: the same device on DM 1 with data_plane: vhost, in the same daemon over its own tap.
+if [ "$VHOST" = 1 ]; then
+  base1=$(awk '$1 == "mmio_base" {print $2}' $D/dm1/info)
+  cat >> /tmp/bench-net.yaml <<YAML
+  - id: 1
+    type: net
+    mmio_addr: $base1
+    data_plane: vhost
+    tap_name: nbtap1
+    mac_addr: "52:54:00:12:34:61"
+    create_tap: true
+YAML
+fi
 taskset -c 1 node bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket none > /tmp/baoctl-net.log 2>&1 &
 daemon=$!
 wait_for 180 "the daemon to create nbtap0" test -e /sys/class/net/nbtap0
-virtio_if() {
-  for d in /sys/bus/virtio/devices/*; do
-    [ "$(cat $d/device)" = 0x0001 ] && [ -d $d/net ] && ls $d/net && return 0
+# if_by_mac <mac>: the root namespace's interface with that address (the guest's virtio_net ones).
+if_by_mac() {
+  for n in /sys/class/net/*; do
+    [ "$(cat $n/address 2>/dev/null)" = "$1" ] && basename $n && return 0
   done
   return 1
 }
-wait_for 120 "the virtio_net interface" virtio_if
-vif=$(virtio_if)
+wait_for 120 "the virtio_net interface" if_by_mac 52:54:00:12:34:60
+vif=$(if_by_mac 52:54:00:12:34:60)
 $IP link set "$vif" netns nbguest
 $IP -n nbguest addr add 10.60.0.2/24 dev "$vif"
 # From the frontend CPU: bringing the link up sends control commands the driver spins on.
@@ -88,14 +108,26 @@ $IP -n nbtap link set nbtap0 up
 wait_for 60 "ping over the device" $IP netns exec nbguest ping -c 1 -W 2 10.60.0.1
 wait_for 60 "ping over veth" $IP netns exec nbvg ping -c 1 -W 2 10.61.0.1
 
-# path -> client namespace, server namespace, server address
-client_ns() { case $1 in virtio|vhost) echo nbguest ;; veth) echo nbvg ;; esac; }
-server_ns() { case $1 in virtio|vhost) echo nbtap ;; veth) echo nbvt ;; esac; }
-server_ip() { case $1 in virtio|vhost) echo 10.60.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
-paths="veth virtio"
+# vhost: DM 1's interface (told apart by its MAC) and tap.
 if [ "$VHOST" = 1 ]; then
-  echo "# vhost: not measured: this bench does not set up the vhost data plane yet" >> $OUT
+  wait_for 60 "the daemon to create nbtap1" test -e /sys/class/net/nbtap1
+  wait_for 120 "the vhost virtio_net interface" if_by_mac 52:54:00:12:34:61
+  vhif=$(if_by_mac 52:54:00:12:34:61)
+  $IP link set "$vhif" netns nbvhguest
+  $IP -n nbvhguest addr add 10.62.0.2/24 dev "$vhif"
+  taskset -c 0 $IP -n nbvhguest link set "$vhif" up
+  $IP link set nbtap1 netns nbvhtap
+  $IP -n nbvhtap addr add 10.62.0.1/24 dev nbtap1
+  $IP -n nbvhtap link set nbtap1 up
+  wait_for 60 "ping over the vhost device" $IP netns exec nbvhguest ping -c 1 -W 2 10.62.0.1
 fi
+
+# path -> client namespace, server namespace, server address
+client_ns() { case $1 in virtio) echo nbguest ;; vhost) echo nbvhguest ;; veth) echo nbvg ;; esac; }
+server_ns() { case $1 in virtio) echo nbtap ;; vhost) echo nbvhtap ;; veth) echo nbvt ;; esac; }
+server_ip() { case $1 in virtio) echo 10.60.0.1 ;; vhost) echo 10.62.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
+paths="veth virtio"
+[ "$VHOST" = 1 ] && paths="veth virtio vhost"
 
 # iperf_once <path> <tx|rx> <round>: one TCP stream for SECONDS_EACH s; the receiver's rate.
 iperf_once() {

@@ -72,6 +72,7 @@ awk '
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
+  function ratio(a, b) { return (b > 0 && a != "") ? sprintf("%.3f", a / b) : "-" }
   /^result / {
     key = $2 SUBSEP $3
     v[key] = v[key] " " $4
@@ -82,7 +83,9 @@ awk '
   END {
     printf "  %-8s", "measure"
     for (i = 1; i <= np; i++) printf " %14s", paths[i]
-    printf " %10s %s\n", "ratio", "(median of rounds; ratio = virtio / veth)"
+    printf " %12s", "virtio/veth"
+    if ("vhost" in seenp) printf " %12s %12s", "vhost/veth", "vhost/virtio"
+    printf " %s\n", "(median of rounds)"
     for (m = 1; m <= nm; m++) {
       me = measures[m]
       printf "  %-8s", me
@@ -91,8 +94,9 @@ awk '
         med[paths[i]] = (k in v) ? median(v[k]) : ""
         printf " %14s", (k in v) ? sprintf("%.1f", med[paths[i]]) : "-"
       }
-      r = (med["veth"] > 0 && med["virtio"] != "") ? sprintf("%.3f", med["virtio"] / med["veth"]) : "-"
-      printf " %10s %s\n", r, unit[me]
+      printf " %12s", ratio(med["virtio"], med["veth"])
+      if ("vhost" in seenp) printf " %12s %12s", ratio(med["vhost"], med["veth"]), ratio(med["vhost"], med["virtio"])
+      printf " %s\n", unit[me]
     }
   }
 ' "$raw"
