@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim } from './support/bao-sim.js';
-import { boundTo, closedMetrics, stuckFrontend, vhostOptInReason, frontend, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
+import { boundTo, closedMetrics, stuckFrontend, vhostUserFsOptInReason, frontend, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
 
 const DM = 0;
 const VIRTIOFSD = '/usr/libexec/virtiofsd';
@@ -27,7 +27,7 @@ const FS_ID = 26;
 
 const skipReason =
   guestSkipReason ??
-  vhostOptInReason ??
+  vhostUserFsOptInReason ??
   (!fs.existsSync(VIRTIOFSD) ? `${VIRTIOFSD} is not in the image (qemu/provision.sh installs virtiofsd)` : os.cpus().length < 2 ? 'the guest needs 2 CPUs (frontend and backend)' : undefined);
 if (skipReason !== undefined && guestSkipReason === undefined) console.warn(`skipped: ${skipReason}`);
 

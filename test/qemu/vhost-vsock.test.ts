@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim } from './support/bao-sim.js';
-import { boundTo, closedMetrics, stuckFrontend, vhostOptInReason, frontend, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
+import { boundTo, closedMetrics, stuckFrontend, frontend, rebind, startBackend, startDaemon, stopProc, tail, virtioDevice, waitForOutput, waitWhile, type Proc } from './support/vhost.js';
 
 const DM = 0;
 const CID = 3;
@@ -29,7 +29,7 @@ const VSOCK_ID = 19;
 
 const skipReason =
   guestSkipReason ??
-  vhostOptInReason ?? (!fs.existsSync(TOOL) ? `${TOOL} is not in the image` : os.cpus().length < 2 ? 'the guest needs 2 CPUs (frontend and backend)' : undefined);
+  (!fs.existsSync(TOOL) ? `${TOOL} is not in the image` : os.cpus().length < 2 ? 'the guest needs 2 CPUs (frontend and backend)' : undefined);
 if (skipReason !== undefined && guestSkipReason === undefined) console.warn(`skipped: ${skipReason}`);
 
 /** One exchange: the frontend sends `size` random bytes to a backend listener, which answers. */

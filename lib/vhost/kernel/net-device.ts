@@ -10,7 +10,7 @@
 import * as nodeFs from 'node:fs';
 
 import type { DeviceActivation, ExternalQueueHost, VirtioDevice } from '../../virtio/device.js';
-import { ACCESS_PLATFORM, RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../virtio/features.js';
+import { RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../virtio/features.js';
 import { silentLogger, type Logger } from '../../virtio/logger.js';
 import {
   buildConfigSpace,
@@ -33,6 +33,7 @@ import {
   type TapInterface,
 } from '../../devices/net/index.js';
 import { VhostFd } from './vhost-fd.js';
+import { drainVhostRings, setUpVhostRings, type VhostRingOps } from './vring-setup.js';
 
 export const VHOST_NET_PATH = '/dev/vhost-net';
 const RX = 0;
@@ -47,10 +48,7 @@ const CONFIG_FEATURES = NET_F_MAC | NET_F_STATUS | NET_F_MTU;
 const KERNEL_FEATURES = NET_F_MRG_RXBUF | RING_EVENT_IDX | RING_INDIRECT_DESC;
 
 /** The ioctls this device makes (VhostFd; a recording double in tests). */
-export type VhostNetOps = Pick<
-  VhostFd,
-  'path' | 'getFeatures' | 'setFeatures' | 'setMemTable' | 'setVringNum' | 'setVringBase' | 'getVringBase' | 'setVringAddr' | 'setVringKick' | 'setVringCall' | 'setNetBackend' | 'close'
->;
+export type VhostNetOps = VhostRingOps & Pick<VhostFd, 'getFeatures' | 'setNetBackend' | 'close'>;
 
 export interface KernelNetOptions {
   /** The tap, opened by openTap with one queue and the 12-byte vnet header. */
@@ -177,21 +175,8 @@ export class KernelNetDevice implements VirtioDevice {
 
   private start(activation: DeviceActivation, host: ExternalQueueHost): void {
     const v = this.vhost;
-    const region = host.region;
-    // The kernel refuses bits it does not know (EOPNOTSUPP): the offloads are the tap's, and
-    // ACCESS_PLATFORM would make it expect an IOTLB.
-    v.setFeatures(activation.features & this.kernelFeatures & ~ACCESS_PLATFORM);
-    v.setMemTable(region.guestAddress, region.size, region.mappedAt);
-    const toUser = (gpa: number): bigint => region.mappedAt + (BigInt(gpa) - region.guestAddress);
-    for (const index of [RX, TX]) {
-      const q = activation.queues[index];
-      if (q === undefined) throw new Error(`the driver did not enable net queue ${index}`);
-      v.setVringNum(index, q.size);
-      v.setVringBase(index, 0);
-      v.setVringAddr(index, toUser(q.descTable), toUser(q.availRing), toUser(q.usedRing));
-      v.setVringKick(index, host.kickFd(index));
-      v.setVringCall(index, host.callFd);
-    }
+    // The kernel refuses bits it does not know (EOPNOTSUPP): the offloads are the tap's.
+    setUpVhostRings(v, activation.features & this.kernelFeatures, activation, host, [RX, TX], 'net');
     this.running = true;
     for (const index of [RX, TX]) v.setNetBackend(index, this.tapFd);
     // Large segments towards the guest only once it said it takes them; off the event loop (rtnl).
@@ -205,7 +190,7 @@ export class KernelNetDevice implements VirtioDevice {
     try {
       // Detaching the backend stops the ring and waits for the worker: nothing runs against it after.
       for (const index of [RX, TX]) this.vhost.setNetBackend(index, -1);
-      for (const index of [RX, TX]) this.vhost.getVringBase(index);
+      drainVhostRings(this.vhost, [RX, TX]);
       this.metrics.stops += 1;
     } catch (err) {
       this.log.error({ err: String(err) }, 'stopping vhost-net failed');

@@ -10,9 +10,10 @@
 import * as fs from 'node:fs';
 
 import type { DeviceActivation, ExternalQueueHost, VirtioDevice } from '../../virtio/device.js';
-import { ACCESS_PLATFORM, VERSION_1 } from '../../virtio/features.js';
+import { VERSION_1 } from '../../virtio/features.js';
 import { silentLogger, type Logger } from '../../virtio/logger.js';
 import { VhostFd } from './vhost-fd.js';
+import { drainVhostRings, setUpVhostRings, type VhostRingOps } from './vring-setup.js';
 
 export const VHOST_VSOCK_PATH = '/dev/vhost-vsock';
 const RX = 0;
@@ -26,10 +27,7 @@ const VSOCK_F_SEQPACKET = 1n << 1n;
 const OFFER = RING_INDIRECT_DESC | RING_EVENT_IDX | VSOCK_F_SEQPACKET;
 
 /** The ioctls this device makes (VhostFd; a recording double in tests). */
-export type VhostVsockOps = Pick<
-  VhostFd,
-  'path' | 'getFeatures' | 'setFeatures' | 'setMemTable' | 'setVringNum' | 'setVringBase' | 'getVringBase' | 'setVringAddr' | 'setVringKick' | 'setVringCall' | 'setGuestCid' | 'setRunning' | 'close'
->;
+export type VhostVsockOps = VhostRingOps & Pick<VhostFd, 'getFeatures' | 'setGuestCid' | 'setRunning' | 'close'>;
 
 export interface KernelVsockOptions {
   readonly guestCid: bigint;
@@ -127,20 +125,8 @@ export class KernelVsockDevice implements VirtioDevice {
 
   private start(activation: DeviceActivation, host: ExternalQueueHost): void {
     const v = this.vhost;
-    const region = host.region;
-    // The kernel takes VERSION_1 and the ring features; ACCESS_PLATFORM would make it expect an IOTLB.
-    v.setFeatures(activation.features & ~ACCESS_PLATFORM);
-    v.setMemTable(region.guestAddress, region.size, region.mappedAt);
-    const toUser = (gpa: number): bigint => region.mappedAt + (BigInt(gpa) - region.guestAddress);
-    for (const index of [RX, TX]) {
-      const q = activation.queues[index];
-      if (q === undefined) throw new Error(`the driver did not enable vsock queue ${index}`);
-      v.setVringNum(index, q.size);
-      v.setVringBase(index, 0);
-      v.setVringAddr(index, toUser(q.descTable), toUser(q.availRing), toUser(q.usedRing));
-      v.setVringKick(index, host.kickFd(index));
-      v.setVringCall(index, host.callFd);
-    }
+    // The kernel takes VERSION_1 and the ring features the offer held.
+    setUpVhostRings(v, activation.features, activation, host, [RX, TX], 'vsock');
     v.setRunning(true);
     this.running = true;
     activation.log.info({ guestCid: this.guestCid.toString() }, 'vhost-vsock running');
@@ -152,7 +138,7 @@ export class KernelVsockDevice implements VirtioDevice {
     try {
       this.vhost.setRunning(false);
       // GET_VRING_BASE waits for the worker to leave the ring: nothing runs against it afterwards.
-      for (const index of [RX, TX]) this.vhost.getVringBase(index);
+      drainVhostRings(this.vhost, [RX, TX]);
       this.metrics.stops += 1;
     } catch (err) {
       this.log.error({ err: String(err) }, 'stopping vhost-vsock failed');
