@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "fdutil.h"
 
 namespace nodebao {
 
@@ -201,18 +202,31 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
   using End = AttachShared::End;
   End end = End::kStopped;
   int err = 0;
+  // The thread's own copy of the journal table: its memory stays mapped for as long as this
+  // thread may write it (StopBlocking pins it when it gives the thread up).
+  const journal::Table jt = s.journal;
+  // The journal slot that is ATTACH's buffer, or -1 (no journal, or it is full). Armed before
+  // the test stall, so that a test sees the slot armed while the thread stalls.
+  int armed = journal::Arm(jt);
   if (s.testStallMs > 0) StallIgnoringSignals(s.testStallMs);
   while (!s.stopFlag.load()) {
-    uapi::VirtioRequest req{};
-    req.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
-    int ret = ioctl(s.fd, s.attachRequest, &req);
+    uapi::VirtioRequest local{};
+    local.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
+    if (armed < 0) armed = journal::Arm(jt);
+    // With a slot, the kernel copies the request straight into the mapped journal file: taken
+    // and recorded are one event, and a kill right after the ioctl leaves it to the next process.
+    uapi::VirtioRequest* buf = armed >= 0 ? journal::RequestIn(jt, armed) : &local;
+    int ret = ioctl(s.fd, s.attachRequest, buf);
     if (ret >= 0) {
+      int slot = armed;
+      armed = -1;
+      uapi::VirtioRequest req = *buf;
+      journal::Filled(jt, slot);
       bool hit = false;
-      int slot = -1;
       {
         std::lock_guard<std::mutex> g(s.lock);
-        if (s.abandoned) continue;
-        slot = journal::Take(s.journal, req);  // before anything handles it (journal.h)
+        if (s.abandoned) continue;  // TAKEN in the journal: the next process completes it
+        if (slot < 0) slot = journal::Take(jt, req);  // no slot was free when armed: try again now
         hit = cells::Answer(s.cells, &req);
         if (!hit) {
           s.queue.push_back(req);
@@ -227,7 +241,7 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
       // The stop signal may interrupt the COMPLETE: retry it, the vCPU waits for it.
       if (hit) {
         int r;
-        journal::MarkCompleting(s.journal, slot);
+        journal::MarkCompleting(jt, slot);
         do {
           r = ioctl(s.fd, s.completeRequest, &req);
         } while (r < 0 && errno == EINTR);
@@ -236,11 +250,11 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
           std::lock_guard<std::mutex> g(s.lock);
           if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
         }
-        std::lock_guard<std::mutex> g(s.lock);
-        if (!s.abandoned) journal::Release(s.journal, slot);
+        journal::Release(jt, slot);
       }
       continue;
     }
+    journal::Rearm(jt, armed);
     int e = errno;
     if (s.stopFlag.load()) break;
     // §3.4: signal / empty-queue wake-ups. EFAULT on v2 (the wait result is dropped), EINTR or
@@ -250,6 +264,7 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
     err = e;
     break;
   }
+  journal::Disarm(jt, armed);  // the marker only: nothing was handed over into it
   {
     std::lock_guard<std::mutex> g(s.lock);
     s.end = end;
@@ -374,7 +389,18 @@ void AttachLoop::StopBlocking() {
     if (!done) {
       shared_->abandoned = true;
       shared_->cells = cells::Table{};  // its memory goes with this object
-      shared_->journal = journal::Table{};
+      // The journal's memory does not: the thread is still inside ATTACH with a pointer into
+      // it, and the kernel writes the next request there whenever one comes. Unmapped, that
+      // request would be lost (EFAULT after the driver dequeued it, its vCPU paused for good);
+      // reused, the kernel would write 48 bytes into unrelated memory. So the mapping is kept
+      // for the rest of the process (munmap and the finalizer leave it mapped, fdutil.h) and
+      // the reference is never dropped; a request written there later is TAKEN in the file for
+      // the next process. A few pages per abandoned thread, which only a driver deaf to
+      // signals produces.
+      if (shared_->journal.base != nullptr) {
+        PinMapping(shared_->journal.base);
+        journalRef_.SuppressDestruct();
+      }
     }
   }
   if (done) {

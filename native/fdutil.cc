@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <climits>
 #include <mutex>
 #include <unordered_map>
@@ -26,6 +27,7 @@ struct MapRecord {
   void* addr;
   size_t length;
   bool unmapped;
+  bool pinned = false;  // PinMapping: never unmapped
 };
 
 struct Mappings {
@@ -44,7 +46,12 @@ void FinalizeMapping(Napi::Env, void*, MapRecord* rec) {
     auto it = AllMappings().byAddr.find(rec->addr);
     if (it != AllMappings().byAddr.end() && it->second == rec) AllMappings().byAddr.erase(it);
   }
-  if (!rec->unmapped) munmap(rec->addr, rec->length);
+  bool pinned;
+  {
+    std::lock_guard<std::mutex> g(AllMappings().lock);
+    pinned = rec->pinned;
+  }
+  if (!rec->unmapped && !pinned) munmap(rec->addr, rec->length);
   delete rec;
 }
 
@@ -81,11 +88,29 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
     if (it != AllMappings().byAddr.end()) rec = it->second;
   }
   if (rec == nullptr || rec->unmapped) throw Napi::TypeError::New(env, "munmap: this ArrayBuffer was not returned by mmap");
-  if (munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
+  bool pinned;
+  {
+    std::lock_guard<std::mutex> g(AllMappings().lock);
+    pinned = rec->pinned;
+  }
+  if (!pinned && munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
   rec->unmapped = true;
   ab.Detach();
   return env.Undefined();
 }
+
+}  // namespace
+
+void PinMapping(const void* p) {
+  const uint8_t* at = static_cast<const uint8_t*>(p);
+  std::lock_guard<std::mutex> g(AllMappings().lock);
+  for (auto& entry : AllMappings().byAddr) {
+    const uint8_t* start = static_cast<const uint8_t*>(entry.second->addr);
+    if (at >= start && at < start + entry.second->length) entry.second->pinned = true;
+  }
+}
+
+namespace {
 
 // eventfd(initval, flags) -> fd.
 Napi::Value EventFd(const Napi::CallbackInfo& info) {
