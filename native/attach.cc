@@ -141,6 +141,17 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
       throw Napi::TypeError::New(env, "cells must be an ArrayBuffer");
     }
     s->journal = journal::FromOptions(env, opts, &journalRef_);
+    // The ATTACH thread hands the kernel pointers into the journal (its slots are the request
+    // buffer, journal.h). Unmapped under a blocked ATTACH, the next request would be lost (the
+    // driver dequeues it, then the copy fails with EFAULT and its vCPU stays paused); mapped
+    // again at that address, the kernel would write 48 bytes into unrelated memory. So the
+    // mapping is pinned (fdutil.h: munmap() and the finalizer defer to the unpin) until the
+    // thread is joined, and for the rest of the process if it is given up (StopBlocking): a
+    // few pages per abandoned thread, which only a driver deaf to signals produces. Env
+    // teardown may run the buffer's finalizer before the cleanup hook stops the thread, which
+    // is why the pin is taken here and not when the thread is given up.
+    // A journal in memory that mmap() did not map could not be pinned (nor survive the process).
+    if (s->journal.base != nullptr && !PinMapping(s->journal.base)) throw Napi::TypeError::New(env, "journal must be an ArrayBuffer returned by mmap");
   }
 
   uv_loop_t* loop = nullptr;
@@ -162,6 +173,7 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
     delete arg;
     s->owner = nullptr;
     s->tsfn.Release();  // the thread's count: the tsfn closes and no longer holds the loop
+    if (s->journal.base != nullptr) UnpinMapping(s->journal.base);
     CloseKickTimer();
     finished_ = true;
     ThrowErrno(env, err, "pthread_create");
@@ -202,8 +214,8 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
   using End = AttachShared::End;
   End end = End::kStopped;
   int err = 0;
-  // The thread's own copy of the journal table: its memory stays mapped for as long as this
-  // thread may write it (StopBlocking pins it when it gives the thread up).
+  // The thread's own copy of the journal table: its mapping is pinned until the thread is
+  // joined, for good if it is given up (constructor), so it stays valid whatever JS drops.
   const journal::Table jt = s.journal;
   // The journal slot that is ATTACH's buffer, or -1 (no journal, or it is full). Armed before
   // the test stall, so that a test sees the slot armed while the thread stalls.
@@ -254,8 +266,8 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
       }
       continue;
     }
-    journal::Rearm(jt, armed);
     int e = errno;
+    journal::Rearm(jt, armed);
     if (s.stopFlag.load()) break;
     // §3.4: signal / empty-queue wake-ups. EFAULT on v2 (the wait result is dropped), EINTR or
     // EAGAIN on revB. Without the stop flag these are a competing consumer winning: retry.
@@ -264,9 +276,11 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
     err = e;
     break;
   }
-  journal::Disarm(jt, armed);  // the marker only: nothing was handed over into it
   {
     std::lock_guard<std::mutex> g(s.lock);
+    // The marker only: nothing was handed over into it. A thread given up leaves its slot as
+    // it is: by now the file may have a new owner in this process, whose slots these are.
+    if (!s.abandoned) journal::Disarm(jt, armed);
     s.end = end;
     s.endErrno = err;
     if (!s.abandoned) {
@@ -326,6 +340,7 @@ void AttachLoop::Finish(Napi::Env env) {
   if (started_ && !joined_) {
     pthread_join(tid_, nullptr);
     joined_ = true;
+    UnpinJournal();
   }
   if (kickTimer_ != nullptr) uv_timer_stop(kickTimer_);
   Unregister(registry_, this);
@@ -389,27 +404,24 @@ void AttachLoop::StopBlocking() {
     if (!done) {
       shared_->abandoned = true;
       shared_->cells = cells::Table{};  // its memory goes with this object
-      // The journal's memory does not: the thread is still inside ATTACH with a pointer into
-      // it, and the kernel writes the next request there whenever one comes. Unmapped, that
-      // request would be lost (EFAULT after the driver dequeued it, its vCPU paused for good);
-      // reused, the kernel would write 48 bytes into unrelated memory. So the mapping is kept
-      // for the rest of the process (munmap and the finalizer leave it mapped, fdutil.h) and
-      // the reference is never dropped; a request written there later is TAKEN in the file for
-      // the next process. A few pages per abandoned thread, which only a driver deaf to
-      // signals produces.
-      if (shared_->journal.base != nullptr) {
-        PinMapping(shared_->journal.base);
-        journalRef_.SuppressDestruct();
-      }
+      // The journal's memory does not: the thread is still inside ATTACH with a pointer into it
+      // and the kernel may write the next request there at any time. Its pin (constructor) is
+      // therefore never released: the mapping stays for the rest of the process (constructor).
     }
   }
   if (done) {
     pthread_join(tid_, nullptr);
+    UnpinJournal();
   } else {
     pthread_detach(tid_);  // a driver that ignores signals: leak the thread rather than hang the exit
   }
   joined_ = true;
   Unregister(registry_, this);
+}
+
+// After the join: the thread no longer hands the kernel pointers into the journal.
+void AttachLoop::UnpinJournal() {
+  if (shared_->journal.base != nullptr) UnpinMapping(shared_->journal.base);
 }
 
 Napi::Value AttachLoop::IsRunning(const Napi::CallbackInfo& info) {

@@ -27,7 +27,11 @@ struct MapRecord {
   void* addr;
   size_t length;
   bool unmapped;
-  bool pinned = false;  // PinMapping: never unmapped
+  // PinMapping: while pins > 0 neither munmap() nor the finalizer unmaps; they leave it to the
+  // last UnpinMapping (unmapWanted / finalized), which a thread given up never makes.
+  int pins = 0;
+  bool unmapWanted = false;
+  bool finalized = false;
 };
 
 struct Mappings {
@@ -43,16 +47,24 @@ Mappings& AllMappings() {
 void FinalizeMapping(Napi::Env, void*, MapRecord* rec) {
   {
     std::lock_guard<std::mutex> g(AllMappings().lock);
+    if (rec->pins > 0) {
+      rec->finalized = true;  // the last UnpinMapping unmaps and frees it
+      return;
+    }
     auto it = AllMappings().byAddr.find(rec->addr);
     if (it != AllMappings().byAddr.end() && it->second == rec) AllMappings().byAddr.erase(it);
   }
-  bool pinned;
-  {
-    std::lock_guard<std::mutex> g(AllMappings().lock);
-    pinned = rec->pinned;
-  }
-  if (!rec->unmapped && !pinned) munmap(rec->addr, rec->length);
+  if (!rec->unmapped) munmap(rec->addr, rec->length);
   delete rec;
+}
+
+MapRecord* RecordContaining(const void* p) {
+  const uint8_t* at = static_cast<const uint8_t*>(p);
+  for (auto& entry : AllMappings().byAddr) {
+    const uint8_t* start = static_cast<const uint8_t*>(entry.second->addr);
+    if (!entry.second->unmapped && at >= start && at < start + entry.second->length) return entry.second;
+  }
+  return nullptr;
 }
 
 // mmap(fd, length, offset, prot) -> ArrayBuffer (MAP_SHARED: the peer must see our writes, §3.5).
@@ -87,27 +99,43 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
     auto it = AllMappings().byAddr.find(ab.Data());
     if (it != AllMappings().byAddr.end()) rec = it->second;
   }
-  if (rec == nullptr || rec->unmapped) throw Napi::TypeError::New(env, "munmap: this ArrayBuffer was not returned by mmap");
+  if (rec == nullptr || rec->unmapped || rec->unmapWanted) throw Napi::TypeError::New(env, "munmap: this ArrayBuffer was not returned by mmap");
   bool pinned;
   {
     std::lock_guard<std::mutex> g(AllMappings().lock);
-    pinned = rec->pinned;
+    pinned = rec->pins > 0;
+    if (pinned) rec->unmapWanted = true;  // detached now, unmapped at the last unpin
   }
-  if (!pinned && munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
-  rec->unmapped = true;
+  if (!pinned) {
+    if (munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
+    rec->unmapped = true;
+  }
   ab.Detach();
   return env.Undefined();
 }
 
 }  // namespace
 
-void PinMapping(const void* p) {
-  const uint8_t* at = static_cast<const uint8_t*>(p);
+bool PinMapping(const void* p) {
   std::lock_guard<std::mutex> g(AllMappings().lock);
-  for (auto& entry : AllMappings().byAddr) {
-    const uint8_t* start = static_cast<const uint8_t*>(entry.second->addr);
-    if (at >= start && at < start + entry.second->length) entry.second->pinned = true;
+  MapRecord* rec = RecordContaining(p);
+  if (rec == nullptr) return false;
+  rec->pins += 1;
+  return true;
+}
+
+void UnpinMapping(const void* p) {
+  MapRecord* rec;
+  {
+    std::lock_guard<std::mutex> g(AllMappings().lock);
+    rec = RecordContaining(p);
+    if (rec == nullptr || --rec->pins > 0) return;
+    if (!rec->unmapWanted && !rec->finalized) return;  // still JS's: munmap() or the finalizer unmaps
+    if (rec->finalized) AllMappings().byAddr.erase(rec->addr);
   }
+  if (!rec->unmapped) munmap(rec->addr, rec->length);
+  rec->unmapped = true;
+  if (rec->finalized) delete rec;
 }
 
 namespace {

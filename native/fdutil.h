@@ -5,8 +5,11 @@
 namespace nodebao {
 void InitFdUtil(Napi::Env env, Napi::Object exports);
 
-// Keeps the mapping (made by mmap() here) that contains `p` mapped for the rest of the process:
-// munmap() then only detaches its ArrayBuffer and the finalizer leaves it. For memory the kernel
-// may still write (an abandoned ATTACH thread's journal slot, attach.cc). No-op for other memory.
-void PinMapping(const void* p);
+// While pinned (PinMapping calls not yet matched by UnpinMapping), the mapping made by mmap()
+// here that contains `p` stays mapped: munmap() only detaches its ArrayBuffer and the finalizer
+// only marks it; the last unpin then unmaps. For memory the kernel may write while JS could drop
+// it (an ATTACH thread's journal slot, attach.cc). False (nothing pinned) for memory that
+// mmap() here did not map.
+bool PinMapping(const void* p);
+void UnpinMapping(const void* p);
 }

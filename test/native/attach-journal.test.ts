@@ -30,6 +30,8 @@ describe('an attach loop with a request journal', () => {
     expect(file.journal.takeLeftovers()).toEqual({ taken: [], uncertain: 0 });
     fs.closeSync(fd);
     file.close();
+    // The thread was joined, so its pin on the mapping is gone and close() unmapped it.
+    expect(fs.readFileSync('/proc/self/maps', 'utf8')).not.toContain(file.path);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -41,6 +43,8 @@ describe('an attach loop with a request journal', () => {
     expect(start({ journal: new ArrayBuffer(8192), journalOffset: 4, journalSlots: 2 })).toThrow(/aligned/);
     expect(start({ journal: new ArrayBuffer(8192), journalOffset: 0 })).toThrow(/numbers/);
     expect(start({ journal: 'x', journalOffset: 0, journalSlots: 1 })).toThrow(/ArrayBuffer/);
+    // Heap memory: it could not be kept mapped under a blocked ATTACH, nor survive the process.
+    expect(start({ journal: new ArrayBuffer(8192), journalOffset: 64, journalSlots: 2 })).toThrow(/returned by mmap/);
     fs.closeSync(fd);
   });
 
