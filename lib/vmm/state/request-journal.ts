@@ -11,7 +11,8 @@
 //              an access this process never saw: it is dropped (a kill inside that window of a
 //              few instructions leaves the vCPU paused; it is counted and logged).
 //   WRITING    the thread was killed while recording it: nothing usable (the same window, at the
-//              other end; a request taken outside the native thread, record()).
+//              other end; a request taken outside the native thread, record()). Holding the
+//              marker, it was a slot being armed (below): nothing was handed over, not counted.
 //   ARMED      the slot was the buffer of an ATTACH in progress (native/journal.h): its request
 //              holds the marker (op ASK) until the kernel copies a request over it. Still the
 //              marker: nothing was handed over. A READ or WRITE: the driver handed it over and the
@@ -27,6 +28,7 @@ const WRITING = 3;
 const ARMED = 4;
 const OP_WRITE = 0;
 const OP_READ = 1;
+const OP_ASK = 2;
 const REQUEST_OFFSET = 8;
 const REQUEST_BYTES = 48;
 // In 32-bit words: a slot, and the low words of the request's addr (byte 8) and request_id (40).
@@ -76,7 +78,7 @@ export class RequestJournal {
         const at = this.bytes.byteOffset + JOURNAL_OFFSET + slot * JOURNAL_SLOT_BYTES + REQUEST_OFFSET;
         const raw = this.bytes.buffer.slice(at, at + REQUEST_BYTES) as ArrayBuffer;
         taken.push(decodeRequests(raw, 1)[0]!);
-      } else if (state === COMPLETING || state === WRITING) {
+      } else if (state === COMPLETING || (state === WRITING && !this.holdsMarker(slot))) {
         uncertain += 1;
       }
       Atomics.store(this.words, this.stateIndex(slot), FREE);
@@ -118,6 +120,15 @@ export class RequestJournal {
 
   release(slot: number): void {
     if (slot >= 0) Atomics.store(this.words, this.stateIndex(slot), FREE);
+  }
+
+  /** The slot's request is the marker an armed slot starts with (all zero, op ASK): a kill while arming it. */
+  private holdsMarker(slot: number): boolean {
+    const base = this.stateIndex(slot) + REQUEST_OFFSET / 4;
+    for (let w = 0; w < REQUEST_BYTES / 4; w += 1) {
+      if (this.words[base + w] !== (base + w === this.stateIndex(slot) + OP_WORD ? OP_ASK : 0)) return false;
+    }
+    return true;
   }
 
   private stateIndex(slot: number): number {

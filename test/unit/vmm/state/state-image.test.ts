@@ -150,10 +150,13 @@ describe('the request journal', () => {
     const odd = new Uint8Array(encodeRequests([req(12)]));
     odd[16] = 5;
     arm(3, odd);
+    // Killed while arming slot 4 (WRITING, the marker written): nothing handed over, not uncertain.
+    file.set(marker, 64 + 4 * 64 + 8);
+    view.setUint32(64 + 4 * 64, 3, true);
     const left = new RequestJournal(file).takeLeftovers();
     expect(left.taken).toEqual([req(11), read]);
     expect(left.uncertain).toBe(0);
-    for (let slot = 0; slot < 4; slot += 1) expect(view.getUint32(64 + slot * 64, true)).toBe(0);
+    for (let slot = 0; slot < 5; slot += 1) expect(view.getUint32(64 + slot * 64, true)).toBe(0);
     expect(new RequestJournal(file).takeLeftovers()).toEqual({ taken: [], uncertain: 0 });
   });
 });
