@@ -17,6 +17,9 @@
 // outlive the JS object (a thread that never returns from the ioctl is detached at teardown
 // after 2 s). Every tsfn call of the thread is made under AttachShared::lock after checking
 // `abandoned`: once the owner gave the thread up, the env (and the tsfn with it) may be gone.
+// With a journal, ATTACH's buffer is a slot of the mapped journal (journal.h), so the kernel
+// holds a pointer into that mapping while the thread blocks: the mapping is pinned from the
+// constructor until the join, and never unpinned for a thread that was given up.
 // A thread that cannot be started leaves nothing behind: the tsfn is released (it would keep
 // the event loop alive), the loop unregistered, and the constructor throws the errno error.
 #include "attach.h"
