@@ -17,6 +17,9 @@
 // outlive the JS object (a thread that never returns from the ioctl is detached at teardown
 // after 2 s). Every tsfn call of the thread is made under AttachShared::lock after checking
 // `abandoned`: once the owner gave the thread up, the env (and the tsfn with it) may be gone.
+// With a journal, ATTACH's buffer is a slot of the mapped journal (journal.h), so the kernel
+// holds a pointer into that mapping while the thread blocks: the mapping is pinned from the
+// constructor until the join, and never unpinned for a thread that was given up.
 // A thread that cannot be started leaves nothing behind: the tsfn is released (it would keep
 // the event loop alive), the loop unregistered, and the constructor throws the errno error.
 #include "attach.h"
@@ -31,6 +34,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "fdutil.h"
 
 namespace nodebao {
 
@@ -140,6 +144,17 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
       throw Napi::TypeError::New(env, "cells must be an ArrayBuffer");
     }
     s->journal = journal::FromOptions(env, opts, &journalRef_);
+    // The ATTACH thread hands the kernel pointers into the journal (its slots are the request
+    // buffer, journal.h). Unmapped under a blocked ATTACH, the next request would be lost (the
+    // driver dequeues it, then the copy fails with EFAULT and its vCPU stays paused); mapped
+    // again at that address, the kernel would write 48 bytes into unrelated memory. So the
+    // mapping is pinned (fdutil.h: munmap() and the finalizer defer to the unpin) until the
+    // thread is joined, and for the rest of the process if it is given up (StopBlocking): a
+    // few pages per abandoned thread, which only a driver deaf to signals produces. Env
+    // teardown may run the buffer's finalizer before the cleanup hook stops the thread, which
+    // is why the pin is taken here and not when the thread is given up.
+    // A journal in memory that mmap() did not map could not be pinned (nor survive the process).
+    if (s->journal.base != nullptr && !PinMapping(s->journal.base)) throw Napi::TypeError::New(env, "journal must be an ArrayBuffer returned by mmap");
   }
 
   uv_loop_t* loop = nullptr;
@@ -161,6 +176,7 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
     delete arg;
     s->owner = nullptr;
     s->tsfn.Release();  // the thread's count: the tsfn closes and no longer holds the loop
+    if (s->journal.base != nullptr) UnpinMapping(s->journal.base);
     CloseKickTimer();
     finished_ = true;
     ThrowErrno(env, err, "pthread_create");
@@ -201,18 +217,31 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
   using End = AttachShared::End;
   End end = End::kStopped;
   int err = 0;
+  // The thread's own copy of the journal table: its mapping is pinned until the thread is
+  // joined, for good if it is given up (constructor), so it stays valid whatever JS drops.
+  const journal::Table jt = s.journal;
+  // The journal slot that is ATTACH's buffer, or -1 (no journal, or it is full). Armed before
+  // the test stall, so that a test sees the slot armed while the thread stalls.
+  int armed = journal::Arm(jt);
   if (s.testStallMs > 0) StallIgnoringSignals(s.testStallMs);
   while (!s.stopFlag.load()) {
-    uapi::VirtioRequest req{};
-    req.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
-    int ret = ioctl(s.fd, s.attachRequest, &req);
+    uapi::VirtioRequest local{};
+    local.op = uapi::kOpAsk;  // content ignored by the driver; mirrors what bao-virtio-dm sends
+    if (armed < 0) armed = journal::Arm(jt);
+    // With a slot, the kernel copies the request straight into the mapped journal file: taken
+    // and recorded are one event, and a kill right after the ioctl leaves it to the next process.
+    uapi::VirtioRequest* buf = armed >= 0 ? journal::RequestIn(jt, armed) : &local;
+    int ret = ioctl(s.fd, s.attachRequest, buf);
     if (ret >= 0) {
+      int slot = armed;
+      armed = -1;
+      uapi::VirtioRequest req = *buf;
+      journal::Filled(jt, slot);
       bool hit = false;
-      int slot = -1;
       {
         std::lock_guard<std::mutex> g(s.lock);
-        if (s.abandoned) continue;
-        slot = journal::Take(s.journal, req);  // before anything handles it (journal.h)
+        if (s.abandoned) continue;  // TAKEN in the journal: the next process completes it
+        if (slot < 0) slot = journal::Take(jt, req);  // no slot was free when armed: try again now
         hit = cells::Answer(s.cells, &req);
         if (!hit) {
           s.queue.push_back(req);
@@ -227,7 +256,7 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
       // The stop signal may interrupt the COMPLETE: retry it, the vCPU waits for it.
       if (hit) {
         int r;
-        journal::MarkCompleting(s.journal, slot);
+        journal::MarkCompleting(jt, slot);
         do {
           r = ioctl(s.fd, s.completeRequest, &req);
         } while (r < 0 && errno == EINTR);
@@ -236,12 +265,12 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
           std::lock_guard<std::mutex> g(s.lock);
           if (!s.abandoned) cells::NoteCompleteFailure(s.cells, e);
         }
-        std::lock_guard<std::mutex> g(s.lock);
-        if (!s.abandoned) journal::Release(s.journal, slot);
+        journal::Release(jt, slot);
       }
       continue;
     }
     int e = errno;
+    journal::Rearm(jt, armed);
     if (s.stopFlag.load()) break;
     // §3.4: signal / empty-queue wake-ups. EFAULT on v2 (the wait result is dropped), EINTR or
     // EAGAIN on revB. Without the stop flag these are a competing consumer winning: retry.
@@ -252,6 +281,9 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
   }
   {
     std::lock_guard<std::mutex> g(s.lock);
+    // The marker only: nothing was handed over into it. A thread given up leaves its slot as
+    // it is: by now the file may have a new owner in this process, whose slots these are.
+    if (!s.abandoned) journal::Disarm(jt, armed);
     s.end = end;
     s.endErrno = err;
     if (!s.abandoned) {
@@ -311,6 +343,7 @@ void AttachLoop::Finish(Napi::Env env) {
   if (started_ && !joined_) {
     pthread_join(tid_, nullptr);
     joined_ = true;
+    UnpinJournal();
   }
   if (kickTimer_ != nullptr) uv_timer_stop(kickTimer_);
   Unregister(registry_, this);
@@ -374,16 +407,24 @@ void AttachLoop::StopBlocking() {
     if (!done) {
       shared_->abandoned = true;
       shared_->cells = cells::Table{};  // its memory goes with this object
-      shared_->journal = journal::Table{};
+      // The journal's memory does not: the thread is still inside ATTACH with a pointer into it
+      // and the kernel may write the next request there at any time. Its pin (constructor) is
+      // therefore never released: the mapping stays for the rest of the process (constructor).
     }
   }
   if (done) {
     pthread_join(tid_, nullptr);
+    UnpinJournal();
   } else {
     pthread_detach(tid_);  // a driver that ignores signals: leak the thread rather than hang the exit
   }
   joined_ = true;
   Unregister(registry_, this);
+}
+
+// After the join: the thread no longer hands the kernel pointers into the journal.
+void AttachLoop::UnpinJournal() {
+  if (shared_->journal.base != nullptr) UnpinMapping(shared_->journal.base);
 }
 
 Napi::Value AttachLoop::IsRunning(const Napi::CallbackInfo& info) {

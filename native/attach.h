@@ -66,6 +66,7 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
   void Kick();
   void Finish(Napi::Env env);
   void CloseKickTimer();
+  void UnpinJournal();
   static void OnKickTimer(uv_timer_t* timer);
 
   Registry* registry_ = nullptr;

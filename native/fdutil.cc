@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <climits>
 #include <mutex>
 #include <unordered_map>
@@ -26,6 +27,11 @@ struct MapRecord {
   void* addr;
   size_t length;
   bool unmapped;
+  // PinMapping: while pins > 0 neither munmap() nor the finalizer unmaps; they leave it to the
+  // last UnpinMapping (unmapWanted / finalized), which a thread given up never makes.
+  int pins = 0;
+  bool unmapWanted = false;
+  bool finalized = false;
 };
 
 struct Mappings {
@@ -41,11 +47,24 @@ Mappings& AllMappings() {
 void FinalizeMapping(Napi::Env, void*, MapRecord* rec) {
   {
     std::lock_guard<std::mutex> g(AllMappings().lock);
+    if (rec->pins > 0) {
+      rec->finalized = true;  // the last UnpinMapping unmaps and frees it
+      return;
+    }
     auto it = AllMappings().byAddr.find(rec->addr);
     if (it != AllMappings().byAddr.end() && it->second == rec) AllMappings().byAddr.erase(it);
   }
   if (!rec->unmapped) munmap(rec->addr, rec->length);
   delete rec;
+}
+
+MapRecord* RecordContaining(const void* p) {
+  const uint8_t* at = static_cast<const uint8_t*>(p);
+  for (auto& entry : AllMappings().byAddr) {
+    const uint8_t* start = static_cast<const uint8_t*>(entry.second->addr);
+    if (!entry.second->unmapped && at >= start && at < start + entry.second->length) return entry.second;
+  }
+  return nullptr;
 }
 
 // mmap(fd, length, offset, prot) -> ArrayBuffer (MAP_SHARED: the peer must see our writes, §3.5).
@@ -80,12 +99,46 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
     auto it = AllMappings().byAddr.find(ab.Data());
     if (it != AllMappings().byAddr.end()) rec = it->second;
   }
-  if (rec == nullptr || rec->unmapped) throw Napi::TypeError::New(env, "munmap: this ArrayBuffer was not returned by mmap");
-  if (munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
-  rec->unmapped = true;
+  if (rec == nullptr || rec->unmapped || rec->unmapWanted) throw Napi::TypeError::New(env, "munmap: this ArrayBuffer was not returned by mmap");
+  bool pinned;
+  {
+    std::lock_guard<std::mutex> g(AllMappings().lock);
+    pinned = rec->pins > 0;
+    if (pinned) rec->unmapWanted = true;  // detached now, unmapped at the last unpin
+  }
+  if (!pinned) {
+    if (munmap(rec->addr, rec->length) != 0) ThrowErrno(env, errno, "munmap");
+    rec->unmapped = true;
+  }
   ab.Detach();
   return env.Undefined();
 }
+
+}  // namespace
+
+bool PinMapping(const void* p) {
+  std::lock_guard<std::mutex> g(AllMappings().lock);
+  MapRecord* rec = RecordContaining(p);
+  if (rec == nullptr) return false;
+  rec->pins += 1;
+  return true;
+}
+
+void UnpinMapping(const void* p) {
+  MapRecord* rec;
+  {
+    std::lock_guard<std::mutex> g(AllMappings().lock);
+    rec = RecordContaining(p);
+    if (rec == nullptr || --rec->pins > 0) return;
+    if (!rec->unmapWanted && !rec->finalized) return;  // still JS's: munmap() or the finalizer unmaps
+    if (rec->finalized) AllMappings().byAddr.erase(rec->addr);
+  }
+  if (!rec->unmapped) munmap(rec->addr, rec->length);
+  rec->unmapped = true;
+  if (rec->finalized) delete rec;
+}
+
+namespace {
 
 // eventfd(initval, flags) -> fd.
 Napi::Value EventFd(const Napi::CallbackInfo& info) {

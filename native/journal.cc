@@ -14,6 +14,12 @@ uint32_t* StateWord(const Table& t, size_t slot) {
   return reinterpret_cast<uint32_t*>(t.base + slot * kSlotBytes);
 }
 
+void WriteMarker(uint8_t* request) {
+  uapi::VirtioRequest marker{};
+  marker.op = uapi::kOpAsk;  // what ATTACH is given anyway (attach.cc)
+  memcpy(request, &marker, sizeof marker);
+}
+
 }  // namespace
 
 Table FromOptions(Napi::Env env, Napi::Object opts, Napi::Reference<Napi::ArrayBuffer>* keep) {
@@ -46,6 +52,37 @@ int Take(const Table& t, const uapi::VirtioRequest& req) {
     return static_cast<int>(i);
   }
   return -1;
+}
+
+int Arm(const Table& t) {
+  if (t.base == nullptr) return -1;
+  for (size_t i = 0; i < t.slots; ++i) {
+    uint32_t expected = kFree;
+    if (!__atomic_compare_exchange_n(StateWord(t, i), &expected, kWriting, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) continue;
+    WriteMarker(t.base + i * kSlotBytes + kRequestOffset);
+    __atomic_store_n(StateWord(t, i), kArmed, __ATOMIC_RELEASE);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+uapi::VirtioRequest* RequestIn(const Table& t, int slot) {
+  return reinterpret_cast<uapi::VirtioRequest*>(t.base + static_cast<size_t>(slot) * kSlotBytes + kRequestOffset);
+}
+
+void Rearm(const Table& t, int slot) {
+  if (t.base == nullptr || slot < 0) return;
+  WriteMarker(t.base + static_cast<size_t>(slot) * kSlotBytes + kRequestOffset);
+}
+
+void Filled(const Table& t, int slot) {
+  if (t.base == nullptr || slot < 0) return;
+  __atomic_store_n(StateWord(t, static_cast<size_t>(slot)), kTaken, __ATOMIC_RELEASE);
+}
+
+void Disarm(const Table& t, int slot) {
+  if (t.base == nullptr || slot < 0) return;
+  __atomic_store_n(StateWord(t, static_cast<size_t>(slot)), kFree, __ATOMIC_RELEASE);
 }
 
 void MarkCompleting(const Table& t, int slot) {

@@ -91,6 +91,47 @@ describe('an ATTACH thread that ignores the stop signal', () => {
   }, 15_000);
 });
 
+describe('an abandoned ATTACH thread with a request journal', () => {
+  it('keeps the journal mapping it may still hand the kernel, after its env is gone', async () => {
+    // As above, with a journal in a mapped file: the stalled thread holds an armed slot as its
+    // ATTACH buffer. The worker's teardown frees the ArrayBuffer; the mapping must stay (the
+    // kernel could write a request there), and the thread must end without faulting on it.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nb-journal-pin-'));
+    const file = path.join(dir, 'dm0.state');
+    fs.writeFileSync(file, Buffer.alloc(16384));
+    const fd = fs.openSync('/dev/null', 'r');
+    const threads = threadCount();
+    const code = `
+      const fs = require('node:fs');
+      const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.gyp)(workerData.root);
+      const jfd = fs.openSync(workerData.file, 'r+');
+      const mapping = addon.mmap(jfd, 16384, 0, 3);
+      fs.closeSync(jfd);
+      globalThis.keep = new addon.AttachLoop(workerData.fd, 0, () => {}, { journal: mapping, journalOffset: 64, journalSlots: 64, testStallMs: 3000 });
+      parentPort.postMessage('started');
+    `;
+    const mapped = (): boolean => fs.readFileSync('/proc/self/maps', 'utf8').includes(file);
+    try {
+      const worker = new Worker(code, {
+        eval: true,
+        workerData: { fd, file, root: PACKAGE_ROOT, gyp: require.resolve('node-gyp-build') },
+      });
+      await new Promise<void>((resolve) => worker.once('message', () => resolve()));
+      expect(mapped()).toBe(true);
+      expect(await worker.terminate()).toBe(1);
+      expect(await eventually(() => threadCount() <= threads, 5000)).toBe(true);
+      // Pinned: still mapped after the env and its ArrayBuffer went (a few pages, for the process's life).
+      expect(mapped()).toBe(true);
+      // The slot it armed is left as it was (ARMED, the marker): given up, it touches nothing.
+      expect(fs.readFileSync(file).readUInt32LE(64)).toBe(4);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 15_000);
+});
+
 describe('an ATTACH thread that cannot be started', () => {
   it('throws the errno error and leaves nothing that keeps the process alive', () => {
     // In a child whose address space is capped just above its current size: the thread's stack

@@ -11,7 +11,12 @@
 //              an access this process never saw: it is dropped (a kill inside that window of a
 //              few instructions leaves the vCPU paused; it is counted and logged).
 //   WRITING    the thread was killed while recording it: nothing usable (the same window, at the
-//              other end).
+//              other end; a request taken outside the native thread, record()). Holding the
+//              marker, it was a slot being armed (below): nothing was handed over, not counted.
+//   ARMED      the slot was the buffer of an ATTACH in progress (native/journal.h): its request
+//              holds the marker (op ASK) until the kernel copies a request over it. Still the
+//              marker: nothing was handed over. A READ or WRITE: the driver handed it over and the
+//              thread died before marking it TAKEN: complete it, as TAKEN.
 
 import { decodeRequests, encodeRequests, type IoRequest } from '../../dispatcher/request.js';
 import { JOURNAL_OFFSET, JOURNAL_SLOT_BYTES, JOURNAL_SLOTS } from './state-image.js';
@@ -20,6 +25,10 @@ const FREE = 0;
 const TAKEN = 1;
 const COMPLETING = 2;
 const WRITING = 3;
+const ARMED = 4;
+const OP_WRITE = 0;
+const OP_READ = 1;
+const OP_ASK = 2;
 const REQUEST_OFFSET = 8;
 const REQUEST_BYTES = 48;
 // In 32-bit words: a slot, and the low words of the request's addr (byte 8) and request_id (40).
@@ -27,6 +36,8 @@ const SLOT_WORDS = JOURNAL_SLOT_BYTES / 4;
 const WORDS = JOURNAL_SLOTS * SLOT_WORDS;
 const ADDR_WORD = (REQUEST_OFFSET + 8) / 4;
 const ID_WORD = (REQUEST_OFFSET + 40) / 4;
+// The low and high words of the request's op (byte 16).
+const OP_WORD = (REQUEST_OFFSET + 16) / 4;
 
 export interface JournalLeftovers {
   /** Requests a dead process took and never completed: complete them. */
@@ -54,11 +65,20 @@ export class RequestJournal {
     let uncertain = 0;
     for (let slot = 0; slot < JOURNAL_SLOTS; slot += 1) {
       const state = Atomics.load(this.words, this.stateIndex(slot));
-      if (state === TAKEN) {
+      if (state === ARMED) {
+        const op = this.words[this.stateIndex(slot) + OP_WORD]!;
+        const opHigh = this.words[this.stateIndex(slot) + OP_WORD + 1]!;
+        if (opHigh !== 0 || (op !== OP_READ && op !== OP_WRITE)) {
+          // the marker (or, if the kernel ever wrote something else, nothing we can complete)
+          Atomics.store(this.words, this.stateIndex(slot), FREE);
+          continue;
+        }
+      }
+      if (state === TAKEN || state === ARMED) {
         const at = this.bytes.byteOffset + JOURNAL_OFFSET + slot * JOURNAL_SLOT_BYTES + REQUEST_OFFSET;
         const raw = this.bytes.buffer.slice(at, at + REQUEST_BYTES) as ArrayBuffer;
         taken.push(decodeRequests(raw, 1)[0]!);
-      } else if (state === COMPLETING || state === WRITING) {
+      } else if (state === COMPLETING || (state === WRITING && !this.holdsMarker(slot))) {
         uncertain += 1;
       }
       Atomics.store(this.words, this.stateIndex(slot), FREE);
@@ -100,6 +120,15 @@ export class RequestJournal {
 
   release(slot: number): void {
     if (slot >= 0) Atomics.store(this.words, this.stateIndex(slot), FREE);
+  }
+
+  /** The slot's request is the marker an armed slot starts with (all zero, op ASK): a kill while arming it. */
+  private holdsMarker(slot: number): boolean {
+    const base = this.stateIndex(slot) + REQUEST_OFFSET / 4;
+    for (let w = 0; w < REQUEST_BYTES / 4; w += 1) {
+      if (this.words[base + w] !== (base + w === this.stateIndex(slot) + OP_WORD ? OP_ASK : 0)) return false;
+    }
+    return true;
   }
 
   private stateIndex(slot: number): number {

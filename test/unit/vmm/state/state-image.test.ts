@@ -129,4 +129,34 @@ describe('the request journal', () => {
     journal.release(slot);
     expect(journal.find(req(42, 0xa000050))).toBe(-1);
   });
+
+  it('an ARMED slot is taken once the kernel copied a request over its marker, free while it holds the marker', () => {
+    const { file } = fresh();
+    const view = new DataView(file.buffer);
+    const ARMED = 4;
+    const arm = (slot: number, request: Uint8Array): void => {
+      file.set(request, 64 + slot * 64 + 8);
+      view.setUint32(64 + slot * 64, ARMED, true);
+    };
+    // The marker native/journal.cc writes: all zero, op = ASK (2) at request byte 16.
+    const marker = new Uint8Array(48);
+    marker[16] = 2;
+    arm(0, marker);
+    // What ATTACH copied into the slot before the process died (a READ and a WRITE).
+    const read = { dmId: 1, addr: 0xa000050, op: 1, value: 0n, accessWidth: 4, requestId: 3 };
+    arm(1, new Uint8Array(encodeRequests([req(11)])));
+    arm(2, new Uint8Array(encodeRequests([read])));
+    // Neither the marker nor a READ/WRITE (op 5): nothing to complete.
+    const odd = new Uint8Array(encodeRequests([req(12)]));
+    odd[16] = 5;
+    arm(3, odd);
+    // Killed while arming slot 4 (WRITING, the marker written): nothing handed over, not uncertain.
+    file.set(marker, 64 + 4 * 64 + 8);
+    view.setUint32(64 + 4 * 64, 3, true);
+    const left = new RequestJournal(file).takeLeftovers();
+    expect(left.taken).toEqual([req(11), read]);
+    expect(left.uncertain).toBe(0);
+    for (let slot = 0; slot < 5; slot += 1) expect(view.getUint32(64 + slot * 64, true)).toBe(0);
+    expect(new RequestJournal(file).takeLeftovers()).toEqual({ taken: [], uncertain: 0 });
+  });
 });
