@@ -6,7 +6,7 @@
 # Does not build the addon or the TypeScript: `npm run build` must have been run.
 # Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
 # QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files); QEMU_TEST_FILTER (vitest file filter, optional);
-# NODE_BAO_VHOST_QEMU=1 / NODE_BAO_KILL_RESTART=1 / NODE_BAO_KILL_RESUME=1 run the opt-in tests
+# NODE_BAO_VHOST_QEMU=1 / NODE_BAO_KILL_RESTART=1 run the opt-in tests (NODE_BAO_KILL_RESUME=0 leaves kill-resume out)
 # (README: Development); NODE_BAO_KILL_RESUME_ITERATIONS=N sets the kill-resume test's kills;
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
 # preemption off, which on one vCPU starves the userspace backend forever; on Bao too the
