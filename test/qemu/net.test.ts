@@ -179,8 +179,10 @@ function spawnInNs(ns: string, argv: string[]): { done: Promise<string>; child: 
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  // 'close', not 'exit': a process can exit before its stdout was read to the end, and the
+  // transfer's result is its last stdout line (an empty one failed a run with four at once).
   const done = new Promise<string>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`)))),
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`)))),
   );
   return { done, child };
 }
