@@ -4,7 +4,7 @@
 # device's throughput at intervals, and at the end a verdict: "soak verdict: FLAT" or "NOT FLAT"
 # with the failed checks (RSS, heap, fds, event-loop delay, throughput; scripts/guest/soak.mjs
 # verdict() has the rules); exits 0 only when flat. Needs `npm run build` first. One guest at a
-# time per machine: `npm run build && flock /work/qemu.lock bash scripts/soak.sh 3600 60`.
+# time per machine: `npm run build && bash scripts/soak.sh 3600 60`.
 # Usage: scripts/soak.sh [duration seconds (3600)] [interval seconds (60)]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

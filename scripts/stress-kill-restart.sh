@@ -3,7 +3,7 @@
 # boots the Bao-equivalent guest, where scripts/guest/kill-restart.mjs kills the daemon with
 # SIGKILL under load N times, restarts it, resets the frontends (driver unbind/bind) and reports
 # how many runs recovered (and how many lost an access the killed daemon held: issue 13). Needs
-# `npm run build` first. One guest at a time per machine: wrap it in `flock /work/qemu.lock`.
+# `npm run build` first. Run one QEMU guest at a time per machine.
 # Under TCG a daemon start takes 15-30 s, so 100 runs take about 40 minutes; max-seconds stops
 # starting runs after that long and reports the ones made.
 # Usage: scripts/stress-kill-restart.sh [iterations (100)] [max-seconds (none)]

@@ -11,7 +11,7 @@
 # qemu/out/kill-resume/kill-resume.json. Exit status 0 only when every run passed.
 #
 # Needs `npm run build` first. One guest at a time per machine:
-#   npm run build && flock /work/qemu.lock scripts/stress-kill-resume.sh 100
+#   npm run build && scripts/stress-kill-resume.sh 100
 # Under TCG one kill-and-resume takes about 10 to 20 s: 100 take about half an hour.
 # Usage: scripts/stress-kill-resume.sh [iterations (100)]
 set -euo pipefail
