@@ -26,16 +26,8 @@ while [ $# -gt 0 ]; do
     *) echo "bench/fs: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
 done
-for need in dist build/Release/bao.node; do
-  [ -e "$need" ] || { echo "bench/fs: $need is missing: run 'npm run build' first" >&2; exit 1; }
-done
-mkdir -p "$repo/qemu/out"
-(
-  flock 9
-  bash qemu/provision.sh >/dev/null
-  make -s -C qemu/bao-sim >/dev/null
-  bash qemu/build-image.sh
-) 9>"$repo/qemu/out/.build.lock"
+. "$repo/bench/qemu-common.sh"
+bench_prepare bench/fs
 fio_bin=$(command -v fio) || { echo "bench/fs: fio is not installed (qemu/provision.sh installs it)" >&2; exit 1; }
 
 # fio and every library it links, at the same paths in the guest.
