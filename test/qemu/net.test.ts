@@ -9,7 +9,6 @@
 // The device's counters come from the daemon's status socket (one HTTP request: a `baoctl
 // status` process would start Node under TCG each time).
 
-import { createHash } from 'node:crypto';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DaemonStatus } from '../../lib/vmm/status.js';
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
+import { expectedHash } from './support/netns.js';
 
 const IP = '/usr/local/bin/ip';
 const BACKEND_CPU = '1';
@@ -157,19 +157,6 @@ async function setUpGuestSide(dm = DM, ns = GUEST_NS, address = GUEST_IP): Promi
   // From the frontend CPU: bringing the link up sends control commands the driver spins on.
   execFileSync('taskset', ['-c', FRONTEND_CPU, IP, '-n', ns, 'link', 'set', ifname, 'up']);
   return ifname;
-}
-
-function expectedHash(seed: string, mib: number): string {
-  const base = Buffer.alloc(1 << 20);
-  let at = 0;
-  let counter = 0;
-  while (at < base.length) at += createHash('sha256').update(`${seed}:0:${counter++}`).digest().copy(base, at);
-  const h = createHash('sha256');
-  for (let i = 0; i < mib; i += 1) {
-    base.writeUInt32LE(i, 0);
-    h.update(base);
-  }
-  return h.digest('hex');
 }
 
 function spawnInNs(ns: string, argv: string[]): { done: Promise<string>; child: ChildProcess } {
