@@ -132,20 +132,32 @@ class ConsoleClient {
   }
 }
 
-/** Guest-to-host lines G000000.. must be consecutive: no gap, no duplicate (a last partial line is fine). */
-function checkSequence(text, prefix) {
+/**
+ * Lines <prefix>000000.. must be consecutive: no gap, no duplicate (a last partial line is fine).
+ * With `resends`, a line may also come as the client's marked resend (<prefix>NNNNNNR), and an
+ * original followed by its resend counts once, in `resent`: the original was delivered late.
+ */
+function checkSequence(text, prefix, resends = false) {
   const lines = text.split('\n');
   lines.pop(); // partial or empty
   const bad = [];
+  let resent = 0;
   let expect = 0;
+  let last = '';
+  const form = new RegExp(`^${prefix}(\\d{6})${resends ? '(R?)' : '()'}$`);
   for (const line of lines) {
-    const m = new RegExp(`^${prefix}(\\d{6})$`).exec(line);
+    const m = form.exec(line);
     const n = m ? Number(m[1]) : -1;
-    if (n !== expect) bad.push(`expected ${prefix}${String(expect).padStart(6, '0')}, got ${JSON.stringify(line.slice(0, 20))}`);
-    if (n >= 0) expect = n + 1;
-    else expect += 1;
+    if (m && n === expect - 1 && m[2] === 'R' && last === `${prefix}${m[1]}`) {
+      resent += 1; // the original, then the resend of the same line
+    } else {
+      if (n !== expect) bad.push(`expected ${prefix}${String(expect).padStart(6, '0')}, got ${JSON.stringify(line.slice(0, 20))}`);
+      if (n >= 0) expect = n + 1;
+      else expect += 1;
+    }
+    last = line;
   }
-  return { lines: lines.length, bad };
+  return { lines: lines.length, bad, resent };
 }
 
 function logLines(output, what) {
@@ -248,16 +260,20 @@ async function main() {
   await client.connect(60_000);
   const load = startFrontendLoad(disk);
   let hostSent = 0; // H lines the frontend has read (confirmed)
-  let pendingHost; // the H line written and not yet seen by the frontend
+  let pendingHost; // the H line written and not yet seen by the frontend (without its newline)
+  const seenByFrontend = (line) => {
+    const rx = fs.readFileSync(RX, 'latin1');
+    return rx.includes(`${line}\n`) || rx.includes(`${line}R\n`);
+  };
   /** One host-to-guest line at a time: the next only once the frontend read the previous. */
   const pumpHost = () => {
     if (pendingHost !== undefined) {
-      if (!fs.readFileSync(RX, 'latin1').includes(pendingHost)) return;
+      if (!seenByFrontend(pendingHost)) return;
       hostSent += 1;
       pendingHost = undefined;
     }
-    pendingHost = `H${String(hostSent).padStart(6, '0')}\n`;
-    client.send(pendingHost);
+    pendingHost = `H${String(hostSent).padStart(6, '0')}`;
+    client.send(`${pendingHost}\n`);
   };
   let pump = setInterval(pumpHost, 150);
   await waitFor(() => client.received.includes('G000003'), 120_000, 'console output to flow');
@@ -312,9 +328,12 @@ async function main() {
       const hostBefore = hostSent;
       await waitFor(() => client.received.length > before + 16, 60_000, 'console output after the restart');
       // A host line the killed daemon had received and not yet given to the guest died with it:
-      // the client sends it again (once the frontend has had time to read what it did get).
+      // the client sends it again (once the frontend has had time to read what it did get),
+      // marked R: the killed daemon may have given it to the guest after all, with the guest
+      // reading it only after the resume's interrupt, later than this wait. Two copies of one
+      // line, one of them R, are that; two identical copies would be the device's duplicate.
       await sleep(500);
-      if (pendingHost !== undefined && !fs.readFileSync(RX, 'latin1').includes(pendingHost)) client.send(pendingHost);
+      if (pendingHost !== undefined && !seenByFrontend(pendingHost)) client.send(`${pendingHost}R\n`);
       await waitFor(() => hostSent > hostBefore, 60_000, 'console input after the restart');
       if ((await readHwrng(32, 30_000)) !== 32) why ||= '/dev/hwrng did not answer';
       const acksBefore = ackedAtKill.length;
@@ -368,7 +387,7 @@ async function main() {
   const onBacking = missingRecords(acked, recordsIn(fs.readFileSync(DISK)));
   const out = checkSequence(client.received, 'G');
   const rxText = fs.readFileSync(RX, 'latin1').replace(/G\d{6}\n/g, '');
-  const inp = checkSequence(rxText, 'H');
+  const inp = checkSequence(rxText, 'H', true);
   client.drop();
   daemon.child.kill('SIGTERM');
   const code = await Promise.race([daemon.exited, sleep(15_000).then(() => 'timeout')]);
@@ -398,7 +417,7 @@ async function main() {
     afterTake: results.filter((r) => r.kill === 'after-take' && r.resumed).length,
     completedForDeadProcess: results.reduce((n, r) => n + r.completedForDeadProcess, 0),
     consoleOut: { lines: out.lines, problems: out.bad.slice(0, 10), problemCount: out.bad.length },
-    consoleIn: { lines: inp.lines, problems: inp.bad.slice(0, 10), problemCount: inp.bad.length },
+    consoleIn: { lines: inp.lines, resentAfterLateDelivery: inp.resent, problems: inp.bad.slice(0, 10), problemCount: inp.bad.length },
     resumeMs: { median: times[Math.floor(times.length / 2)] ?? -1, max: times.at(-1) ?? -1 },
     startupMedianMs: startupMedians,
     lastExit: code,
@@ -409,7 +428,7 @@ async function main() {
   console.log(
     [
       `kill-resume summary: ${results.length} kills, ${resumed} resumed, ${summary.resets} frontend resets, ${summary.hangs} hangs (of ${iterations} planned)`,
-      `  console: guest->host ${out.lines} lines, ${out.bad.length} lost or duplicated; host->guest ${inp.lines} lines, ${inp.bad.length} lost or duplicated`,
+      `  console: guest->host ${out.lines} lines, ${out.bad.length} lost or duplicated; host->guest ${inp.lines} lines, ${inp.bad.length} lost or duplicated (${inp.resent} delivered late by a killed daemon and resent by the client, counted once)`,
       `  disk: ${d.records} fsync'ed records; missing after a kill ${d.missingAtKills}, on the backing at the end ${d.missingOnBacking}, read back through the frontend ${d.missingReadBack}; failed writes ${d.failedWrites}`,
       `  accesses taken by a killed daemon and completed by the next: ${summary.completedForDeadProcess} (kills after a take: ${summary.afterTake})`,
       `  resume (start to every device model resumed): median ${summary.resumeMs.median} ms, max ${summary.resumeMs.max} ms`,
