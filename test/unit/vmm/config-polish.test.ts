@@ -51,15 +51,13 @@ describe('config polish', () => {
     ]);
   });
 
-  it('checks 20000 windows quickly (sorted, not pairwise)', () => {
+  it('checks 20000 windows, finding the one overlap among them (sorted, not pairwise: the pairwise check took minutes here)', () => {
     const lines = ['devices:'];
     for (let i = 0; i < 20_000; i++) lines.push(`  - {id: ${i % 16}, type: rng, mmio_addr: ${0xa000000 + i * 0x400}}`);
-    const started = performance.now();
+    lines.push(`  - {id: 3, type: rng, mmio_addr: ${0xa000000 + 12_345 * 0x400 + 0x100}}`);
     const r = issues(`${lines.join('\n')}\n`);
-    expect(r.errors.filter((e) => e.includes('overlaps'))).toEqual([]);
-    // Generous: the quadratic check took minutes at this size.
-    expect(performance.now() - started).toBeLessThan(30_000);
-  }, 60_000);
+    expect(r.errors.filter((e) => e.includes('overlaps'))).toEqual([expect.stringMatching(/^devices\[20000\]\.mmio_addr: .*overlaps devices\[12345\]'s window/)]);
+  }, 120_000);
 
   it('refuses a file larger than the limit before parsing it', async () => {
     const big = `devices: []\n#${'x'.repeat(MAX_CONFIG_BYTES)}\n`;
