@@ -110,7 +110,7 @@ describe('a device model on a real dispatcher', () => {
       await new Promise((r) => setTimeout(r, i % 2 === 0 ? 0 : 20));
       const t0 = Date.now();
       await loop.stop();
-      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(Date.now() - t0).toBeLessThan(5000); // promptly: a loop left blocked in ATTACH would never return
       expect((await loop.ended).reason).toBe('stopped');
       expect(errors).toEqual([]);
     }

@@ -72,7 +72,7 @@ describe('VhostUserFrontend handshake', () => {
     const [fe] = connected({ silentOn: [Req.GET_FEATURES] }, 100);
     const started = Date.now();
     await expect(fe.handshake()).rejects.toMatchObject({ code: 'BACKEND_TIMEOUT' });
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(10_000); // the deadline is 100 ms: this bound only tells "failed at its deadline" from "hung"
     expect(fe.connected).toBe(false);
   });
 
