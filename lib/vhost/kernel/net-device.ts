@@ -7,8 +7,6 @@
 // the tap handles plus the ring features the kernel takes, the driver picks, the kernel gets the
 // driver's choice cut to the bits it knows, without ACCESS_PLATFORM (between the driver and us).
 
-import * as nodeFs from 'node:fs';
-
 import type { DeviceActivation, ExternalQueueHost, VirtioDevice } from '../../virtio/device.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC, VERSION_1 } from '../../virtio/features.js';
 import { silentLogger, type Logger } from '../../virtio/logger.js';
@@ -32,6 +30,7 @@ import {
   type NetConfigSpace,
   type TapInterface,
 } from '../../devices/net/index.js';
+import { KernelVhostDevice, type KernelVhostMetrics } from './kernel-device.js';
 import { VhostFd } from './vhost-fd.js';
 import { drainVhostRings, setUpVhostRings, type VhostRingOps } from './vring-setup.js';
 
@@ -62,31 +61,22 @@ export interface KernelNetOptions {
   readonly vhost?: VhostNetOps;
 }
 
-export interface KernelNetMetrics {
-  activations: number;
-  stops: number;
-  failedActivations: number;
-  forwardedKicks: number;
-}
+export type KernelNetMetrics = KernelVhostMetrics;
 
-export class KernelNetDevice implements VirtioDevice {
+export class KernelNetDevice extends KernelVhostDevice implements VirtioDevice {
   readonly deviceId = 1;
   readonly name = 'net';
   readonly queueMaxSizes: readonly number[];
   readonly config: Uint8Array;
   readonly features: bigint;
-  readonly metrics: KernelNetMetrics = { activations: 0, stops: 0, failedActivations: 0, forwardedKicks: 0 };
 
   private readonly log: Logger;
   private readonly space: NetConfigSpace;
   private readonly tapFd: number;
-  private host: ExternalQueueHost | undefined;
-  private running = false;
   private offloadWanted = 0;
   private offloadApplied = 0;
   private offloadBusy = false;
   private closed = false;
-  private readonly kickBuf = Buffer.alloc(8);
 
   private constructor(
     private readonly vhost: VhostNetOps,
@@ -95,6 +85,7 @@ export class KernelNetDevice implements VirtioDevice {
     options: KernelNetOptions,
     log: Logger,
   ) {
+    super('vhost-net', [RX, TX]);
     const fd = tap.fds?.[0];
     if (fd === undefined || tap.fds?.length !== 1) throw new Error('vhost-net needs a tap opened with exactly one queue');
     this.tapFd = fd;
@@ -103,7 +94,6 @@ export class KernelNetDevice implements VirtioDevice {
     this.config = this.space.bytes;
     this.queueMaxSizes = [options.queueSize, options.queueSize];
     this.log = log;
-    this.kickBuf.writeBigUInt64LE(1n, 0);
   }
 
   /** Opens /dev/vhost-net (the tap is already open: see lib/devices/net/tap.ts on rtnl). */
@@ -126,32 +116,8 @@ export class KernelNetDevice implements VirtioDevice {
     return formatMac(this.space.mac());
   }
 
-  bindExternalQueues(host: ExternalQueueHost): void {
-    this.host = host;
-  }
-
   writeConfig(): boolean {
     return false; // every field is read-only for a modern driver
-  }
-
-  activate(activation: DeviceActivation): void {
-    const host = this.host;
-    if (host === undefined) throw new Error('vhost-net activated without an external queue host');
-    try {
-      this.start(activation, host);
-      this.metrics.activations += 1;
-    } catch (err) {
-      this.metrics.failedActivations += 1;
-      this.stop();
-      throw err;
-    }
-  }
-
-  queueNotify(queueIndex: number): void {
-    // Only a kick that missed its ioeventfd gets here.
-    if (!this.running || (queueIndex !== RX && queueIndex !== TX) || this.host === undefined) return;
-    this.metrics.forwardedKicks += 1;
-    this.writeKick(this.host.kickFd(queueIndex));
   }
 
   reset(): void {
@@ -168,12 +134,7 @@ export class KernelNetDevice implements VirtioDevice {
     this.tap.close();
   }
 
-  private writeKick(fd: number): void {
-    // Synchronous and tiny: an eventfd write never blocks below its 2^64-2 limit.
-    nodeFs.writeSync(fd, this.kickBuf, 0, 8);
-  }
-
-  private start(activation: DeviceActivation, host: ExternalQueueHost): void {
+  protected start(activation: DeviceActivation, host: ExternalQueueHost): void {
     const v = this.vhost;
     // The kernel refuses bits it does not know (EOPNOTSUPP): the offloads are the tap's.
     setUpVhostRings(v, activation.features & this.kernelFeatures, activation, host, [RX, TX], 'net');
@@ -184,7 +145,7 @@ export class KernelNetDevice implements VirtioDevice {
     activation.log.info({ tap: this.tap.name, mac: this.mac }, 'vhost-net running');
   }
 
-  private stop(): void {
+  protected stop(): void {
     if (!this.running) return;
     this.running = false;
     try {

@@ -7,11 +7,10 @@
 // picks, the kernel gets the driver's choice without ACCESS_PLATFORM (that one is between the
 // driver and us: the addresses the kernel sees are GPAs our table maps).
 
-import * as fs from 'node:fs';
-
 import type { DeviceActivation, ExternalQueueHost, VirtioDevice } from '../../virtio/device.js';
 import { VERSION_1 } from '../../virtio/features.js';
 import { silentLogger, type Logger } from '../../virtio/logger.js';
+import { KernelVhostDevice, type KernelVhostMetrics } from './kernel-device.js';
 import { VhostFd } from './vhost-fd.js';
 import { drainVhostRings, setUpVhostRings, type VhostRingOps } from './vring-setup.js';
 
@@ -37,25 +36,16 @@ export interface KernelVsockOptions {
   readonly vhost?: VhostVsockOps;
 }
 
-export interface KernelVsockMetrics {
-  activations: number;
-  stops: number;
-  failedActivations: number;
-  forwardedKicks: number;
-}
+export type KernelVsockMetrics = KernelVhostMetrics;
 
-export class KernelVsockDevice implements VirtioDevice {
+export class KernelVsockDevice extends KernelVhostDevice implements VirtioDevice {
   readonly deviceId = 19;
   readonly name = 'vsock';
   readonly queueMaxSizes = [QUEUE_SIZE, QUEUE_SIZE, QUEUE_SIZE];
   readonly config = new Uint8Array(8);
   readonly features: bigint;
-  readonly metrics: KernelVsockMetrics = { activations: 0, stops: 0, failedActivations: 0, forwardedKicks: 0 };
 
   private readonly log: Logger;
-  private host: ExternalQueueHost | undefined;
-  private running = false;
-  private readonly kickBuf = Buffer.alloc(8);
 
   private constructor(
     private readonly vhost: VhostVsockOps,
@@ -63,10 +53,10 @@ export class KernelVsockDevice implements VirtioDevice {
     kernelFeatures: bigint,
     log: Logger,
   ) {
+    super('vhost-vsock', [RX, TX]); // the event queue (2) stays ours
     this.features = OFFER & kernelFeatures;
     new DataView(this.config.buffer).setBigUint64(0, guestCid, true);
     this.log = log;
-    this.kickBuf.writeBigUInt64LE(1n, 0);
   }
 
   /**
@@ -89,30 +79,6 @@ export class KernelVsockDevice implements VirtioDevice {
     }
   }
 
-  bindExternalQueues(host: ExternalQueueHost): void {
-    this.host = host;
-  }
-
-  activate(activation: DeviceActivation): void {
-    const host = this.host;
-    if (host === undefined) throw new Error('vhost-vsock activated without an external queue host');
-    try {
-      this.start(activation, host);
-      this.metrics.activations += 1;
-    } catch (err) {
-      this.metrics.failedActivations += 1;
-      this.stop();
-      throw err;
-    }
-  }
-
-  queueNotify(queueIndex: number): void {
-    // Only a kick that missed its ioeventfd gets here; the event queue needs no service.
-    if (!this.running || (queueIndex !== RX && queueIndex !== TX) || this.host === undefined) return;
-    this.metrics.forwardedKicks += 1;
-    fs.writeSync(this.host.kickFd(queueIndex), this.kickBuf, 0, 8);
-  }
-
   reset(): void {
     this.stop();
   }
@@ -123,7 +89,7 @@ export class KernelVsockDevice implements VirtioDevice {
     this.vhost.close();
   }
 
-  private start(activation: DeviceActivation, host: ExternalQueueHost): void {
+  protected start(activation: DeviceActivation, host: ExternalQueueHost): void {
     const v = this.vhost;
     // The kernel takes VERSION_1 and the ring features the offer held.
     setUpVhostRings(v, activation.features, activation, host, [RX, TX], 'vsock');
@@ -132,7 +98,7 @@ export class KernelVsockDevice implements VirtioDevice {
     activation.log.info({ guestCid: this.guestCid.toString() }, 'vhost-vsock running');
   }
 
-  private stop(): void {
+  protected stop(): void {
     if (!this.running) return;
     this.running = false;
     try {

@@ -16,6 +16,7 @@ import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { MmioTransport } from '../../../lib/virtio/mmio-transport.js';
 import { DEVICE_NEEDS_RESET, DRIVER_OK } from '../../../lib/virtio/status.js';
 import { InterruptCounter, MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
+import { RecordingVhost } from './recording-vhost.js';
 
 const BASE = 0x4000_0000;
 const MAPPED_AT = 0x7f12_3400_0000n;
@@ -24,45 +25,10 @@ const EVENT_IDX = 1n << 29n;
 const INDIRECT = 1n << 28n;
 const NET_HDR = 1n << 27n; // VHOST_NET_F_VIRTIO_NET_HDR: the kernel's, never offered
 
-class FakeVhost implements VhostNetOps {
-  readonly path = '/dev/vhost-net';
-  readonly calls: string[] = [];
-  features = 0n;
-  failOn: string | undefined;
+class FakeVhost extends RecordingVhost implements VhostNetOps {
   closed = false;
-  constructor(readonly kernelFeatures = VERSION_1 | EVENT_IDX | INDIRECT | NET_F_MRG_RXBUF | NET_HDR | ACCESS_PLATFORM) {}
-  private rec(call: string): void {
-    if (this.failOn !== undefined && call.startsWith(this.failOn)) throw new Error(`${call} failed`);
-    this.calls.push(call);
-  }
-  getFeatures(): bigint {
-    return this.kernelFeatures;
-  }
-  setFeatures(f: bigint): void {
-    this.features = f;
-    this.rec(`features 0x${f.toString(16)}`);
-  }
-  setMemTable(gpa: bigint, size: bigint, uaddr: bigint): void {
-    this.rec(`mem 0x${gpa.toString(16)} 0x${size.toString(16)} 0x${uaddr.toString(16)}`);
-  }
-  setVringNum(i: number, n: number): void {
-    this.rec(`num ${i} ${n}`);
-  }
-  setVringBase(i: number, b: number): void {
-    this.rec(`base ${i} ${b}`);
-  }
-  getVringBase(i: number): number {
-    this.rec(`getbase ${i}`);
-    return 0;
-  }
-  setVringAddr(i: number, d: bigint, a: bigint, u: bigint): void {
-    this.rec(`addr ${i} 0x${d.toString(16)} 0x${a.toString(16)} 0x${u.toString(16)}`);
-  }
-  setVringKick(i: number, fd: number): void {
-    this.rec(`kick ${i} ${fd}`);
-  }
-  setVringCall(i: number, fd: number): void {
-    this.rec(`call ${i} ${fd}`);
+  constructor(kernelFeatures = VERSION_1 | EVENT_IDX | INDIRECT | NET_F_MRG_RXBUF | NET_HDR | ACCESS_PLATFORM) {
+    super('/dev/vhost-net', kernelFeatures);
   }
   setNetBackend(i: number, fd: number): void {
     this.rec(`backend ${i} ${fd}`);

@@ -13,6 +13,7 @@ import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { MmioTransport } from '../../../lib/virtio/mmio-transport.js';
 import { DEVICE_NEEDS_RESET, DRIVER_OK } from '../../../lib/virtio/status.js';
 import { InterruptCounter, MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
+import { RecordingVhost } from './recording-vhost.js';
 
 const BASE = 0x4000_0000;
 const MAPPED_AT = 0x7f12_3400_0000n;
@@ -21,45 +22,10 @@ const INDIRECT = 1n << 28n;
 const SEQPACKET = 1n << 1n;
 const LOG_ALL = 1n << 26n;
 
-class FakeVhost implements VhostVsockOps {
-  readonly path = '/dev/vhost-vsock';
-  readonly calls: string[] = [];
-  features = 0n;
+class FakeVhost extends RecordingVhost implements VhostVsockOps {
   running = false;
-  failOn: string | undefined;
-  constructor(readonly kernelFeatures = VERSION_1 | EVENT_IDX | INDIRECT | SEQPACKET | LOG_ALL | ACCESS_PLATFORM) {}
-  private rec(call: string): void {
-    if (this.failOn !== undefined && call.startsWith(this.failOn)) throw new Error(`${call} failed`);
-    this.calls.push(call);
-  }
-  getFeatures(): bigint {
-    return this.kernelFeatures;
-  }
-  setFeatures(f: bigint): void {
-    this.features = f;
-    this.rec(`features 0x${f.toString(16)}`);
-  }
-  setMemTable(gpa: bigint, size: bigint, uaddr: bigint): void {
-    this.rec(`mem 0x${gpa.toString(16)} 0x${size.toString(16)} 0x${uaddr.toString(16)}`);
-  }
-  setVringNum(i: number, n: number): void {
-    this.rec(`num ${i} ${n}`);
-  }
-  setVringBase(i: number, b: number): void {
-    this.rec(`base ${i} ${b}`);
-  }
-  getVringBase(i: number): number {
-    this.rec(`getbase ${i}`);
-    return 0;
-  }
-  setVringAddr(i: number, d: bigint, a: bigint, u: bigint): void {
-    this.rec(`addr ${i} 0x${d.toString(16)} 0x${a.toString(16)} 0x${u.toString(16)}`);
-  }
-  setVringKick(i: number, fd: number): void {
-    this.rec(`kick ${i} ${fd}`);
-  }
-  setVringCall(i: number, fd: number): void {
-    this.rec(`call ${i} ${fd}`);
+  constructor(kernelFeatures = VERSION_1 | EVENT_IDX | INDIRECT | SEQPACKET | LOG_ALL | ACCESS_PLATFORM) {
+    super('/dev/vhost-vsock', kernelFeatures);
   }
   setGuestCid(cid: bigint): void {
     this.rec(`cid ${cid}`);
