@@ -339,7 +339,7 @@ async function main() {
     failures: results.filter((r) => !r.recovered),
   };
   console.log(
-    `kill-restart: ${recovered} of ${done} runs recovered (in ${held} the killed daemon held an access: ${heldRecovered} recovered, ${lostRuns} lost while being completed); ${failed.length} failed; ${iterations - done} not run`,
+    `kill-restart: ${recovered} of ${done} runs recovered (in ${held} the killed daemon held an access: ${heldRecovered} recovered, ${lostRuns} lost while being completed); ${failed.length} failed; ${iterations - done} not run; both devices resumed from their state files before the reset in ${resumedBoth}`,
   );
   if (json) console.log(JSON.stringify(summary));
   // Else left loaded (the guest is about to end); after a last run that was reloaded it is gone.
