@@ -6,8 +6,9 @@
 # Does not build the addon or the TypeScript: `npm run build` must have been run.
 # Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
 # QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files); QEMU_TEST_FILTER (vitest file filter, optional);
-# NODE_BAO_VHOST_QEMU=1 / NODE_BAO_KILL_RESTART=1 run the opt-in tests (NODE_BAO_KILL_RESUME=0 leaves kill-resume out)
-# (README: Development); NODE_BAO_KILL_RESUME_ITERATIONS=N sets the kill-resume test's kills;
+# NODE_BAO_VHOST_QEMU=1 runs the opt-in vhost-user test; NODE_BAO_KILL_RESUME=0 and
+# NODE_BAO_KILL_RESTART=0 leave the kill-resume and kill-restart tests out (README: Development);
+# NODE_BAO_KILL_RESUME_ITERATIONS=N and NODE_BAO_KILL_RESTART_ITERATIONS=N set their kills;
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
 # preemption off, which on one vCPU starves the userspace backend forever; on Bao too the
 # frontend vCPU spins while the backend runs elsewhere).
@@ -42,8 +43,8 @@ cat > "$job" <<JOB
 # Watchdog: shortly before the host kills the guest, show what is stuck (processes, blocked tasks).
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
-# The opt-in tests' switches, from the host's environment.
-export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
+# The tests' switches, from the host's environment.
+export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESTART_ITERATIONS="${NODE_BAO_KILL_RESTART_ITERATIONS:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
 # CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""
 if [ "\$(nproc)" -ge 2 ]; then pin="taskset -c 1"; bao-cpu-split 0; fi

@@ -2,7 +2,7 @@
 # Kill and restart (not in CI; a few iterations run in test/qemu/hostile/kill-restart.test.ts):
 # boots the Bao-equivalent guest, where scripts/guest/kill-restart.mjs kills the daemon with
 # SIGKILL under load N times, restarts it, resets the frontends (driver unbind/bind) and reports
-# how many runs recovered (and how many lost an access the killed daemon held: issue 13). Needs
+# how many runs recovered (and how many lost an access the killed daemon was completing). Needs
 # `npm run build` first. Run one QEMU guest at a time per machine.
 # Under TCG a daemon start takes 15-30 s, so 100 runs take about 40 minutes; max-seconds stops
 # starting runs after that long and reports the ones made.

@@ -19,6 +19,7 @@
 #include <linux/cpumask.h>
 #include <linux/workqueue.h>
 #include <linux/debugfs.h>
+#include <linux/reboot.h>
 #include "bao_sim.h"
 
 static unsigned int ndms = 8;
@@ -624,6 +625,26 @@ static void bs_teardown(void)
 	}
 }
 
+/*
+ * The machine going down (halt, power-off, reboot, kexec): the kernel's shutdown resets every
+ * virtio device that has a driver bound (virtio_dev_shutdown), through register accesses that
+ * wait for a backend. A frontend whose DM's daemon died or stopped would wait for good, as a
+ * frontend vCPU stays paused on Bao, and the machine would never power off. No backend outlives
+ * the machine: from here on every DM's accesses are aborted, as at unload (reads complete as
+ * all-ones, later accesses do not wait). Runs before any device's shutdown.
+ */
+static int bs_reboot(struct notifier_block *nb, unsigned long action, void *data)
+{
+	unsigned int i;
+
+	for (i = 0; i < bs_ndms; i++)
+		if (bs_dms[i])
+			bs_dm_abort(bs_dms[i]);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block bs_reboot_nb = { .notifier_call = bs_reboot };
+
 static void bs_nodes_deregister(void)
 {
 	unsigned int i;
@@ -743,6 +764,7 @@ static int __init bs_init(void)
 				pr_warn("bao-sim: dm%u: frontend not created (%d)\n", i, ret);
 		}
 	}
+	register_reboot_notifier(&bs_reboot_nb);
 	pr_info("bao-sim: %u device models, %d with a frontend, ABI %s, frontend CPU %d\n", ndms,
 		nfrontends, abi, frontend_cpu);
 	return 0;
@@ -753,6 +775,7 @@ fail:
 
 static void __exit bs_exit(void)
 {
+	unregister_reboot_notifier(&bs_reboot_nb);
 	bs_nodes_deregister();
 	bs_ipc_exit();
 	bs_teardown();

@@ -6,31 +6,35 @@
 // moment, started again, the frontends are reset (driver unbind and bind, as a rebooted
 // frontend VM would be), and the run counts as recovered when both frontends are served again.
 //
+// The restarted daemon resumes both devices from its state files (the drivers still hold them);
+// the frontends are reset anyway, on purpose: this run is about a reset reaching a resumed
+// device, as when the frontend VM reboots while its backend restarts (test/qemu/crash/
+// kill-resume.test.ts covers resuming without any reset).
+//
 // About a third of the kills land while the daemon holds an access it took and had not completed
 // yet (bao-sim's inflight count after the kill; "held"). bao-sim keeps such a request PROCESSING
 // when the fd closes (bao-abi.md §3.11) and the frontend context that made it waits for good
-// (§3.9), so no unbind can finish either. The daemon journals every access it takes in its state
-// file (lib/vmm/state/request-journal.ts) before handling it, and the restarted daemon completes
-// what the dead one left: a held run must see bao-sim's inflight and queued counts back at 0
-// after the restart, then recover like any other run.
+// (§3.9), so no unbind can finish either. The daemon journals every access in its state file
+// before handling it (lib/vmm/state/request-journal.ts), and the ATTACH thread's request buffer
+// is itself an armed journal slot (native/journal.h), so that even a request the driver handed
+// to a thread as it was being killed is in the file. The restarted daemon completes what the
+// dead one left: a held run must find its access in the restarted daemon's journal, see
+// bao-sim's inflight and queued counts back at 0, then recover like any other run.
 //
-// One window is out of the journal's reach: the driver's ATTACH hands a request to a thread
-// that is being killed. A SIGKILL wakes the ATTACH sleeper, whose wait result the v2 driver
-// drops (bao-abi.md §3.4, mirrored by bao-sim's bs_attach); if a request was queued while the
-// thread waited for the CPU, the driver moves it to PROCESSING and copies it out, and the thread
-// dies on its way back to userspace, before it can record anything. No process ever saw that
-// request, so none can complete it; only the driver could (not taking a request when a fatal
-// signal is pending, or handing a dead client's undelivered requests back to the queue). Such a
-// run (held, and no journal entry for it in the restarted daemon's resume) is counted apart as
-// "lost", not failed; the dispatcher is then reloaded (unloading bao-sim completes every pending
-// access), as after any run that did not recover, so the next run starts clean. Any other run
-// that does not recover is a failure.
+// One window remains, a few instructions wide: a kill while the daemon was completing the access
+// (journal slot COMPLETING, the COMPLETE not yet made). The restarted daemon does not repeat it
+// (on Bao the request id is reused by that vCPU's next access), so that access is never
+// completed. Such a run (held, and the restarted daemon's resume reports it uncertain) is counted
+// apart as "lost", not failed; the dispatcher is then reloaded (unloading bao-sim completes every
+// pending access), as after any run that did not recover, and the state files are removed (they
+// describe frontends and requests of the dispatcher just unloaded), so the next run starts clean.
+// Any other run that does not recover is a failure, a held run without a journal entry too.
 //
 // Usage: node scripts/guest/kill-restart.mjs [--iterations N] [--max-seconds S] [--json]
 // Prints one line per iteration and a summary; with --json, the summary as JSON on the last line.
 // --max-seconds: no new iteration starts after S seconds (the summary says how many ran).
-// Exit 0 when every run recovered (held ones included) or lost its held access before the
-// journal saw it (counted apart, see above), 1 otherwise.
+// Exit 0 when every run recovered (held ones included) or lost its held access while it was
+// being completed (counted apart, see above), 1 otherwise.
 
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -57,6 +61,9 @@ const SOCKET = '/tmp/node-bao-kill-restart.sock';
 // restarted daemon reads to complete the accesses the killed one took.
 const STATE_DIR = '/tmp/node-bao-kill-restart.state';
 const DRIVER = '/sys/bus/virtio/drivers/virtio_rng';
+// What the daemon logs once every device model is open (resumed from its state file, and its
+// journal's leftovers found).
+const SERVING = 'serving 2 device(s)';
 function rngDevices() {
   const root = '/sys/bus/virtio/devices';
   return fs.readdirSync(root).filter((d) => fs.readFileSync(`${root}/${d}/device`, 'utf8').trim() === '0x0004');
@@ -228,10 +235,13 @@ async function main() {
     const phases = {};
     let completedForDead = 0;
     let lost = '';
+    let resumedDms = 0;
     daemon = startDaemon();
     try {
-      await waitFor(() => fs.existsSync(SOCKET), 180_000, 'the restarted daemon');
+      // Every device model open, so its journal read: the status socket comes up before that.
+      await waitFor(() => daemon.output().includes(SERVING), 180_000, 'the restarted daemon to open both device models');
       phases.startMs = Date.now() - tStart;
+      resumedDms = daemon.output().split('\n').filter((l) => l.includes('the driver keeps it')).length;
       if (held) {
         // The restarted daemon completes, from its journal, the access the killed one took.
         const journal = journalLeftovers(daemon.output());
@@ -240,9 +250,11 @@ async function main() {
           await waitFor(nothingPending, journal.completing > 0 ? 30_000 : 10_000, 'the restarted daemon to complete the access the killed one held');
           phases.heldDoneMs = Date.now() - tStart;
         } catch (err) {
-          if (journal.completing > 0) throw err;
-          // No journal entry: the killed process never saw the request (see the banner).
-          lost = journal.uncertain > 0 ? 'killed while completing it (journal: uncertain)' : 'taken by the driver for a thread being killed (no journal entry)';
+          if (journal.completing > 0 || journal.uncertain === 0) {
+            throw journal.completing > 0 ? err : new Error(`the held access is not in the restarted daemon's journal (its resume reported nothing to complete): ${String(err.message ?? err)}`);
+          }
+          // Killed while completing it: the one window the journal leaves (see the banner).
+          lost = 'killed while completing it (journal: uncertain)';
           throw new Error(`the held access was lost: ${lost}`);
         }
       }
@@ -258,10 +270,10 @@ async function main() {
       why = String(err.message ?? err);
     }
     if (!recovered && !lost) why += `; daemon stderr tail: ${daemon.output().slice(-600).replace(/\s+/g, ' ')}`;
-    results.push({ iteration: i + 1, recovered, held, completedForDead, ...(lost ? { lost } : {}), ms: Date.now() - t0, ...phases, inflightAtKill: stuck.join(','), ...(why ? { why } : {}) });
+    results.push({ iteration: i + 1, recovered, held, completedForDead, resumedDms, ...(lost ? { lost } : {}), ms: Date.now() - t0, ...phases, inflightAtKill: stuck.join(','), ...(why ? { why } : {}) });
     console.log(
       `kill-restart ${i + 1}/${iterations}: ${recovered ? 'recovered' : lost ? `held access LOST (${lost}): the dispatcher is reloaded` : `NOT recovered (${why})`} in ${Date.now() - t0} ms ` +
-        `(start ${phases.startMs ?? '-'} ms, reset ${phases.resetMs ?? '-'} ms, served ${phases.servedMs ?? '-'} ms); accesses held by the killed daemon: ${stuck.join(', ')}` +
+        `(start ${phases.startMs ?? '-'} ms, reset ${phases.resetMs ?? '-'} ms, served ${phases.servedMs ?? '-'} ms); device models resumed from the state file: ${resumedDms} of 2; accesses held by the killed daemon: ${stuck.join(', ')}` +
         (held ? `, completed by the restarted one after ${phases.heldDoneMs ?? '-'} ms (its log: ${completedForDead} left by the dead process)` : ''),
     );
     if (!recovered) {
@@ -273,6 +285,10 @@ async function main() {
       }
       try {
         await reloadDispatcher();
+        // The reloaded dispatcher has new device models and frontends, and its request ids start
+        // again: state saved for the old ones would resume rings the new drivers never set up, and
+        // its journal would complete accesses that are not the ones it recorded.
+        fs.rmSync(STATE_DIR, { recursive: true, force: true });
         // After the last run the reload is the cleanup: nothing to start again.
         if (i + 1 < iterations && Date.now() - tRun <= maxSeconds * 1000) {
           await command('modprobe', ['bao_sim', 'ndms=2', 'frontends=0,1'], 60_000);
@@ -300,16 +316,19 @@ async function main() {
   const recovered = results.filter((r) => r.recovered).length;
   const held = results.filter((r) => r.held).length;
   const heldRecovered = results.filter((r) => r.held && r.recovered).length;
-  const lostInDriver = results.filter((r) => r.lost !== undefined).length;
+  const lostRuns = results.filter((r) => r.lost !== undefined).length;
   const failed = results.filter((r) => !r.recovered && r.lost === undefined);
   const ms = results.filter((r) => r.recovered).map((r) => r.ms).sort((a, b) => a - b);
+  // Runs whose restarted daemon resumed both device models from their state files (before the reset).
+  const resumedBoth = results.filter((r) => r.resumedDms === 2).length;
   const summary = {
     iterations,
     done,
     recovered,
     held,
     heldRecovered,
-    lostInDriver,
+    lost: lostRuns,
+    resumedBoth,
     failed: failed.length,
     firstStartMs,
     recoveredMsMedian: ms[Math.floor(ms.length / 2)] ?? null,
@@ -320,7 +339,7 @@ async function main() {
     failures: results.filter((r) => !r.recovered),
   };
   console.log(
-    `kill-restart: ${recovered} of ${done} runs recovered (in ${held} the killed daemon held an access: ${heldRecovered} recovered, ${lostInDriver} lost before the journal saw it); ${failed.length} failed; ${iterations - done} not run`,
+    `kill-restart: ${recovered} of ${done} runs recovered (in ${held} the killed daemon held an access: ${heldRecovered} recovered, ${lostRuns} lost while being completed); ${failed.length} failed; ${iterations - done} not run; both devices resumed from their state files before the reset in ${resumedBoth}`,
   );
   if (json) console.log(JSON.stringify(summary));
   // Else left loaded (the guest is about to end); after a last run that was reloaded it is gone.

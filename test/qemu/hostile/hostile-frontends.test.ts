@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from '../support/bao-sim.js';
 import { LatencySampler, measure, type Latency } from './support/canary.js';
 import { RunningDaemon } from './support/daemon.js';
+import { offerUsedAgain } from './support/endless-producer.js';
 import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, type RingLayout } from './support/frontend.js';
 
 const CANARY = 0;
@@ -671,24 +672,11 @@ const CASES: Case[] = [
       const { fe, q } = ctx;
       writableBufs(ctx, QS, 0x1000).forEach((d, i) => fe.setDesc(q.desc, i, d));
       ctx.allow(q.avail, 6 + 2 * QS);
+      const from = fe.usedIdx(q);
       fe.offer(q, ...Array.from({ length: QS }, (_, i) => i));
       ctx.arm();
       fe.kick(0);
-      let seen = fe.usedIdx(q);
-      const end = Date.now() + 3000;
-      while (Date.now() < end) {
-        const used = fe.usedIdx(q);
-        const heads: number[] = [];
-        while (seen !== used) {
-          heads.push(fe.view.getUint32(q.used + 4 + 8 * (seen % QS), true) % QS);
-          seen = (seen + 1) & 0xffff;
-        }
-        if (heads.length > 0) {
-          fe.offer(q, ...heads);
-          fe.kick(0);
-        }
-        await sleep(2);
-      }
+      expect(await offerUsedAgain(fe, q, { queue: 0, from, ms: 3000 }), 'buffers offered again during the flood').toBeGreaterThan(0);
     },
   },
   {
@@ -894,28 +882,11 @@ const CASES: Case[] = [
       ctx.allow(BIG, 0x10000);
       ctx.allow(q.avail, 6 + 2 * QS);
       const heads = writeBlkRequests(ctx, reqs);
-      // Taken before the kick: the device may answer all of them before the loop looks.
-      let seen = fe.usedIdx(q);
-      let served = 0;
+      const from = fe.usedIdx(q);
       fe.offer(q, ...heads);
       ctx.arm();
       fe.kick(0);
-      const end = Date.now() + 3000;
-      while (Date.now() < end) {
-        const used = fe.usedIdx(q);
-        const again: number[] = [];
-        while (seen !== used) {
-          again.push(fe.view.getUint32(q.used + 4 + 8 * (seen % QS), true) % QS);
-          seen = (seen + 1) & 0xffff;
-        }
-        if (again.length > 0) {
-          served += again.length;
-          fe.offer(q, ...again);
-          fe.kick(0);
-        }
-        await sleep(2);
-      }
-      expect(served, 'requests served during the flood').toBeGreaterThan(0);
+      expect(await offerUsedAgain(fe, q, { queue: 0, from, ms: 3000 }), 'requests served during the flood').toBeGreaterThan(0);
     },
   },
   {
@@ -1074,25 +1045,11 @@ const CASES: Case[] = [
         fe.setDesc(q.desc, i, { addr: fe.gpa(BUF + i * 0x1000), len: 12 + 1514 });
       }
       ctx.allow(q.avail, 6 + 2 * QS);
+      const from = fe.usedIdx(q);
       fe.offer(q, ...Array.from({ length: QS }, (_, i) => i));
       ctx.arm();
       fe.kick(1);
-      // From 0 (the rings were cleared): the device may have sent all 16 before this line runs.
-      let seen = 0;
-      const end = Date.now() + 3000;
-      while (Date.now() < end) {
-        const used = fe.usedIdx(q);
-        const heads: number[] = [];
-        while (seen !== used) {
-          heads.push(fe.view.getUint32(q.used + 4 + 8 * (seen % QS), true) % QS);
-          seen = (seen + 1) & 0xffff;
-        }
-        if (heads.length > 0) {
-          fe.offer(q, ...heads);
-          fe.kick(1);
-        }
-        await sleep(2);
-      }
+      await offerUsedAgain(fe, q, { queue: 1, from, ms: 3000 });
       expect(await fe.reset()).toBe(0);
       const atReset = Uint8Array.from(fe.mem);
       await sleep(300);
