@@ -128,7 +128,8 @@ describe.skipIf(skip !== undefined)('virtio-blk: a daemon killed with SIGKILL wh
     // 0: no write and no fsync failed, across the kill.
     expect(code, writerErr).toBe(0);
     const files = fsynced();
-    console.log(`blk-kill-restart: ${files.length} files fsync'ed, ${atKill} of them before the kill`);
+    const resumed = second.output().includes('device resumed from saved state');
+    console.log(`blk-kill-restart: ${files.length} files fsync'ed, ${atKill} of them before the kill; the restarted daemon ${resumed ? 'resumed the device (its driver kept it)' : 'started it from reset'}`);
 
     // The frontend resets the device; the restarted daemon serves it from reset.
     frontend(`umount ${MNT}`);
