@@ -3,8 +3,8 @@
 # layers, each rebuilt only when its inputs changed (the kernel unpacks concatenated archives
 # in order):
 #   base.cpio     busybox, /init, the host's node (stripped) and its ldd libraries
-#   modules.cpio  the kernel's virtio/vsock modules, bao_sim.ko (extra/), modules.dep and
-#                 /usr/bin/bao-attach-once (qemu/tools)
+#   modules.cpio  the kernel's virtio/vsock modules (virtio_pci too, for the disks of run.sh
+#                 --disk), bao_sim.ko (extra/), modules.dep and /usr/bin/bao-attach-once (qemu/tools)
 #   project.cpio  /project: package.json, configs, dist/, build/Release/*.node, lib/, test/,
 #                 bin/ and the node_modules needed at run time plus vitest (typescript,
 #                 node-gyp and type packages left out)
@@ -68,6 +68,7 @@ fi
 
 # ---- modules layer
 kmods=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/block/virtio_blk.ko drivers/block/loop.ko
+  drivers/virtio/virtio_pci.ko drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko
   drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko
   net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport.ko

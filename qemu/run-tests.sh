@@ -2,10 +2,14 @@
 # `npm run test:qemu`: the QEMU suite. Provisions if needed, builds bao_sim.ko and the image
 # (only what changed), boots the guest once and runs `vitest run --project qemu` (all of
 # test/qemu, one file after another: they load and unload the module) inside it, prints the
-# guest's results and exits non-zero when a guest test fails or the guest times out or crashes.
+# guest's results, then runs `vitest run --project qemu-host` on this host (test/qemu-host:
+# tests that boot a guest of their own through qemu/run.sh, such as a power cut), and exits
+# non-zero when a test fails or the guest times out or crashes.
 # Does not build the addon or the TypeScript: `npm run build` must have been run.
-# Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there;
-# QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files); QEMU_TEST_FILTER (vitest file filter, optional);
+# Environment: RESULTS_JSON=<path> also saves the guest's vitest JSON report there,
+# RESULTS_HOST_JSON=<path> the host-side one;
+# QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files);
+# QEMU_TEST_FILTER (vitest file filters, optional: a suite none of whose files match is not run);
 # NODE_BAO_VHOST_QEMU=1 runs the opt-in vhost-user test; NODE_BAO_KILL_RESUME=0 and
 # NODE_BAO_KILL_RESTART=0 leave the kill-resume and kill-restart tests out (README: Development);
 # NODE_BAO_KILL_RESUME_ITERATIONS=N and NODE_BAO_KILL_RESTART_ITERATIONS=N set their kills;
@@ -23,6 +27,24 @@ for need in dist build/Release/bao.node; do
     exit 1
   fi
 done
+
+# A suite runs when the filter selects one of its files (vitest matches a filter against the
+# file's path) or when there is no filter.
+selects() { # selects <dir>
+  [ -z "${QEMU_TEST_FILTER:-}" ] && return 0
+  local f files
+  files=$(find "$1" -name '*.test.ts' 2>/dev/null)
+  for f in $QEMU_TEST_FILTER; do
+    grep -qF -- "$f" <<< "$files" && return 0
+  done
+  return 1
+}
+run_guest=0; selects test/qemu && run_guest=1
+run_host=0; selects test/qemu-host && run_host=1
+if [ "$run_guest$run_host" = 00 ]; then
+  echo "test:qemu: QEMU_TEST_FILTER='$QEMU_TEST_FILTER' matches no test file under test/qemu or test/qemu-host" >&2
+  exit 2
+fi
 
 # One build at a time: other runs (benchmarks, demos) may share qemu/out.
 mkdir -p "$here/out"
@@ -54,15 +76,27 @@ rc=\$?
 [ -f /tmp/qemu.json ] && bao-export /tmp/qemu.json qemu.json
 exit \$rc
 JOB
-set +e
-bash "$here/run.sh" --name test-qemu --smp "${QEMU_TEST_SMP:-2}" --timeout "${QEMU_TEST_TIMEOUT:-2700}" --export-dir "$results" --script "$job"
-rc=$?
-set -e
-if [ -n "${RESULTS_JSON:-}" ]; then
-  if [ -f "$results/qemu.json" ]; then
-    cp "$results/qemu.json" "$RESULTS_JSON"
-  else
-    echo "test:qemu: the guest produced no JSON report" >&2
+rc=0
+if [ "$run_guest" = 1 ]; then
+  set +e
+  bash "$here/run.sh" --name test-qemu --smp "${QEMU_TEST_SMP:-2}" --timeout "${QEMU_TEST_TIMEOUT:-2700}" --export-dir "$results" --script "$job"
+  rc=$?
+  set -e
+  if [ -n "${RESULTS_JSON:-}" ]; then
+    if [ -f "$results/qemu.json" ]; then
+      cp "$results/qemu.json" "$RESULTS_JSON"
+    else
+      echo "test:qemu: the guest produced no JSON report" >&2
+    fi
   fi
+fi
+if [ "$run_host" = 1 ]; then
+  echo "test:qemu: host-side tests (test/qemu-host), each booting a guest of its own" >&2
+  set +e
+  npx vitest run --project qemu-host --reporter=default --reporter=json \
+    --outputFile.json="${RESULTS_HOST_JSON:-$results/qemu-host.json}" ${QEMU_TEST_FILTER:-}
+  hrc=$?
+  set -e
+  [ "$rc" = 0 ] && rc=$hrc
 fi
 exit "$rc"

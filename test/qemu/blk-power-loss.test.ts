@@ -1,5 +1,7 @@
-// Power loss, as far as one machine can play it: what the guest fsync'ed through virtio-blk must
-// be on the backing store when fsync returns, not only in the backend's page cache.
+// Power loss as one running machine can play it: what the guest fsync'ed through virtio-blk must
+// have left the backend's page cache for the device below when fsync returns, so that the
+// backend VM losing its memory could not take it. The real power cut, in which the whole
+// machine dies and the host reads the disk afterwards, is test/qemu-host/blk-power-cut.test.ts.
 //
 // The disk's backing is a block device, /dev/loop0, over a file (the "store"). The daemon writes
 // into loop0's page cache (cache: writeback, FLUSH negotiated), so a write reaches the store only
@@ -13,10 +15,12 @@
 //
 // What it proves: a completed FLUSH means fdatasync on the backing ordered after every write
 // completed before it (the data left the backend's page cache for the device below), and no
-// fsync'ed data lives only in the killed process. What it does not: the lower device's own
-// volatile cache or a real power cut (loop0's store is RAM here, and the whole machine keeps
-// running); QEMU's disk cache modes; data the guest did not fsync (it may be lost, as on any
-// disk with a write cache).
+// fsync'ed data lives only in the killed process; and a daemon started on bao-virtio-dm's own
+// YAML (no FLUSH offered) serves the disk again after the reset, write-through. What it does
+// not: the machine losing its memory (the store is a file in this same guest's RAM, and the
+// kernel keeps running, so nothing here is lost that a power cut would take: that is the
+// host-side test's part), QEMU's disk cache modes, the host's own disk cache, and data the
+// guest did not fsync (it may be lost, as on any disk with a write cache).
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
