@@ -35,8 +35,25 @@ export class OracleError extends Error {
   }
 }
 
+/**
+ * The first violation of the current input. A check that runs inside device code (a chain
+ * hook, an engine or tap double) throws into that code, whose containment may catch it (a
+ * queue worker turns a throwing handler into NEEDS_RESET, as it must): kept here, the
+ * harness raises it once the delivery is over (raiseSwallowed()).
+ */
+let firstViolation: OracleError | undefined;
+
 export function violated(code: string, message: string): never {
-  throw new OracleError(code, message);
+  const err = new OracleError(code, message);
+  firstViolation ??= err;
+  throw err;
+}
+
+/** Rethrows a violation device code caught (see firstViolation); called after each delivery. */
+export function raiseSwallowed(): void {
+  const err = firstViolation;
+  firstViolation = undefined;
+  if (err !== undefined) throw err;
 }
 
 /** Rethrows `err` as a finding unless it is an instance of one of `expected`. */
@@ -336,6 +353,7 @@ export function checkMemory(): void {
 export function beginInput(): void {
   installChainAccounting();
   hooks = {};
+  firstViolation = undefined;
   forgetQueues();
   checkMemory();
 }

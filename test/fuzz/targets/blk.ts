@@ -35,7 +35,7 @@ import type { MockBuffer, MockQueue } from '../../../lib/virtio/testing/mock-dri
 import { MockDriverError } from '../../../lib/virtio/testing/mock-driver.js';
 import { DeviceHarness, ScriptedEventLoop } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
-import { beginInput, checkAllCompleted, checkViewIn, setChainHooks, violated, watchedQueues } from '../oracle.js';
+import { beginInput, checkAllCompleted, checkViewIn, raiseSwallowed, setChainHooks, violated, watchedQueues } from '../oracle.js';
 
 const SECTOR = 512;
 /** What postRequest() leaves in a status byte: the device must overwrite it before answering. */
@@ -306,6 +306,7 @@ export async function fuzz(data: Uint8Array): Promise<void> {
   }
   await microtasks();
   raiseFinding();
+  raiseSwallowed();
   checkAllCompleted('after the engine completed everything');
 }
 
