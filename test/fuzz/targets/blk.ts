@@ -26,7 +26,7 @@
 
 import { VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_WRITE_ZEROES } from '../../../lib/devices/blk/config.js';
 import { BlkDevice, type BlkCacheMode } from '../../../lib/devices/blk/device.js';
-import { ZERO_CHUNK } from '../../../lib/devices/blk/zeroes.js';
+import { ZERO_CHUNK, ZeroWriter } from '../../../lib/devices/blk/zeroes.js';
 import type { DescriptorChain } from '../../../lib/virtio/descriptor-chain.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import { QueueWorker } from '../../../lib/virtio/queue-worker.js';
@@ -51,6 +51,16 @@ const originalDeviceError = workerProto.deviceError;
 workerProto.deviceError = function deviceError(this: QueueWorker, err: unknown): void {
   finding ??= err instanceof Error ? err : new Error(String(err));
   originalDeviceError.call(this, err);
+};
+
+// The ranges the device zeroes, whether it asks the engine first or (once the backing refused
+// ZERO_RANGE) goes straight to writing zeros: the fallback's writes must stay inside one.
+const zeroing: { offset: number; length: number }[] = [];
+const writerProto = ZeroWriter.prototype as unknown as { writeZeroes(offset: number, length: number, ...rest: unknown[]): void };
+const originalWriteZeroes = writerProto.writeZeroes;
+writerProto.writeZeroes = function writeZeroes(this: ZeroWriter, offset: number, length: number, ...rest: unknown[]): void {
+  zeroing.push({ offset, length });
+  originalWriteZeroes.call(this, offset, length, ...rest);
 };
 
 function raiseFinding(): void {
@@ -141,6 +151,7 @@ async function microtasks(): Promise<void> {
 export async function fuzz(data: Uint8Array): Promise<void> {
   beginInput();
   finding = undefined;
+  zeroing.length = 0;
   const input = new FuzzInput(data);
   const capacitySectors = input.pick([1, 2, 8, 64, 2048, 1 << 21]);
   const readOnly = input.u8() < 48;
@@ -191,7 +202,7 @@ export async function fuzz(data: Uint8Array): Promise<void> {
       if (zeroing.length === 0) violated('BLK_FOREIGN_WRITE', `a write of ${v.byteLength} bytes from outside guest memory, with no WRITE_ZEROES in progress`);
       if (v.byteLength > ZERO_CHUNK || v[0] !== 0 || v[v.byteLength - 1] !== 0) violated('BLK_ZERO_FALLBACK', `a fallback write of ${v.byteLength} bytes that are not zeros`);
       if (!zeroing.some((z) => offset >= z.offset && offset + length <= z.offset + z.length)) {
-        violated('BLK_ZERO_FALLBACK', `a fallback write [${offset}, +${length}) outside every range handed to WRITE_ZEROES`);
+        violated('BLK_ZERO_FALLBACK', `a fallback write [${offset}, +${length}) outside every range the device was asked to zero`);
       }
       return;
     }
@@ -199,7 +210,6 @@ export async function fuzz(data: Uint8Array): Promise<void> {
     if (kind === 'discard' && (features & VIRTIO_BLK_F_DISCARD) === 0n) violated('BLK_NOT_NEGOTIATED', 'a discard reached the engine without VIRTIO_BLK_F_DISCARD');
     if (kind === 'writeZeroes') {
       if ((features & VIRTIO_BLK_F_WRITE_ZEROES) === 0n) violated('BLK_NOT_NEGOTIATED', 'a write-zeroes reached the engine without VIRTIO_BLK_F_WRITE_ZEROES');
-      zeroing.push({ offset, length });
     }
     if (kind === 'write') {
       const writeThrough = cache === 'writethrough' || (cache === 'writeback' && (features & VIRTIO_BLK_F_FLUSH) === 0n);
@@ -218,8 +228,6 @@ export async function fuzz(data: Uint8Array): Promise<void> {
       }
     }
   };
-  /** The WRITE_ZEROES ranges handed to the engine (their fallback writes must stay inside). */
-  const zeroing: { offset: number; length: number }[] = [];
   harness.init();
   // Every writable byte of a chain taken in this input: a status byte one of them overlaps can
   // be overwritten by another request (aliased buffers), so only the others are checked.
