@@ -26,7 +26,16 @@ import {
   INDIRECT_SLOT_BYTES,
   writeDescriptor,
 } from './decode.js';
-import { beginNotification, checkAllCompleted, endNotification, GUARD_BYTE as ORACLE_GUARD, GuardedRegion, guardsIntact, violated } from './oracle.js';
+import {
+  beginNotification,
+  checkAllCompleted,
+  endNotification,
+  GUARD_BYTE as ORACLE_GUARD,
+  GuardedRegion,
+  guardsIntact,
+  raiseSwallowed,
+  violated,
+} from './oracle.js';
 
 export const REGION_BASE = 0x4000_0000;
 export const REGION_SIZE = 64 * 1024;
@@ -195,6 +204,7 @@ export class DeviceHarness {
     endNotification(what);
     if (this.options.completesSynchronously()) checkAllCompleted(what);
     if (!guardsIntact(region.backing, GUARD)) violated('GUARD_OVERWRITTEN', `${what}: a byte around the region changed`);
+    raiseSwallowed();
   }
 
   /** A queue index as a driver names it: mostly one of ours, sometimes not. */

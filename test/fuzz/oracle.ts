@@ -35,8 +35,25 @@ export class OracleError extends Error {
   }
 }
 
+/**
+ * The first violation of the current input. A check that runs inside device code (a chain
+ * hook, an engine or tap double) throws into that code, whose containment may catch it (a
+ * queue worker turns a throwing handler into NEEDS_RESET, as it must): kept here, the
+ * harness raises it once the delivery is over (raiseSwallowed()).
+ */
+let firstViolation: OracleError | undefined;
+
 export function violated(code: string, message: string): never {
-  throw new OracleError(code, message);
+  const err = new OracleError(code, message);
+  firstViolation ??= err;
+  throw err;
+}
+
+/** Rethrows a violation device code caught (see firstViolation); called after each delivery. */
+export function raiseSwallowed(): void {
+  const err = firstViolation;
+  firstViolation = undefined;
+  if (err !== undefined) throw err;
 }
 
 /** Rethrows `err` as a finding unless it is an instance of one of `expected`. */
@@ -113,6 +130,25 @@ interface Outstanding {
   count: number;
   /** Bytes the chain can take; a used length above it is a lie to the driver. */
   writable: number;
+  /** The chain as pop() returned it (undefined for one pop() refused). */
+  chain: DescriptorChain | undefined;
+}
+
+/**
+ * A target's own checks on the chains a device takes and gives back (what a device writes in a
+ * chain is device-specific: a block status byte, a network header). Set per input, after
+ * beginInput() (which clears them); `used` runs before the used element is published, while
+ * the queue is live.
+ */
+export interface ChainHooks {
+  popped?(queue: SplitQueue, chain: DescriptorChain): void;
+  used?(queue: SplitQueue, head: number, written: number, chain: DescriptorChain | undefined): void;
+}
+
+let hooks: ChainHooks = {};
+
+export function setChainHooks(h: ChainHooks): void {
+  hooks = h;
 }
 
 /** What one queue saw since the last reset of the counters. */
@@ -149,13 +185,14 @@ function watch(queue: SplitQueue): QueueWatch {
   return w;
 }
 
-function take(w: QueueWatch, head: number, writable: number): void {
+function take(w: QueueWatch, head: number, writable: number, chain?: DescriptorChain): void {
   const o = w.outstanding.get(head);
-  if (o === undefined) w.outstanding.set(head, { count: 1, writable });
+  if (o === undefined) w.outstanding.set(head, { count: 1, writable, chain });
   else {
     // The driver may post the same head twice (its own bug); both must be answered.
     o.count += 1;
     o.writable = Math.max(o.writable, writable);
+    o.chain = chain;
   }
 }
 
@@ -188,7 +225,8 @@ export function installChainAccounting(): void {
     w.popped += 1;
     w.descriptors += chain.readable.length + chain.writable.length;
     w.lastChain = chain;
-    take(w, chain.head, chain.writableLength);
+    take(w, chain.head, chain.writableLength, chain);
+    hooks.popped?.(this, chain);
     return chain;
   };
   SplitQueue.prototype.addUsed = function addUsed(this: SplitQueue, head: number, written: number): void {
@@ -199,6 +237,7 @@ export function installChainAccounting(): void {
       if (!Number.isInteger(written) || written < 0 || written > o.writable) {
         violated('USED_LENGTH', `head ${head} given back with ${written} bytes written; it has room for ${o.writable}`);
       }
+      hooks.used?.(this, head, written, o.chain);
       o.count -= 1;
       if (o.count === 0) w.outstanding.delete(head);
       w.used += 1;
@@ -313,6 +352,8 @@ export function checkMemory(): void {
 /** Per-input bookkeeping shared by the targets: queues from the previous input are forgotten. */
 export function beginInput(): void {
   installChainAccounting();
+  hooks = {};
+  firstViolation = undefined;
   forgetQueues();
   checkMemory();
 }

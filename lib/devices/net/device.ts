@@ -29,6 +29,7 @@ import {
   NET_F_CTRL_VQ,
   NET_F_MQ,
   NET_F_MRG_RXBUF,
+  NET_F_MTU,
   NET_OFFERED_FEATURES,
   type Mac,
   type NetConfigSpace,
@@ -40,7 +41,7 @@ import {
 } from './config.js';
 import { CTRL_ERR, type CtrlState, executeCommand, newCtrlState } from './ctrl.js';
 import { RxFilter } from './filter.js';
-import { maxRxFrame, maxTxFrame, tapOffloadsFor } from './header.js';
+import { ETH_OVERHEAD, VNET_HDR_SIZE, maxRxFrame, maxTxFrame, tapOffloadsFor } from './header.js';
 import { NetMetrics } from './metrics.js';
 import { RxQueue } from './rx.js';
 import type { TapInterface, TapQueue } from './tap.js';
@@ -169,6 +170,7 @@ export class NetDevice implements VirtioDevice {
       filter: new RxFilter(this.ctrlState, () => this.space.mac()),
       mergeable: hasFeature(features, NET_F_MRG_RXBUF),
       maxFrame: maxRxFrame(features, this.mtu),
+      maxPlainFrame: hasFeature(features, NET_F_MTU) ? VNET_HDR_SIZE + this.mtu + ETH_OVERHEAD : Infinity,
       metrics: this.metrics,
       activation: guarded,
       onTapError: (tap: TapQueue, err: unknown) => this.onTapError(tap, err),
@@ -377,8 +379,10 @@ export class NetDevice implements VirtioDevice {
       ...(this.scheduler ? { scheduler: this.scheduler } : {}),
       handler: {
         handle: (chain) => {
-          const last = chain.writable[chain.writable.length - 1];
-          if (last === undefined || last.length === 0) {
+          // The ack is the first device-writable byte (struct virtio_net_ctrl: anything after it
+          // is result data a command may define), wherever the driver put descriptor boundaries.
+          const ack = chain.writable.find((b) => b.length > 0);
+          if (ack === undefined) {
             this.metrics.ctrlBadCommands += 1;
             if (worthLogging(this.metrics.ctrlBadCommands)) state.activation.log.warn({ head: chain.head }, 'guest fault: control command without room for its ack');
             return 0;
@@ -389,7 +393,7 @@ export class NetDevice implements VirtioDevice {
             this.metrics.ctrlBadCommands += 1;
             if (worthLogging(this.metrics.ctrlBadCommands)) state.activation.log.warn({ reason: result.reason }, 'control command refused');
           }
-          last[last.length - 1] = result.ok ? result.ack : CTRL_ERR;
+          ack[0] = result.ok ? result.ack : CTRL_ERR;
           return 1;
         },
       },

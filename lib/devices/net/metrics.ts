@@ -26,6 +26,8 @@ export class NetMetrics {
   rxNoBuffers = 0;
   /** Frames larger than the buffers the guest offered: dropped. */
   rxTruncated = 0;
+  /** Frames larger than the driver may receive (its MTU, or the GSO maximum): dropped. */
+  rxOversize = 0;
   /** Frames whose tap header carried offloads the driver had not accepted: dropped. */
   rxOffloadDropped = 0;
   /** Frames the driver's receive filter (RX mode, MAC table) refused: dropped. */

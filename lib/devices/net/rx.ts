@@ -6,7 +6,10 @@
 // them, and the chains it used are returned (num_buffers of them); the rest wait for the next
 // frame. A frame that did not fit (truncated), whose header carries offloads the driver did not
 // accept, or that the driver's receive filter refuses (filter.ts) is dropped and counted, and
-// the chains are reused. When the guest has no buffers
+// the chains are reused. So is a frame larger than the driver may receive: past the largest
+// frame its features allow, or, with VIRTIO_NET_F_MTU, a frame without GSO past the MTU (the
+// tap's own MTU is the host's to set and may be larger; the guest's buffers may have room for
+// more, but a driver told an MTU must never see a frame above it). When the guest has no buffers
 // the device stops reading the tap: the kernel queues or drops, as on a NIC whose ring is full.
 
 import type { DeviceActivation } from '../../virtio/device.js';
@@ -14,7 +17,7 @@ import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
 import { worthLogging } from '../../virtio/logger.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
 import { takeChain } from '../../virtio/take-chain.js';
-import { HDR_F_DATA_VALID, HDR_NUM_BUFFERS, VNET_HDR_SIZE, checkRxHeader, decodeHeader, gatherHeader, writeU16Across } from './header.js';
+import { GSO_ECN, GSO_NONE, HDR_F_DATA_VALID, HDR_NUM_BUFFERS, VNET_HDR_SIZE, checkRxHeader, decodeHeader, gatherHeader, writeU16Across } from './header.js';
 import type { RxFilter } from './filter.js';
 import type { NetMetrics } from './metrics.js';
 import type { TapQueue } from './tap.js';
@@ -26,6 +29,8 @@ export interface RxSettings {
   readonly mergeable: boolean;
   /** Largest frame the tap may hand over for these features, header included. */
   readonly maxFrame: number;
+  /** Largest frame without GSO the driver may receive, header included (Infinity: no MTU negotiated). */
+  readonly maxPlainFrame: number;
   readonly metrics: NetMetrics;
   readonly activation: DeviceActivation;
   /** The driver's RX mode and MAC table (frames it does not accept are dropped and counted). */
@@ -87,6 +92,10 @@ export class RxQueue {
       const first = this.reserve[0] as DescriptorChain;
       gatherHeader(first.writable, this.scratch);
       const header = decodeHeader(this.scratch);
+      if (n > this.settings.maxFrame || (n > this.settings.maxPlainFrame && (header.gsoType & ~GSO_ECN) === GSO_NONE)) {
+        metrics.rxOversize += 1;
+        continue;
+      }
       const verdict = checkRxHeader(header, this.settings.features);
       if (verdict === 'flags' || verdict === 'gso') {
         metrics.rxOffloadDropped += 1;

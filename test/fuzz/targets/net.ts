@@ -10,19 +10,50 @@
 // larger than the negotiated maximum reaches the tap; a frame goes out only with a header the
 // driver's features allow; the counters agree with what the tap saw; and once the tap takes
 // everything, every chain taken has been given back except receive chains waiting in the merge
-// reserve for a frame.
+// reserve for a frame. Checked on each chain the device gives back:
+//   * a receive frame carries a header that passes the driver's features (DATA_VALID cleared
+//     where it must be), num_buffers says how many chains it took (1 without MRG_RXBUF) and
+//     exactly that many follow, none empty; it is at least a header long, at most the
+//     negotiated maximum, and with VIRTIO_NET_F_MTU no frame without GSO is larger than the
+//     MTU allows;
+//   * a control command is answered in its first writable byte (the ack, as QEMU and the
+//     spec's struct virtio_net_ctrl put it), with OK or ERR and a used length of 1.
 
 import { NetDevice, parseMac } from '../../../lib/devices/net/index.js';
-import { NET_F_CTRL_VQ, NET_F_MQ } from '../../../lib/devices/net/config.js';
-import { VNET_HDR_SIZE, checkTxHeader, decodeHeader, gatherHeader, maxTxFrame } from '../../../lib/devices/net/header.js';
+import { NET_F_CTRL_VQ, NET_F_MQ, NET_F_MRG_RXBUF, NET_F_MTU } from '../../../lib/devices/net/config.js';
+import {
+  ETH_OVERHEAD,
+  GSO_ECN,
+  GSO_NONE,
+  HDR_NUM_BUFFERS,
+  VNET_HDR_SIZE,
+  checkRxHeader,
+  checkTxHeader,
+  decodeHeader,
+  gatherHeader,
+  maxRxFrame,
+  maxTxFrame,
+} from '../../../lib/devices/net/header.js';
+import type { DescriptorChain } from '../../../lib/virtio/descriptor-chain.js';
+import type { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import type { TapInterface, TapQueue } from '../../../lib/devices/net/tap.js';
 import type { MockBuffer, MockQueue } from '../../../lib/virtio/testing/mock-driver.js';
 import { MockDriverError } from '../../../lib/virtio/testing/mock-driver.js';
 import { DeviceHarness, ScriptedEventLoop } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
-import { beginInput, violated, watchedQueues } from '../oracle.js';
+import { beginInput, raiseSwallowed, setChainHooks, violated, watchedQueues } from '../oracle.js';
 
 const MAC = parseMac('52:54:00:12:34:56')!;
+/** Addresses a frame may be sent to and a MAC table may list (ours, broadcast, a peer, multicast). */
+const ADDRESSES: readonly (readonly number[])[] = [
+  MAC,
+  [0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+  [0x02, 0, 0, 0, 0, 0x01],
+  [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb],
+  [0x33, 0x33, 0, 0, 0, 0x01],
+];
+/** What the target leaves in a control command's ack byte: the device must overwrite it. */
+const ACK_SENTINEL = 0xee;
 
 type Handlers = { readable: () => void; writable: () => void; error: (err: Error) => void };
 
@@ -102,19 +133,29 @@ function header(input: FuzzInput): Uint8Array {
   return h;
 }
 
-function frame(input: FuzzInput): Uint8Array {
-  const length = input.pick([0, 1, 5, 14, 60, 100, 600, 1400, 1530, 3000, 9030]);
+/** A MAC address: one of ADDRESSES mostly, sometimes any six bytes. */
+function address(input: FuzzInput): readonly number[] {
+  const b = input.u8();
+  return b < 224 ? ADDRESSES[b % ADDRESSES.length]! : Array.from({ length: 6 }, () => input.u8());
+}
+
+/** A frame (vnet header first) of a decoded length: small, around the MTU's edge, or GSO-sized. */
+function frame(input: FuzzInput, mtu: number): Uint8Array {
+  const length = input.pick([0, 1, 5, 14, 60, 100, 600, 1400, 1530, 3000, 9030, mtu + 14, mtu + ETH_OVERHEAD, mtu + ETH_OVERHEAD + 1, mtu + ETH_OVERHEAD + 64]);
   const out = new Uint8Array(VNET_HDR_SIZE + length);
   out.set(header(input));
+  if (length >= 6) out.set(address(input), VNET_HDR_SIZE);
   return input.bool() ? out : out.subarray(0, input.below(VNET_HDR_SIZE + 1)); // sometimes short
 }
 
-function post(q: MockQueue | undefined, buffers: MockBuffer[], input: FuzzInput): void {
-  if (q === undefined || buffers.length === 0) return;
+/** Posts a chain; its head, or undefined when the driver could not (no queue, no room). */
+function post(q: MockQueue | undefined, buffers: MockBuffer[], input: FuzzInput): number | undefined {
+  if (q === undefined || buffers.length === 0) return undefined;
   try {
-    q.add(buffers, { indirect: input.bool() });
+    return q.add(buffers, { indirect: input.bool() });
   } catch (err) {
     if (!(err instanceof MockDriverError)) throw err; // out of descriptors or guest memory
+    return undefined;
   }
 }
 
@@ -133,14 +174,14 @@ function command(input: FuzzInput): MockBuffer[] {
       break;
     }
     case 2:
-      data = Array.from({ length: 6 }, () => input.u8());
+      data = [...address(input)];
       break;
     case 3: {
       data = [];
       for (let t = 0; t < 2; t += 1) {
         const n = input.pick([0, 1, 2, 0xffffffff]);
         data.push(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
-        for (let i = 0; i < Math.min(n, 3) * 6; i += 1) data.push(input.u8());
+        for (let i = 0; i < Math.min(n, 3); i += 1) data.push(...address(input));
       }
       break;
     }
@@ -157,8 +198,10 @@ function command(input: FuzzInput): MockBuffer[] {
     const cut = 1 + input.below(bytes.length - 1);
     buffers.push({ data: bytes.slice(0, cut) }, { data: bytes.slice(cut) });
   }
-  const ack = input.pick([1, 1, 1, 0, 4, -1]);
-  if (ack >= 0) buffers.push({ length: ack, writable: true });
+  const ack = input.pick([1, 1, 1, 0, 4, -1, -2]);
+  if (ack === -2) buffers.push({ data: [ACK_SENTINEL], writable: true }, { length: 0, writable: true });
+  else if (ack > 0) buffers.push({ data: new Array<number>(ack).fill(ACK_SENTINEL), writable: true });
+  else if (ack === 0) buffers.push({ length: 0, writable: true });
   return buffers;
 }
 
@@ -201,6 +244,64 @@ export function fuzz(data: Uint8Array): void {
   const h = harness;
   const net = device;
   const ctrlIndex = (): number => 2 * ((h.driver.transport.features & NET_F_MQ) !== 0n ? pairs : 1);
+  const acks = new Set<number>();
+  const writableTaken: Uint8Array[] = [];
+  /** Per receive queue: chains still to come for the frame being published, and its length so far. */
+  const merging = new Map<SplitQueue, { left: number; total: number; gso: number }>();
+  const scratch = new Uint8Array(VNET_HDR_SIZE);
+  const queueIndexOf = (queue: SplitQueue): number => h.queues.findIndex((q) => q?.descTable === queue.descTable);
+  setChainHooks({
+    popped: (_queue, chain: DescriptorChain) => {
+      for (const b of chain.writable) if (b.byteLength > 0) writableTaken.push(b);
+    },
+    used: (queue, head, written, chain) => {
+      const index = queueIndexOf(queue);
+      if (index < 0 || chain === undefined) return;
+      const features = h.driver.transport.features;
+      if (index === ctrlIndex() && (features & NET_F_CTRL_VQ) !== 0n) checkAck(head, written, chain);
+      else if ((index & 1) === 0 && index < 2 * pairs) checkRx(queue, head, written, chain, features);
+    },
+  });
+  const checkAck = (head: number, written: number, chain: DescriptorChain): void => {
+    const ack = chain.writable.find((b) => b.byteLength > 0)?.subarray(0, 1);
+    if (written === 0) {
+      if (ack !== undefined) violated('CTRL_UNANSWERED', `control command ${head} given back unanswered; it has room for the ack`);
+      return;
+    }
+    if (written !== 1) violated('CTRL_USED_LENGTH', `control command ${head} given back with ${written} bytes; the ack is one`);
+    if (ack === undefined || !acks.has(ack.byteOffset)) return;
+    // An ack byte another chain's writable buffer covers can be overwritten by that chain's answer.
+    if (writableTaken.filter((b) => b.buffer === ack.buffer && b.byteOffset <= ack.byteOffset && ack.byteOffset < b.byteOffset + b.byteLength).length > 1) return;
+    if (ack[0] === ACK_SENTINEL) violated('CTRL_ACK_NOT_WRITTEN', `control command ${head} answered without writing its ack (the first writable byte)`);
+    if (ack[0]! > 1) violated('CTRL_ACK_VALUE', `control command ${head} answered with ack ${ack[0]}`);
+  };
+  const checkRx = (queue: SplitQueue, head: number, written: number, chain: DescriptorChain, features: bigint): void => {
+    const m = merging.get(queue);
+    if (m !== undefined && m.left > 0) {
+      if (written === 0) violated('RX_NUM_BUFFERS', `receive chain ${head} given back empty inside a frame that needs ${m.left} more`);
+      m.left -= 1;
+      m.total += written;
+      if (m.left === 0) checkRxFrame(m.total, m.gso, features);
+      return;
+    }
+    if (written === 0) return; // returned unused (no room for a header, a readable part)
+    if (written < VNET_HDR_SIZE || !gatherHeader(chain.writable, scratch)) violated('RX_SHORT', `receive chain ${head} given back with ${written} bytes, less than the header`);
+    const hdr = decodeHeader(scratch);
+    const verdict = checkRxHeader(hdr, features);
+    if (verdict !== 'ok') violated('RX_OFFLOAD', `a frame with header verdict '${verdict}' reached the guest`);
+    const count = scratch[HDR_NUM_BUFFERS]! | (scratch[HDR_NUM_BUFFERS + 1]! << 8);
+    const mergeable = (features & NET_F_MRG_RXBUF) !== 0n;
+    if (count < 1 || (!mergeable && count !== 1)) violated('RX_NUM_BUFFERS', `num_buffers ${count} ${mergeable ? '' : 'without MRG_RXBUF'}`);
+    merging.set(queue, { left: count - 1, total: written, gso: hdr.gsoType & ~GSO_ECN });
+    if (count === 1) checkRxFrame(written, hdr.gsoType & ~GSO_ECN, features);
+  };
+  const checkRxFrame = (total: number, gso: number, features: bigint): void => {
+    const max = maxRxFrame(features, mtu);
+    if (total > max) violated('RX_OVERSIZE', `a frame of ${total} bytes reached the guest; the negotiated maximum is ${max}`);
+    if ((features & NET_F_MTU) !== 0n && gso === GSO_NONE && total > VNET_HDR_SIZE + mtu + ETH_OVERHEAD) {
+      violated('RX_ABOVE_MTU', `a frame of ${total - VNET_HDR_SIZE} bytes without GSO reached a driver that negotiated an MTU of ${mtu}`);
+    }
+  };
   const readable = (j: number): void => {
     const q = tap.queues[j]!;
     if (q.wantReadable && (q.inbound.length > 0 || q.readError)) h.deliver(`tap ${j} readable`, () => q.handlers?.readable());
@@ -216,12 +317,12 @@ export function fuzz(data: Uint8Array): void {
     switch (input.u8() % 8) {
       case 0: {
         const q = tap.queues[j]!;
-        if (q.inbound.length < 64) q.inbound.push(frame(input));
+        if (q.inbound.length < 64) q.inbound.push(frame(input, mtu));
         readable(j);
         break;
       }
       case 1: {
-        const f = frame(input);
+        const f = frame(input, mtu);
         const parts: MockBuffer[] = [];
         let at = 0;
         for (let n = input.below(3); n > 0 && at < f.length; n -= 1) {
@@ -230,15 +331,19 @@ export function fuzz(data: Uint8Array): void {
           at = cut;
         }
         if (at < f.length || parts.length === 0) parts.push({ data: f.subarray(at) });
+        if (input.u8() < 16) parts.push({ length: input.pick([0, 1, 64]), writable: true }); // a transmit chain must not have one
         post(h.queues[2 * j + 1], parts, input);
         if (input.bool()) h.deliver(`kick tx ${j}`, () => h.driver.kick(2 * j + 1));
         break;
       }
       case 2: {
         for (let n = 1 + input.below(8); n > 0; n -= 1) {
-          const length = input.pick([0, 4, 11, 12, 64, 1526, 4096]);
           const parts: MockBuffer[] = input.below(8) === 0 ? [{ length: 8 }] : [];
-          parts.push({ length, writable: true });
+          // One buffer mostly; sometimes the header split from the data, or several pieces.
+          for (let k = input.below(4) === 0 ? 1 + input.below(3) : 1; k > 0; k -= 1) {
+            const length = input.pick([0, 4, 11, 12, 64, 1526, 4096, 6, 10, mtu + ETH_OVERHEAD + VNET_HDR_SIZE, mtu]);
+            parts.push({ length, writable: true });
+          }
           post(h.queues[2 * j], parts, input);
         }
         if (input.bool()) h.deliver(`kick rx ${j}`, () => h.driver.kick(2 * j));
@@ -247,7 +352,11 @@ export function fuzz(data: Uint8Array): void {
       case 3: {
         if ((h.driver.transport.features & NET_F_CTRL_VQ) === 0n) break;
         const ci = ctrlIndex();
-        post(h.queues[ci], command(input), input);
+        const cmd = command(input);
+        const head = post(h.queues[ci], cmd, input);
+        const ackAt = cmd.findIndex((b) => b.writable === true && (b.length ?? b.data?.length ?? 0) > 0);
+        const view = head === undefined || ackAt < 0 ? undefined : h.queues[ci]!.buffers(head)[ackAt];
+        if (view !== undefined) acks.add(view.byteOffset);
         h.deliver('kick ctrl', () => h.driver.kick(ci));
         break;
       }
@@ -296,4 +405,5 @@ export function fuzz(data: Uint8Array): void {
   const sent = tap.queues.reduce((n, q) => n + q.written, 0);
   if (net.metrics.txFrames !== sent) violated('NET_COUNTERS', `metrics say ${net.metrics.txFrames} frames sent; the tap took ${sent}`);
   void net.reset();
+  raiseSwallowed();
 }

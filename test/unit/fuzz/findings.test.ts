@@ -4,10 +4,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { ConsoleDevice } from '../../../lib/devices/console/index.js';
+import { NET_F_CTRL_VQ, NET_F_MAC, NET_F_MTU, NetDevice, parseMac } from '../../../lib/devices/net/index.js';
 import type { ConsoleBackend } from '../../../lib/devices/console/backends/backend.js';
 import { InvalidChainError } from '../../../lib/virtio/errors.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
-import { MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
+import { acceptOnly, MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
+import { FakeTap, pattern, withHeader } from '../devices/net/fake-tap.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import { parseConfigText } from '../../../lib/vmm/config/index.js';
@@ -15,6 +17,7 @@ import { ConfigSyntaxError } from '../../../lib/vmm/errors.js';
 import { fuzz as fuzzConfig } from '../../fuzz/targets/config.js';
 import { fuzz as fuzzConsole } from '../../fuzz/targets/console.js';
 import { fuzz as fuzzMmio } from '../../fuzz/targets/mmio.js';
+import { fuzz as fuzzNet } from '../../fuzz/targets/net.js';
 import { fuzz as fuzzSplitQueue } from '../../fuzz/targets/split-queue.js';
 
 const corpus = (target: string, name: string): Uint8Array =>
@@ -117,6 +120,49 @@ describe('fuzz findings', () => {
       const names = readdirSync(new URL('../../fuzz/corpus/mmio/', import.meta.url));
       expect(names.length).toBeGreaterThan(100);
       expect(timers(() => names.forEach((name) => fuzzMmio(corpus('mmio', name))))).toBe(0);
+    });
+  });
+
+  describe('a received frame above the negotiated MTU (net: RX_OVERSIZE)', () => {
+    // The tap's MTU is the host's: a frame larger than the MTU the driver was told reached the
+    // guest whenever its buffers had room (a 3,012-byte frame for an MTU of 576). Now dropped
+    // and counted (rxOversize); GSO frames may still be larger, up to the GSO maximum.
+    it('is dropped and counted, and the chain serves the next frame', () => {
+      const tap = new FakeTap('tap0', 1);
+      const device = new NetDevice({ tap, mac: parseMac('52:54:00:aa:bb:01')!, mtu: 576, queueSize: 16 });
+      const driver = MockDriver.create(device, { size: 1 << 20 });
+      driver.init({ features: acceptOnly(NET_F_MAC | NET_F_MTU) });
+      const q = driver.queue(0);
+      const head = q.add([{ length: 4096, writable: true }]);
+      driver.kick(0);
+      tap.queues[0]!.inbound.push(withHeader(pattern(3000)), withHeader(pattern(100)));
+      tap.pollAll(1);
+      expect(device.metrics.rxOversize).toBe(1);
+      expect(q.used()).toEqual([{ id: head, len: 112 }]);
+    });
+
+    it('replays the input that found it', async () => {
+      await expect(Promise.resolve().then(() => fuzzNet(corpus('net', 'finding-rx-frame-above-mtu')))).resolves.toBeUndefined();
+    });
+  });
+
+  describe('a control command with more than one writable byte (net: CTRL_ACK_NOT_WRITTEN)', () => {
+    // The ack went into the last writable byte; the driver reads it from the first (where
+    // struct virtio_net_ctrl has it, and where QEMU writes it), with a used length of 1.
+    it('is answered in its first writable byte', () => {
+      const tap = new FakeTap('tap0', 1);
+      const device = new NetDevice({ tap, mac: parseMac('52:54:00:aa:bb:01')!, queueSize: 16 });
+      const driver = MockDriver.create(device, { size: 1 << 20 });
+      driver.init({ features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ) });
+      const q = driver.queue(2);
+      const head = q.add([{ data: [0, 0, 0] }, { data: [0xee, 0xee, 0xee, 0xee], writable: true }]);
+      driver.kick(2);
+      expect(q.used()).toEqual([{ id: head, len: 1 }]);
+      expect(Array.from(q.buffers(head)[1]!)).toEqual([0, 0xee, 0xee, 0xee]);
+    });
+
+    it('replays the input that found it', async () => {
+      await expect(Promise.resolve().then(() => fuzzNet(corpus('net', 'finding-ctrl-ack-first-writable-byte')))).resolves.toBeUndefined();
     });
   });
 });

@@ -19,6 +19,7 @@ import {
   NET_F_MAC,
   NET_F_MQ,
   NET_F_MRG_RXBUF,
+  NET_F_MTU,
   NET_F_STATUS,
   NetDevice,
   deriveMac,
@@ -205,7 +206,8 @@ describe('virtio-net: receive', () => {
     const q = driver.queue(0);
     const heads = Array.from({ length: 64 }, () => q.add([{ length: 1536, writable: true }]));
     driver.kick(0);
-    const frame = withHeader(pattern(4000), { flags: 2 });
+    // A segmentation offload frame: larger than the MTU, which only a GSO frame may be.
+    const frame = withHeader(pattern(4000), { flags: 2, gsoType: 1, gsoSize: 1448 });
     tap.queues[0]!.inbound.push(frame, withHeader(pattern(100, 3)));
     tap.pollAll(1);
     const used = q.used();
@@ -255,6 +257,31 @@ describe('virtio-net: receive', () => {
     expect(device.metrics.rxTruncated).toBe(1);
     expect(q.used()).toEqual([{ id: head, len: 112 }]);
     expect(q.buffers(head)[0]!.subarray(12, 112)).toEqual(pattern(100, 9));
+  });
+
+  it('drops a frame above the negotiated MTU even when the chain has room for it, and counts it', () => {
+    // The tap's MTU is the host's and may be larger than the one the driver was told.
+    const { tap, driver, device } = setup({ mtu: 576, features: acceptOnly(NET_F_MAC | NET_F_MTU) });
+    const q = driver.queue(0);
+    const head = q.add([{ length: 4096, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(576 + 18 + 1)), withHeader(pattern(576 + 18, 3)));
+    tap.pollAll(1);
+    expect(device.metrics.rxOversize).toBe(1);
+    expect(q.used()).toEqual([{ id: head, len: 12 + 576 + 18 }]);
+  });
+
+  it('drops a frame larger than the driver may receive without MTU or GSO, even into merged buffers with room', () => {
+    // The merge reserve holds whole chains until it can take the largest frame: 2 x 1500 here.
+    const { tap, driver, device } = setup({ mtu: 1500, features: acceptOnly(NET_F_MAC | NET_F_MRG_RXBUF) });
+    const q = driver.queue(0);
+    for (let i = 0; i < 4; i += 1) q.add([{ length: 1500, writable: true }]);
+    driver.kick(0);
+    tap.queues[0]!.inbound.push(withHeader(pattern(2000)), withHeader(pattern(1500 + 18, 5)));
+    tap.pollAll(1);
+    expect(device.metrics.rxOversize).toBe(1);
+    expect(device.metrics.rxTruncated).toBe(0);
+    expect(q.used().map((u) => u.len)).toEqual([1500, 12 + 1500 + 18 - 1500]);
   });
 
   it('drops frames whose tap header carries offloads the driver did not accept, and clears DATA_VALID for it', () => {
@@ -567,6 +594,24 @@ describe('virtio-net: hostile frontend (dropped, counted, the queue goes on)', (
     expect(q.buffers(ok).at(-1)![0]).toBe(0);
     expect(device.ctrlState.promisc).toBe(true);
     expect(device.metrics.ctrlBadCommands).toBe(5);
+  });
+
+  it('writes the ack into the first writable byte, however much room the driver gave, with a used length of 1', () => {
+    const { driver, device } = setup();
+    const q = driver.queue(2);
+    const wide = q.add([{ data: [0, 0, 0] }, { data: [0xee, 0xee, 0xee, 0xee], writable: true }]);
+    const trailing = q.add([{ data: [0, 0, 1] }, { data: [0xee], writable: true }, { length: 0, writable: true }]);
+    const bad = q.add([{ data: [0, 9, 1] }, { data: [0xee, 0xee], writable: true }]);
+    driver.kick(2);
+    expect(q.used()).toEqual([
+      { id: wide, len: 1 },
+      { id: trailing, len: 1 },
+      { id: bad, len: 1 },
+    ]);
+    expect(Array.from(q.buffers(wide)[1]!)).toEqual([0, 0xee, 0xee, 0xee]);
+    expect(q.buffers(trailing)[1]![0]).toBe(0);
+    expect(Array.from(q.buffers(bad)[1]!)).toEqual([1, 0xee]);
+    expect(device.ctrlState.promisc).toBe(true);
   });
 });
 
