@@ -272,8 +272,10 @@ node bin/baoctl status --json --socket $STATUS > /tmp/bench-net-status.json 2>/d
     const s = JSON.parse(require("fs").readFileSync("/tmp/bench-net-status.json", "utf8"));
     for (const d of s.devices) {
       const m = d.metrics ?? {};
-      const pick = Object.keys(m).filter((k) => /Pair|Frames$|Gso|Merged|NoBuffers|TapFull|TapErrors|pairsInUse|Truncated|Dropped|Filtered|Short|Oversize|BadOffload|Yields|invalidChains/.test(k));
-      console.log(`# device ${d.id}: ` + pick.map((k) => `${k}=${m[k]}`).join(" "));
+      const pick = Object.keys(m).filter((k) => /Pair|Frames$|Gso|Merged|NoBuffers|TapFull|TapErrors|Reply|pairsInUse|Truncated|Dropped|Filtered|Short|Oversize|BadOffload|Yields|invalidChains/.test(k));
+      const t = d.deviceModel?.transport ?? {};
+      const perQueue = ["notifiesByQueue", "usedInterruptsByQueue", "usedSuppressedByQueue"].map((k) => `${k}=${(t[k] ?? []).join("/")}`);
+      console.log(`# device ${d.id}: ` + pick.map((k) => `${k}=${m[k]}`).join(" ") + " " + perQueue.join(" "));
     }' >> $OUT
 kill -TERM $daemon
 wait $daemon || fail "baoctl run exited $?"
