@@ -17,7 +17,8 @@
 # BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_STREAMS, BENCH_NET_VHOST,
 # BENCH_NET_NAPI_OFF are prepended by the wrapper. Results: /tmp/net-bench.txt, lines
 # "result <path> <measure> <value> <unit> round <r>", "detail <path> <measure> round <r>
-# retransmits=N max-cwnd=B mean-rtt-us=U" (the sender's TCP view), "counters <path> <measure>
+# retransmits=N max-cwnd=B mean-rtt-us=U cpu-client/server=C/S" (the sender's TCP view and
+# iperf3's CPU shares), "counters <path> <measure>
 # round <r> ..." (per-queue kicks and interrupts on our device, bench/net/counters.mjs), and the
 # devices' counters at the end.
 set -u
@@ -177,7 +178,7 @@ iperf_once() {
   done
   for c in $cpids; do wait $c || { kill $spids 2>/dev/null; fail "iperf3 $p $dir failed: $(cat /tmp/iperf-*.json)"; }; done
   for s_ in $spids; do wait $s_ 2>/dev/null; done
-  total=0; retrans=0; cwnd=""; rtt=""
+  total=0; retrans=0; cwnd=""; rtt=""; cpu=""
   k=0
   while [ $k -lt $clients ]; do
     bps=$(iperf_json /tmp/iperf-$k.json bits_per_second sum_received)
@@ -188,6 +189,9 @@ iperf_once() {
     if [ $k = 0 ]; then
       cwnd=$(iperf_json /tmp/iperf-$k.json max_snd_cwnd)
       rtt=$(iperf_json /tmp/iperf-$k.json mean_rtt)
+      ch=$(iperf_json /tmp/iperf-$k.json host_total cpu_utilization_percent)
+      cr=$(iperf_json /tmp/iperf-$k.json remote_total cpu_utilization_percent)
+      cpu="${ch%%.*}/${cr%%.*}"
     fi
     k=$((k + 1))
   done
@@ -196,8 +200,9 @@ iperf_once() {
   m=$m${MEASURE_SUFFIX:-}
   echo "result $p $m $mbps Mbit/s round $r" >> $OUT
   # The sender's view: retransmitted segments (all clients), its largest congestion window and
-  # mean RTT (first stream; reported when the sender is the client: tcp-tx).
-  echo "detail $p $m round $r retransmits=$retrans max-cwnd=${cwnd:--} mean-rtt-us=${rtt:--}" >> $OUT
+  # mean RTT (first stream; reported when the sender is the client: tcp-tx); the CPU share
+  # iperf3 measured for its client and server processes (first client, %).
+  echo "detail $p $m round $r retransmits=$retrans max-cwnd=${cwnd:--} mean-rtt-us=${rtt:--} cpu-client/server=$cpu" >> $OUT
   counters_once $p $m $r
 }
 

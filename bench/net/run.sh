@@ -104,8 +104,8 @@ awk '
 ' "$raw"
 # The sender's TCP view per measure, and where our device's kicks and interrupts went.
 if grep -q '^detail ' "$raw"; then
-  echo "  TCP sender (retransmitted segments, largest congestion window, mean RTT), per round:"
-  awk '/^detail / { printf "    %-10s %-16s r%s %s %s %s\n", $2, $3, $5, $6, $7, $8 }' "$raw"
+  echo "  TCP sender (retransmitted segments, largest congestion window, mean RTT; iperf3's CPU %), per round:"
+  awk '/^detail / { printf "    %-10s %-16s r%s %s %s %s %s\n", $2, $3, $5, $6, $7, $8, $9 }' "$raw"
 fi
 if grep -q '^counters ' "$raw"; then
   echo "  our device during each measure (fe-irqs: interrupts the frontend took; trapped: register accesses;"
