@@ -1,6 +1,6 @@
-// Per-queue counters for bench/net (the guest job runs it in the frontend's network namespace
-// after each measure on our device):
-//   node counters.mjs <status socket> <dm id> <queue pairs> <interface> <state file>
+// Per-queue counters for bench/net (the guest job runs it after each measure on our device):
+//   node counters.mjs <status socket> <dm id> <queue pairs> <netns> <interface> <state file>
+// (run outside the namespace: `ip netns exec` mounts a sysfs of its own, without debugfs)
 // prints one line of what changed since the previous call with the same state file (the first
 // call only records): for the device model, the frontend's interrupts and trapped register
 // accesses (bao-sim's debugfs counters); per queue, the kicks the driver made (ethtool -S) and
@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 
-const [socketPath, dmText, pairsText, iface, stateFile] = process.argv.slice(2);
+const [socketPath, dmText, pairsText, netns, iface, stateFile] = process.argv.slice(2);
 const dm = Number(dmText);
 const pairs = Number(pairsText);
 
@@ -57,7 +57,7 @@ const device = status.devices.find((d) => d.id === dm);
 const t = device?.deviceModel?.transport ?? {};
 const now = {
   sim: parsePairs(existsSync(`/sys/kernel/debug/bao-sim/dm${dm}/stats`) ? readFileSync(`/sys/kernel/debug/bao-sim/dm${dm}/stats`, 'utf8') : ''),
-  driver: parsePairs(readTool('/usr/local/bin/ethtool', ['-S', iface])),
+  driver: parsePairs(readTool('/usr/local/bin/ip', ['netns', 'exec', netns, '/usr/local/bin/ethtool', '-S', iface])),
   kicks: t.notifiesByQueue ?? [],
   irqs: t.usedInterruptsByQueue ?? [],
   suppressed: t.usedSuppressedByQueue ?? [],

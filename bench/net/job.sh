@@ -210,8 +210,8 @@ iperf_once() {
 # the measure just taken (bench/net/counters.mjs); nothing for veth.
 counters_once() {
   case $1 in
-    virtio) line=$($IP netns exec nbg1 node $COUNTERS $STATUS 0 1 "$VIF_VIRTIO" /tmp/counters-0.json) ;;
-    virtio-mq) line=$($IP netns exec nbgm node $COUNTERS $STATUS 1 "$PAIRS" "$VIF_MQ" /tmp/counters-1.json) ;;
+    virtio) line=$(node $COUNTERS $STATUS 0 1 nbg1 "$VIF_VIRTIO" /tmp/counters-0.json) ;;
+    virtio-mq) line=$(node $COUNTERS $STATUS 1 "$PAIRS" nbgm "$VIF_MQ" /tmp/counters-1.json) ;;
     *) return 0 ;;
   esac
   [ -n "$line" ] && echo "counters $1 $2 round $3 $line" >> $OUT

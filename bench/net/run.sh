@@ -86,12 +86,12 @@ awk '
   }
   END {
     np = split("veth virtio virtio-mq", paths, " ")
-    printf "  %-10s", "measure"
+    printf "  %-18s", "measure"
     for (i = 1; i <= np; i++) printf " %12s", paths[i]
     printf " %12s %12s %12s\n", "virtio/veth", "mq/veth", "mq/virtio"
     for (m = 1; m <= nm; m++) {
       me = measures[m]
-      printf "  %-10s", me
+      printf "  %-18s", me
       for (i = 1; i <= np; i++) {
         k = paths[i] SUBSEP me
         med[paths[i]] = (k in v) ? median(v[k]) : ""
