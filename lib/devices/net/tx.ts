@@ -10,9 +10,10 @@
 // system call, so what it answers (a TCP ACK, the next data segments once an ACK arrives) is
 // often queued on the tap by the time writev returns. After a run that sent frames, and before
 // its interrupt, the device reads those (settings.afterSend), so the driver gets the transmit
-// completions and the replies in one interrupt. Each interrupt costs the frontend a trapped
-// InterruptStatus read and InterruptACK write, and Linux's TCP small queues hold a sender back
-// until its transmit completions arrive: halving the interrupts per round trip matters.
+// completions and the replies in one interrupt: on Bao each interrupt costs the frontend a
+// trapped InterruptStatus read and InterruptACK write, and this takes one per round trip where
+// there were two. The completions themselves are not delayed by it (the reads are bounded by
+// the budget, and nothing waits).
 //
 // Backpressure: when the tap cannot take a frame (EAGAIN) the chain is held, handle() returns a
 // Promise for it and admit() answers 'idle' until the tap is writable, so frames leave in the
