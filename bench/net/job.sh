@@ -8,22 +8,31 @@
 #   veth       a veth pair between namespaces nbvg and nbvt
 #   vhost      (slot) data_plane: vhost; measured when BENCH_NET_VHOST=1 and the job sets it up
 # Measures: iperf3 TCP guest to tap side (tcp-tx) and back (tcp-rx), one stream and
-# BENCH_NET_STREAMS streams (tcp-tx-N, tcp-rx-N: flows the multi-queue tap can spread), and a
-# one-byte request/response rate (bench/net/rr.mjs). Clients run on CPU 0 (the frontend's),
-# servers and the daemon on CPU 1 (the backend's), on every path alike.
-# BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_STREAMS, BENCH_NET_VHOST are
-# prepended by the wrapper. Results: /tmp/net-bench.txt, lines
-# "result <path> <measure> <value> <unit> round <r>", and the devices' counters at the end.
+# BENCH_NET_STREAMS streams (tcp-tx-N, tcp-rx-N), and a one-byte request/response rate
+# (bench/net/rr.mjs). One stream and rr: the client on CPU 0 (the frontend's). Several streams:
+# two clients, one on each CPU (Linux steers a CPU's transmissions to its own queue pair, so
+# this is what lets several pairs carry traffic). Servers and the daemon on CPU 1 (the
+# backend's). Every path is measured the same way. Then, unless BENCH_NET_NAPI_OFF=0, tcp-tx,
+# tcp-tx-N and rr again with the guest driver's transmit NAPI off (suffix -napioff).
+# BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_STREAMS, BENCH_NET_VHOST,
+# BENCH_NET_NAPI_OFF are prepended by the wrapper. Results: /tmp/net-bench.txt, lines
+# "result <path> <measure> <value> <unit> round <r>", "detail <path> <measure> round <r>
+# retransmits=N max-cwnd=B mean-rtt-us=U cpu-client/server=C/S" (the sender's TCP view and
+# iperf3's CPU shares), "counters <path> <measure>
+# round <r> ..." (per-queue kicks and interrupts on our device, bench/net/counters.mjs), and the
+# devices' counters at the end.
 set -u
 SECONDS_EACH=${BENCH_NET_SECONDS:-6}
 ROUNDS=${BENCH_NET_ROUNDS:-2}
 PAIRS=${BENCH_NET_PAIRS:-2}
 STREAMS=${BENCH_NET_STREAMS:-4}
 VHOST=${BENCH_NET_VHOST:-0}
+NAPI_OFF=${BENCH_NET_NAPI_OFF:-1}
 IP=/usr/local/bin/ip
 IPERF=/usr/local/bin/iperf3
 # bench/net/rr.mjs, shipped in the job layer by run.sh.
 RR=/usr/bin/bench-net-rr.mjs
+COUNTERS=/usr/bin/bench-net-counters.mjs
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/net-bench.txt
 STATUS=/tmp/bench-net-status.sock
@@ -107,7 +116,9 @@ guest_side() {
   echo "# $3: guest interface $vif, queues $($IP netns exec "$2" ls /sys/class/net/$vif/queues | tr '\n' ' ')" >> $OUT
 }
 guest_side 52:54:00:12:34:60 nbg1 nbtap1 nbt1 10.60.0
+VIF_VIRTIO=$vif
 guest_side 52:54:00:12:34:61 nbgm nbtapm nbtm 10.62.0
+VIF_MQ=$vif
 wait_for 60 "ping over veth" $IP netns exec nbvg ping -c 1 -W 2 10.61.0.1
 
 # path -> client namespace, server namespace, server address
@@ -126,25 +137,85 @@ listening() {
   $IP netns exec "$1" awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp
 }
 
-# iperf_once <path> <tx|rx> <streams> <round>: TCP for SECONDS_EACH s; the receiver's rate.
+# iperf_json <file> <key> [<after>]: the first value of "key" in iperf3's pretty-printed JSON
+# (after the line naming <after>; awk: a Node start per measure costs seconds under TCG). Keys used:
+# sum_received's bits_per_second, sum_sent's retransmits, the first stream's sender
+# max_snd_cwnd (bytes) and mean_rtt (us; Linux's tcp_info, present when this side sent).
+iperf_json() {
+  awk -v key="\"$2\"" -v after="${3:+\"$3\"}" '
+    BEGIN { f = (after == "") }
+    !f && index($0, after) { f = 1 }
+    f && index($0, key) { v = $2; gsub(/[^0-9.eE+-]/, "", v); print v; exit }' "$1"
+}
+
+# iperf_once <path> <tx|rx> <streams> <round>: TCP for SECONDS_EACH s; the receivers' rate.
+# One stream: one client on CPU 0 (the frontend's). Several: two clients, one on each CPU, with
+# half the streams each, so that transmit steering (XPS: a queue per CPU) can use two queue
+# pairs; every path is measured the same way. Servers on CPU 1.
 iperf_once() {
   p=$1; dir=$2; n=$3; r=$4
-  log=/tmp/iperf-server.log
-  $IP netns exec "$(server_ns $p)" taskset -c 1 $IPERF -s -1 -B "$(server_ip $p)" > $log 2>&1 &
-  spid=$!
-  wait_for 60 "iperf3 to listen ($p)" listening "$(server_ns $p)" 5201
+  clients=1; per=$n
+  [ "$n" -gt 1 ] && { clients=2; per=$(( (n + 1) / 2 )); }
   rev=""; [ "$dir" = rx ] && rev="-R"
-  tries=0
-  until $IP netns exec "$(client_ns $p)" taskset -c 0 $IPERF -c "$(server_ip $p)" -t "$SECONDS_EACH" -P "$n" $rev -J > /tmp/iperf.json 2>/dev/null; do
-    tries=$((tries + 1)); [ $tries -lt 5 ] || { kill $spid 2>/dev/null; fail "iperf3 $p $dir failed: $(cat /tmp/iperf.json)"; }
+  spids=""
+  k=0
+  while [ $k -lt $clients ]; do
+    port=$((5201 + k))
+    $IP netns exec "$(server_ns $p)" taskset -c 1 $IPERF -s -1 -p $port -B "$(server_ip $p)" > /tmp/iperf-server-$k.log 2>&1 &
+    spids="$spids $!"
+    wait_for 60 "iperf3 to listen ($p, port $port)" listening "$(server_ns $p)" $port
+    k=$((k + 1))
   done
-  wait $spid 2>/dev/null
-  # end.sum_received.bits_per_second of iperf3's pretty-printed JSON (awk: a Node start per
-  # measure costs seconds under TCG).
-  mbps=$(awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ { v = $2; gsub(/[^0-9.eE+-]/, "", v); printf "%.1f", v / 1e6; exit }' /tmp/iperf.json)
-  [ -n "$mbps" ] || fail "iperf3 $p $dir: no sum_received in its output"
+  k=0
+  cpids=""
+  while [ $k -lt $clients ]; do
+    ( tries=0
+      until $IP netns exec "$(client_ns $p)" taskset -c $k $IPERF -c "$(server_ip $p)" -p $((5201 + k)) -t "$SECONDS_EACH" -P "$per" $rev -J > /tmp/iperf-$k.json 2>/dev/null; do
+        tries=$((tries + 1)); [ $tries -lt 5 ] || exit 1
+      done ) &
+    cpids="$cpids $!"
+    k=$((k + 1))
+  done
+  for c in $cpids; do wait $c || { kill $spids 2>/dev/null; fail "iperf3 $p $dir failed: $(cat /tmp/iperf-*.json)"; }; done
+  for s_ in $spids; do wait $s_ 2>/dev/null; done
+  total=0; retrans=0; cwnd=""; rtt=""; cpu=""
+  k=0
+  while [ $k -lt $clients ]; do
+    bps=$(iperf_json /tmp/iperf-$k.json bits_per_second sum_received)
+    [ -n "$bps" ] || fail "iperf3 $p $dir: no sum_received in its output"
+    total=$(awk -v a="$total" -v b="$bps" 'BEGIN { printf "%.0f", a + b }')
+    rt=$(iperf_json /tmp/iperf-$k.json retransmits sum_sent)
+    [ -n "$rt" ] && retrans=$((retrans + ${rt%.*}))
+    if [ $k = 0 ]; then
+      cwnd=$(iperf_json /tmp/iperf-$k.json max_snd_cwnd)
+      rtt=$(iperf_json /tmp/iperf-$k.json mean_rtt)
+      ch=$(iperf_json /tmp/iperf-$k.json host_total cpu_utilization_percent)
+      cr=$(iperf_json /tmp/iperf-$k.json remote_total cpu_utilization_percent)
+      cpu="${ch%%.*}/${cr%%.*}"
+    fi
+    k=$((k + 1))
+  done
+  mbps=$(awk -v v="$total" 'BEGIN { printf "%.1f", v / 1e6 }')
   m=tcp-$dir; [ "$n" = 1 ] || m=tcp-$dir-$n
+  m=$m${MEASURE_SUFFIX:-}
   echo "result $p $m $mbps Mbit/s round $r" >> $OUT
+  # The sender's view: retransmitted segments (all clients), its largest congestion window and
+  # mean RTT (first stream; reported when the sender is the client: tcp-tx); the CPU share
+  # iperf3 measured for its client and server processes (first client, %).
+  echo "detail $p $m round $r retransmits=$retrans max-cwnd=${cwnd:--} mean-rtt-us=${rtt:--} cpu-client/server=$cpu" >> $OUT
+  counters_once $p $m $r
+}
+
+# counters_once <path> <measure> <round>: per-queue kicks and interrupts on our device during
+# the measure just taken (bench/net/counters.mjs); nothing for veth.
+counters_once() {
+  case $1 in
+    virtio) line=$(node $COUNTERS $STATUS 0 1 nbg1 "$VIF_VIRTIO" /tmp/counters-0.json) ;;
+    virtio-mq) line=$(node $COUNTERS $STATUS 1 "$PAIRS" nbgm "$VIF_MQ" /tmp/counters-1.json) ;;
+    *) return 0 ;;
+  esac
+  [ -n "$line" ] && echo "counters $1 $2 round $3 $line" >> $OUT
+  return 0
 }
 
 rr_once() {
@@ -155,10 +226,14 @@ rr_once() {
   wait_for 60 "the rr server to listen ($p)" listening "$(server_ns $p)" 5301
   line=$($IP netns exec "$(client_ns $p)" taskset -c 0 node $RR run "$(server_ip $p)" 5301 "$SECONDS_EACH") || fail "rr $p failed"
   kill -TERM $spid; wait $spid 2>/dev/null
-  echo "result $p rr $(echo "$line" | awk '{print $6}') trans/s round $r" >> $OUT
+  echo "result $p rr${MEASURE_SUFFIX:-} $(echo "$line" | awk '{print $6}') trans/s round $r" >> $OUT
+  counters_once $p rr${MEASURE_SUFFIX:-} $r
 }
 
 echo "# kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo) seconds=$SECONDS_EACH rounds=$ROUNDS pairs=$PAIRS streams=$STREAMS" >> $OUT
+# The counters' starting point: what setup (pings, control commands) moved is left out.
+counters_once virtio setup 0 > /dev/null
+counters_once virtio-mq setup 0 > /dev/null
 r=1
 while [ $r -le "$ROUNDS" ]; do
   for dir in tx rx; do
@@ -170,14 +245,42 @@ while [ $r -le "$ROUNDS" ]; do
   for p in $paths; do rr_once $p $r; done
   r=$((r + 1))
 done
+# Transmit with the guest driver's transmit NAPI off (ethtool -C <if> tx-frames 0, link down
+# while it changes): the driver then releases each frame's socket memory when it queues it
+# instead of when the device's used-buffer interrupt comes back, so TCP small queues stop
+# waiting for that interrupt. veth measured again next to it, unchanged. BENCH_NET_NAPI_OFF=0
+# skips it.
+napi_tx() {  # napi_tx <ns> <if> <server ip> <0|1>
+  $IP -n "$1" link set "$2" down
+  $IP netns exec "$1" /usr/local/bin/ethtool -C "$2" tx-frames "$4" > /tmp/ethtool.log 2>&1
+  rc=$?
+  $IP -n "$1" link set "$2" up
+  wait_for 60 "ping over $2 after ethtool -C" $IP netns exec "$1" ping -c 1 -W 2 "$3"
+  return $rc
+}
+if [ "$NAPI_OFF" = 1 ]; then
+  if napi_tx nbg1 "$VIF_VIRTIO" 10.60.0.1 0 && napi_tx nbgm "$VIF_MQ" 10.62.0.1 0; then
+    echo "# tx-napi-off measures: the guest's virtio_net transmit NAPI off (ethtool -C tx-frames 0)" >> $OUT
+    MEASURE_SUFFIX=-napioff
+    for p in $paths; do iperf_once $p tx 1 1; done
+    for p in $paths; do iperf_once $p tx "$STREAMS" 1; done
+    for p in $paths; do rr_once $p 1; done
+    MEASURE_SUFFIX=
+  else
+    echo "# tx-napi-off: not measured: ethtool -C failed: $(cat /tmp/ethtool.log)" >> $OUT
+  fi
+fi
+
 # The devices' counters: frames per queue pair, merged buffers, drops.
 node bin/baoctl status --json --socket $STATUS > /tmp/bench-net-status.json 2>/dev/null &&
   node -e '
     const s = JSON.parse(require("fs").readFileSync("/tmp/bench-net-status.json", "utf8"));
     for (const d of s.devices) {
       const m = d.metrics ?? {};
-      const pick = Object.keys(m).filter((k) => /Pair|Frames$|Gso|Merged|NoBuffers|TapFull|pairsInUse|Truncated|Dropped|Filtered/.test(k));
-      console.log(`# device ${d.id}: ` + pick.map((k) => `${k}=${m[k]}`).join(" "));
+      const pick = Object.keys(m).filter((k) => /Pair|Frames$|Gso|Merged|NoBuffers|TapFull|TapErrors|Reply|pairsInUse|Truncated|Dropped|Filtered|Short|Oversize|BadOffload|Yields|invalidChains/.test(k));
+      const t = d.deviceModel?.transport ?? {};
+      const perQueue = ["notifiesByQueue", "usedInterruptsByQueue", "usedSuppressedByQueue"].map((k) => `${k}=${(t[k] ?? []).join("/")}`);
+      console.log(`# device ${d.id}: ` + pick.map((k) => `${k}=${m[k]}`).join(" ") + " " + perQueue.join(" "));
     }' >> $OUT
 kill -TERM $daemon
 wait $daemon || fail "baoctl run exited $?"

@@ -7,9 +7,10 @@
 # queue pair; with several), the ratios to veth, and several pairs against one.
 #
 # Usage: bash bench/net/run.sh [--seconds S] [--rounds N] [--pairs P] [--streams K] [--vhost]
-#                              [--timeout <guest run limit, s>]
+#                              [--no-napi-off] [--timeout <guest run limit, s>]
 # Defaults: --seconds 6 --rounds 2 --pairs 2 --streams 4 (about 8 minutes under TCG on a loaded
-# host). Needs `npm run build`.
+# host). --no-napi-off skips the measures with the guest driver's transmit NAPI off. Needs
+# `npm run build`.
 # Output: the table on stdout; raw lines in .cache/bench/net/net-bench.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,7 @@ rounds=2
 pairs=2
 streams=4
 vhost=0
+napi_off=1
 timeout=1200
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
     --pairs) pairs=$2; shift 2 ;;
     --streams) streams=$2; shift 2 ;;
     --vhost) vhost=1; shift ;;
+    --no-napi-off) napi_off=0; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     *) echo "bench/net: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
@@ -48,12 +51,13 @@ trap 'rm -f "$job"' EXIT
   echo "BENCH_NET_PAIRS=$pairs"
   echo "BENCH_NET_STREAMS=$streams"
   echo "BENCH_NET_VHOST=$vhost"
+  echo "BENCH_NET_NAPI_OFF=$napi_off"
   cat "$here/job.sh"
 } > "$job"
 
 set +e
 bash qemu/run.sh --name bench-net --quiet --smp 2 --timeout "$timeout" --export-dir "$results" \
-  --file "$here/rr.mjs:/usr/bin/bench-net-rr.mjs" --script "$job"
+  --file "$here/rr.mjs:/usr/bin/bench-net-rr.mjs" --file "$here/counters.mjs:/usr/bin/bench-net-counters.mjs" --script "$job"
 rc=$?
 set -e
 raw="$results/net-bench.txt"
@@ -82,12 +86,12 @@ awk '
   }
   END {
     np = split("veth virtio virtio-mq", paths, " ")
-    printf "  %-10s", "measure"
+    printf "  %-18s", "measure"
     for (i = 1; i <= np; i++) printf " %12s", paths[i]
     printf " %12s %12s %12s\n", "virtio/veth", "mq/veth", "mq/virtio"
     for (m = 1; m <= nm; m++) {
       me = measures[m]
-      printf "  %-10s", me
+      printf "  %-18s", me
       for (i = 1; i <= np; i++) {
         k = paths[i] SUBSEP me
         med[paths[i]] = (k in v) ? median(v[k]) : ""
@@ -98,4 +102,14 @@ awk '
     print "  (median of the rounds; virtio: one queue pair, virtio-mq: several; ratios > 1: faster)"
   }
 ' "$raw"
+# The sender's TCP view per measure, and where our device's kicks and interrupts went.
+if grep -q '^detail ' "$raw"; then
+  echo "  TCP sender (retransmitted segments, largest congestion window, mean RTT; iperf3's CPU %), per round:"
+  awk '/^detail / { printf "    %-10s %-16s r%s %s %s %s %s\n", $2, $3, $5, $6, $7, $8, $9 }' "$raw"
+fi
+if grep -q '^counters ' "$raw"; then
+  echo "  our device during each measure (fe-irqs: interrupts the frontend took; trapped: register accesses;"
+  echo "  per queue: driver packets, kicks driver/device, used interrupts raised, publications not interrupted):"
+  awk '/^counters / { line = $0; sub(/^counters [^ ]+ [^ ]+ round [^ ]+ /, "", line); printf "    %-10s %-16s r%s %s\n", $2, $3, $5, line }' "$raw"
+fi
 exit "$rc"

@@ -67,6 +67,14 @@ export interface TransportStats {
   readonly faults: Partial<Record<TransportFaultCode | RingFaultCode, number>>;
   /** Used-buffer interrupts signalled. */
   usedInterrupts: number;
+  /**
+   * Per queue (by index): kicks delivered to the device, used-buffer interrupts it raised, and
+   * publications the driver asked not to be interrupted for (EVENT_IDX's used_event, or
+   * NO_INTERRUPT). Where a queue's completions reach the driver, and how often it is told.
+   */
+  readonly notifiesByQueue: number[];
+  readonly usedInterruptsByQueue: number[];
+  readonly usedSuppressedByQueue: number[];
   /** Configuration-change interrupts signalled (config changes, NEEDS_RESET). */
   configInterrupts: number;
   /** Queue notifications delivered to the device. */
@@ -159,6 +167,9 @@ export class MmioTransport {
     guestFaults: 0,
     faults: {},
     usedInterrupts: 0,
+    notifiesByQueue: [],
+    usedInterruptsByQueue: [],
+    usedSuppressedByQueue: [],
     configInterrupts: 0,
     notifies: 0,
     droppedNotifies: 0,
@@ -424,6 +435,7 @@ export class MmioTransport {
       return;
     }
     this.stats.notifies += 1;
+    bump(this.stats.notifiesByQueue, index);
     this.trace?.notify(index, true);
     const q = state.queues[index];
     if (q !== undefined) {
@@ -908,10 +920,14 @@ export class MmioTransport {
     if (q === undefined) return;
     const due = q.needsNotification();
     this.trace?.used(index, q.nextUsed, due);
-    if (!due) return;
+    if (!due) {
+      bump(this.stats.usedSuppressedByQueue, index);
+      return;
+    }
     // bao-abi.md §3.8: the hypervisor knows nothing of InterruptStatus; set it before the irq.
     Atomics.or(this.isrWords, this.isrIndex, R.INTERRUPT_VRING);
     this.stats.usedInterrupts += 1;
+    bump(this.stats.usedInterruptsByQueue, index);
     this.options.interrupt.signal();
   }
 
@@ -976,6 +992,12 @@ class Activation implements DeviceActivation {
   ringFault(code: RingFaultCode): void {
     if (this.live) this.transport.countRingFault(code);
   }
+}
+
+/** counts[index] += 1, filling the queues below it with 0 (an array JSON can carry). */
+function bump(counts: number[], index: number): void {
+  while (counts.length <= index) counts.push(0);
+  counts[index] = (counts[index] as number) + 1;
 }
 
 function wordsOf(address: number): [low: number, high: number] {

@@ -17,7 +17,9 @@
 //     (a rate limit; the worker wakes itself);
 //   * once the queue is empty, re-arms notifications and re-checks, so buffers that raced with
 //     re-arming are not left waiting for a kick that will never come;
-//   * raises one used-buffer interrupt per run (or per microtask for asynchronous completions).
+//   * raises one used-buffer interrupt per run (or per microtask for asynchronous completions),
+//     after `beforeInterrupt` (when given) has let the device publish what the chains just
+//     served produced on its other queues, so that the driver takes both in one interrupt.
 //
 // handle() returns the bytes written into the chain's writable buffers (the used length) to
 // complete it at once, or a Promise of them to complete it when the I/O is done (block, net).
@@ -111,6 +113,13 @@ export interface QueueWorkerOptions {
   readonly scheduler?: WorkerScheduler;
   /** Publish used entries in the order the chains were taken (see the banner); default false. */
   readonly inOrder?: boolean;
+  /**
+   * Called at the end of a run that served chains, before the run's used-buffer interrupt: a
+   * device whose chains cause work it can finish at once on another queue (virtio-net: a frame
+   * written to the tap whose reply is already there) publishes it here, and the driver takes
+   * both completions with one interrupt instead of two.
+   */
+  readonly beforeInterrupt?: () => void;
 }
 
 /** A chain taken in `inOrder` mode: its used length once known (-1 while its handler runs). */
@@ -126,6 +135,7 @@ export class QueueWorker {
 
   private readonly activation: DeviceActivation;
   private readonly handler: ChainHandler;
+  private readonly beforeInterrupt: (() => void) | undefined;
   private readonly counters: QueueCounters;
   private readonly scheduler: WorkerScheduler;
   private readonly chainBudget: number;
@@ -153,6 +163,7 @@ export class QueueWorker {
     this.queueIndex = options.queueIndex;
     this.activation = options.activation;
     this.handler = options.handler;
+    this.beforeInterrupt = options.beforeInterrupt;
     this.counters = options.counters;
     this.scheduler = options.scheduler ?? eventLoopScheduler;
     const chains = Math.floor(options.budget?.chains ?? DEFAULT_CHAIN_BUDGET);
@@ -270,7 +281,16 @@ export class QueueWorker {
       this.deviceError(err);
     } finally {
       this.running = false;
+      if (chains > 0 && !this.stopped && this.beforeInterrupt !== undefined) this.runBeforeInterrupt();
       this.flushNotify();
+    }
+  }
+
+  private runBeforeInterrupt(): void {
+    try {
+      this.beforeInterrupt!();
+    } catch (err) {
+      this.deviceError(err);
     }
   }
 

@@ -269,7 +269,7 @@ export class DeviceModelServer {
   snapshot(): DeviceModelSnapshot {
     this.countHot();
     const t = this.transport.stats;
-    return { status: formatStatus(this.transport.status), server: { ...this.stats }, transport: { ...t, faults: { ...t.faults } } };
+    return { status: formatStatus(this.transport.status), server: { ...this.stats }, transport: { ...t, faults: { ...t.faults }, notifiesByQueue: [...t.notifiesByQueue], usedInterruptsByQueue: [...t.usedInterruptsByQueue], usedSuppressedByQueue: [...t.usedSuppressedByQueue] } };
   }
 
   /** Map the region, wire the irqfd and start the ATTACH loop; the caller still owns `handle`. */

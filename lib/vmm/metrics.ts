@@ -9,6 +9,14 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DaemonStatus, DeviceStatus } from './status.js';
 
 const DEVICE_LABELS = ['dm', 'type'] as const;
+const QUEUE_LABELS = ['dm', 'type', 'queue'] as const;
+
+/** Per-queue transport counters (arrays indexed by queue): metric name, help, transport key. */
+const QUEUE_COUNTERS: readonly (readonly [name: string, help: string, key: string])[] = [
+  ['node_bao_queue_kicks_total', 'Kicks delivered to the device, by queue', 'notifiesByQueue'],
+  ['node_bao_queue_used_interrupts_total', 'Used-buffer interrupts raised, by the queue that raised them', 'usedInterruptsByQueue'],
+  ['node_bao_queue_used_suppressed_total', 'Used-buffer publications the driver asked not to be interrupted for, by queue', 'usedSuppressedByQueue'],
+];
 
 /** Transport and server counters every device model has: metric name, help, where it comes from. */
 const MODEL_COUNTERS: readonly (readonly [name: string, help: string, value: (d: DeviceStatus) => unknown])[] = [
@@ -92,6 +100,14 @@ export class DaemonMetrics {
           const v = asCount(count);
           if (v !== undefined) this.faults.inc({ ...labels, code }, v);
         }
+      }
+      for (const [name, help, key] of QUEUE_COUNTERS) {
+        const counts = d.deviceModel?.transport[key];
+        if (!Array.isArray(counts)) continue;
+        counts.forEach((count: unknown, queue) => {
+          const v = asCount(count);
+          if (v !== undefined && v > 0) this.counter(name, help, QUEUE_LABELS).inc({ ...labels, queue: String(queue) }, v);
+        });
       }
       for (const [key, count] of Object.entries(d.metrics ?? {})) {
         const v = asCount(count);

@@ -1,7 +1,8 @@
 // The virtio-net device on a real tap: the mock frontend driver transmits an ARP request through
 // the transmit queue, the kernel (in a network namespace the test makes) answers, and the reply
 // lands in the driver's receive buffers through readv, with num_buffers filled in; at MTU 9000 a
-// jumbo echo request crosses whole and the kernel's reply is merged across receive buffers. The
+// jumbo echo request crosses whole and the kernel's reply is merged across receive buffers; the
+// kernel's answer, queued on the tap inside the write, is delivered before the transmit interrupt. The
 // whole data path of lib/devices/net with the addon's syscalls and libuv polling, no guest needed.
 
 import { execFileSync } from 'node:child_process';
@@ -84,6 +85,38 @@ describe('NetDevice on a real tap', () => {
     expect(device.metrics.txFrames).toBe(1);
     expect(device.metrics.rxFrames).toBeGreaterThan(0);
     expect(driver.guardsIntact()).toBe(true);
+    device.close();
+  });
+
+  it('takes the kernel’s answer to a transmitted frame along with its completion: both are in the rings at the first interrupt', async (ctx) => {
+    if (!canRun) skipBecause(ctx, 'needs root and /dev/net/tun to create a tap and a network namespace');
+    const tapName = `${name}r`;
+    const tap = openTap({ name: tapName, queuePairs: 1, create: true }, tapSyscalls());
+    ip('link', 'set', tapName, 'netns', ns);
+    ip('-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', tapName);
+    ip('-n', ns, 'link', 'set', tapName, 'up');
+    const device = new NetDevice({ tap, mac: parseMac('02:00:00:00:00:02')!, queueSize: 64 });
+    const driver = MockDriver.create(device, { size: 1 << 20 });
+    driver.init({ features: acceptOnly(NET_F_MAC) });
+    const rx = driver.queue(0);
+    for (let i = 0; i < 16; i += 1) rx.add([{ length: 1600, writable: true }]);
+    driver.kick(0);
+    const atInterrupt: { rx: number; tx: number }[] = [];
+    const signal = driver.interrupts.signal.bind(driver.interrupts);
+    driver.interrupts.signal = () => {
+      atInterrupt.push({ rx: rx.usedIdx(), tx: driver.queue(1).usedIdx() });
+      signal();
+    };
+    driver.queue(1).add([{ data: new Uint8Array(12) }, { data: arpRequest('10.77.0.2', '10.77.0.1') }]);
+    driver.kick(1); // the kernel answers inside the tap write; the device reads it before interrupting
+    expect(atInterrupt.length).toBeGreaterThan(0);
+    expect(atInterrupt[0]!.tx).toBe(1);
+    // Frames the interface sent on its own as it came up (IPv6 neighbour discovery) may come first.
+    const senders = rx.used().map((u, i) => ({ i, sender: arpReplySender(rx.buffers(u.id)[0]!.subarray(12, u.len)) }));
+    const reply = senders.find((f) => f.sender === '10.77.0.1');
+    expect(reply).toBeDefined();
+    expect(reply!.i).toBeLessThan(atInterrupt[0]!.rx);
+    expect(device.metrics.txReplyFrames).toBeGreaterThan(0);
     device.close();
   });
 

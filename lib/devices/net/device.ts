@@ -8,7 +8,8 @@
 // run, then a yield to the event loop: the mechanism every device shares). Receive is driven by
 // the tap, not by the guest's kicks: each time libuv reports the tap readable, at most one
 // budget of frames is read (the poller is level-triggered, so the rest comes on its next turn),
-// and when the guest has no buffers the tap is left unread until the next receive kick. Its
+// and so after a transmit run, before its interrupt, for the replies already there (tx.ts);
+// when the guest has no buffers the tap is left unread until the next receive kick. Its
 // unit of work is a frame, which with MRG_RXBUF spans several chains that must reach the used
 // ring together, which is why it does not take chains one by one through a worker.
 //
@@ -184,6 +185,7 @@ export class NetDevice implements VirtioDevice {
       scheduler: this.scheduler,
       waitWritable: () => this.updateWants(),
       onTapError: (tap: TapQueue, err: unknown) => this.onTapError(tap, err),
+      afterSend: (tap: TapQueue) => this.takeReplies(tap),
     };
     const rx: (RxQueue | undefined)[] = [];
     const tx: (TxQueue | undefined)[] = [];
@@ -324,6 +326,23 @@ export class NetDevice implements VirtioDevice {
       this.updateWants();
       return;
     }
+  }
+
+  /**
+   * After frames went out on `tap`: read what its other side already answered, as the poller
+   * would on its next turn, but before the transmit interrupt (tx.ts, "Replies"). Only when the
+   * device reads that tap queue now (a receive queue with buffers, the queue not gone).
+   */
+  private takeReplies(tap: TapQueue): void {
+    const state = this.active;
+    const j = this.tap.queues.indexOf(tap);
+    if (state === undefined || j < 0 || this.tapGone[j] || this.closed) return;
+    const rx = this.rxFor(j);
+    if (rx === undefined || state.starved.has(rx.index)) return;
+    this.metrics.txReplyPolls += 1;
+    const before = this.metrics.rxFrames;
+    this.onTapReadable(j);
+    this.metrics.txReplyFrames += this.metrics.rxFrames - before;
   }
 
   private onTapWritable(j: number): void {

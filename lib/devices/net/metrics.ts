@@ -11,6 +11,10 @@ export class NetMetrics {
   queueYields = 0;
   /** Runs that waited for a rate limit (none is set on net queues today). */
   rateLimitWaits = 0;
+  /** Transmit runs after which the tap was read before the interrupt (replies taken along). */
+  txReplyPolls = 0;
+  /** Frames those reads delivered (each in the same interrupt as the transmit completions). */
+  txReplyFrames = 0;
   /** Times the tap would not take a frame (EAGAIN) and transmit waited for it. */
   txTapFull = 0;
   /** The tap refused a frame (an error other than EAGAIN): dropped. */

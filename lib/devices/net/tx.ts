@@ -6,6 +6,15 @@
 // MTU allows, or a chain shorter than the header is dropped and counted; the chain is returned
 // and the queue goes on.
 //
+// Replies: writing a frame to the tap runs the receiving side's network stack in that same
+// system call, so what it answers (a TCP ACK, the next data segments once an ACK arrives) is
+// often queued on the tap by the time writev returns. After a run that sent frames, and before
+// its interrupt, the device reads those (settings.afterSend), so the driver gets the transmit
+// completions and the replies in one interrupt: on Bao each interrupt costs the frontend a
+// trapped InterruptStatus read and InterruptACK write, and this takes one per round trip where
+// there were two. The completions themselves are not delayed by it (the reads are bounded by
+// the budget, and nothing waits).
+//
 // Backpressure: when the tap cannot take a frame (EAGAIN) the chain is held, handle() returns a
 // Promise for it and admit() answers 'idle' until the tap is writable, so frames leave in the
 // order the guest queued them. At reset the held chain is forgotten (never completed).
@@ -36,6 +45,8 @@ export interface TxSettings {
   /** The tap cannot take more now: call tapWritable() when it can. */
   readonly waitWritable: (tap: TapQueue) => void;
   readonly onTapError: (tap: TapQueue, err: unknown) => void;
+  /** A run wrote frames to `tap`; called before its used-buffer interrupt (see the banner). */
+  readonly afterSend?: (tap: TapQueue) => void;
 }
 
 type Outcome = 'sent' | 'dropped' | 'full';
@@ -49,6 +60,8 @@ export class TxQueue {
   readonly worker: QueueWorker;
   private held: Held | null = null;
   private readonly scratch = new Uint8Array(VNET_HDR_SIZE);
+  /** Frames reached the tap since the last afterSend call. */
+  private sent = false;
 
   constructor(
     readonly index: number,
@@ -67,7 +80,14 @@ export class TxQueue {
         admit: () => (this.held === null ? 'now' : 'idle'),
         handle: (chain) => this.handle(chain),
       },
+      beforeInterrupt: () => this.repliesBeforeInterrupt(),
     });
+  }
+
+  private repliesBeforeInterrupt(): void {
+    if (!this.sent) return;
+    this.sent = false;
+    this.settings.afterSend?.(this.tap);
   }
 
   get waitingForTap(): boolean {
@@ -142,6 +162,7 @@ export class TxQueue {
       return 'dropped';
     }
     if (n < 0) return 'full';
+    this.sent = true;
     metrics.txFrames += 1;
     if (header.gsoType !== 0) metrics.txGsoFrames += 1;
     const pair = this.index >>> 1;

@@ -609,6 +609,22 @@ describe('interrupts (§4.2.2 InterruptStatus, bao-abi §3.8)', () => {
     expect(driver.interrupts.count).toBe(1);
   });
 
+  it('counts kicks, interrupts and suppressed publications per queue', () => {
+    const { driver, device, transport } = setup();
+    driver.init({ features: acceptOnly(RING_EVENT_IDX), queueSizes: [8, 8] });
+    const q = device.activation.queues[1];
+    driver.queue(1).setUsedEvent(1);
+    for (let i = 0; i < 3; i += 1) {
+      driver.queue(1).add([{ length: 1, writable: true }]);
+      driver.kick(1);
+      q?.addUsed(q.pop()?.head ?? -1, 1);
+      device.activation.notifyUsed(1);
+    }
+    expect(transport.stats.notifiesByQueue).toEqual([0, 3]);
+    expect(transport.stats.usedInterruptsByQueue).toEqual([0, 1]);
+    expect(transport.stats.usedSuppressedByQueue).toEqual([0, 2]);
+  });
+
   it('bumps ConfigGeneration and raises the config interrupt on a config change', () => {
     const { driver, device, transport } = setup();
     driver.init();

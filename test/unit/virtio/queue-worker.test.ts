@@ -151,6 +151,39 @@ describe('QueueWorker: bounded work per notification', () => {
   });
 });
 
+describe('QueueWorker: work on other queues before the interrupt', () => {
+  it('calls beforeInterrupt after a run that served chains, before that run raises its interrupt', () => {
+    const events: string[] = [];
+    const r = rig(64, { handle: () => 0 }, { beforeInterrupt: () => void events.push(`before, interrupts so far ${r.interrupts.length}`) });
+    r.post(3);
+    r.worker.kick();
+    expect(events).toEqual(['before, interrupts so far 0']);
+    expect(r.interrupts).toEqual([0]);
+  });
+
+  it('does not call it for a run that found nothing, nor after the device failed', () => {
+    let calls = 0;
+    const r = rig(64, { handle: () => { throw new Error('device bug'); } }, { beforeInterrupt: () => void (calls += 1) });
+    r.worker.kick(); // nothing available
+    expect(calls).toBe(0);
+    r.post(1);
+    r.worker.kick();
+    expect(r.failures).toEqual(['device queue handler threw']);
+    expect(calls).toBe(0);
+  });
+
+  it('once per run, at each budget yield too (each run raises its own interrupt)', () => {
+    let calls = 0;
+    const r = rig(256, { handle: () => 0 }, { beforeInterrupt: () => void (calls += 1) });
+    r.post(100);
+    r.worker.kick();
+    expect(calls).toBe(1);
+    r.scheduler.turn();
+    expect(calls).toBe(2);
+    expect(r.interrupts).toEqual([0, 0]);
+  });
+});
+
 describe('QueueWorker: admission', () => {
   it("'idle' ends the run without taking a chain; kick() resumes", () => {
     let input = 0;

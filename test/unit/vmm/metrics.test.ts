@@ -22,7 +22,7 @@ const STATUS: DaemonStatus = {
       deviceModel: {
         status: 'ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK',
         server: { requests: 35, strayAccesses: 0, rejectedCompletions: 0, ioeventfdKicks: 12, watchdogFinds: 0 },
-        transport: { notifies: 12, missedKicks: 0, usedInterrupts: 11, configInterrupts: 0, activations: 1, resets: 0, needsReset: 0, guestFaults: 0, faults: {} },
+        transport: { notifies: 12, missedKicks: 0, usedInterrupts: 11, configInterrupts: 0, activations: 1, resets: 0, needsReset: 0, guestFaults: 0, faults: {}, notifiesByQueue: [12], usedInterruptsByQueue: [11], usedSuppressedByQueue: [0] },
       },
       metrics: { requests: 12, bytes: 768 },
     },
@@ -54,6 +54,13 @@ describe('DaemonMetrics', () => {
     expect(text).toContain('node_bao_device_needs_reset{dm="3",type="console"} 1');
     expect(text).toContain('node_bao_guest_faults_total{dm="3",type="console",code="QUEUE_NOTIFY_INVALID"} 2');
     expect(text).toMatch(/# TYPE node_bao_requests_total counter/);
+  });
+
+  it('labels the per-queue kicks and interrupts with the queue index', async () => {
+    const text = await new DaemonMetrics(() => STATUS).render();
+    expect(text).toContain('node_bao_queue_kicks_total{dm="0",type="rng",queue="0"} 12');
+    expect(text).toContain('node_bao_queue_used_interrupts_total{dm="0",type="rng",queue="0"} 11');
+    expect(text).not.toContain('node_bao_queue_used_suppressed_total{dm="0"');
   });
 
   it('names device counters node_bao_<type>_<counter>_total', async () => {

@@ -114,6 +114,85 @@ describe('virtio-net: transmit', () => {
     expect(driver.guardsIntact()).toBe(true);
   });
 
+  it('publishes a transmitted chain and interrupts the driver in the same turn it was written to the tap, each time the driver asks as Linux does', () => {
+    const { tap, driver } = setup(); // EVENT_IDX accepted
+    const q = driver.queue(1);
+    const usedAtInterrupt: number[] = [];
+    const signal = driver.interrupts.signal.bind(driver.interrupts);
+    driver.interrupts.signal = () => {
+      usedAtInterrupt.push(q.usedIdx());
+      signal();
+    };
+    for (let i = 1; i <= 3; i += 1) {
+      // virtqueue_enable_cb_delayed with nothing outstanding: interrupt me for the next one.
+      q.setUsedEvent(i - 1);
+      q.add([{ data: withHeader(pattern(200, i)) }]);
+      driver.kick(1);
+      expect(tap.queues[0]!.outbound).toHaveLength(i);
+      expect(q.used()).toHaveLength(1);
+      expect(usedAtInterrupt).toHaveLength(i);
+    }
+    expect(usedAtInterrupt).toEqual([1, 2, 3]);
+  });
+
+  it('delivers the reply the tap already holds after a transmit before raising the transmit interrupt, so one interrupt carries both', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | RING_EVENT_IDX) });
+    const tq = tap.queues[0]!;
+    const ack = withHeader(pattern(54, 9));
+    tq.onWrite = () => tq.inbound.push(ack); // the receiving stack answers inside the write
+    const rxq = driver.queue(0);
+    const rxHead = rxq.add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    const seen: { rx: number; tx: number }[] = [];
+    const signal = driver.interrupts.signal.bind(driver.interrupts);
+    driver.interrupts.signal = () => {
+      seen.push({ rx: rxq.usedIdx(), tx: driver.queue(1).usedIdx() });
+      signal();
+    };
+    driver.queue(1).add([{ data: withHeader(pattern(1000)) }]);
+    driver.kick(1);
+    expect(seen[0]).toEqual({ rx: 1, tx: 1 }); // the first interrupt finds both published
+    expect(rxq.used()).toEqual([{ id: rxHead, len: ack.length }]);
+    expect(tq.inbound).toHaveLength(0);
+    expect(device.metrics).toMatchObject({ txReplyPolls: 1, txReplyFrames: 1, rxFrames: 1, txFrames: 1 });
+  });
+
+  it('leaves the replies to the next receive kick while the guest has no receive buffers', () => {
+    const { tap, driver, device } = setup({ features: acceptOnly(NET_F_MAC | RING_EVENT_IDX) });
+    const tq = tap.queues[0]!;
+    tq.onWrite = () => tq.inbound.push(withHeader(pattern(54)));
+    for (let i = 0; i < 2; i += 1) {
+      driver.queue(1).add([{ data: withHeader(pattern(100, i)) }]);
+      driver.kick(1);
+    }
+    expect(device.metrics).toMatchObject({ txFrames: 2, rxNoBuffers: 1, txReplyPolls: 1, txReplyFrames: 0 });
+    expect(tq.wantReadable).toBe(false);
+    expect(tq.inbound).toHaveLength(2);
+    driver.queue(0).add([{ length: 2048, writable: true }]);
+    driver.queue(0).add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    tap.pollAll(1);
+    expect(driver.queue(0).used()).toHaveLength(2);
+  });
+
+  it('reads the replies of the pair that transmitted (one tap queue per pair)', () => {
+    const { tap, driver, device } = setup({ pairs: 2, features: acceptOnly(NET_F_MAC | NET_F_CTRL_VQ | NET_F_MQ) });
+    driver.queue(4).add([{ data: Uint8Array.of(4, 0, 2, 0) }, { length: 1, writable: true }]); // VQ_PAIRS_SET 2
+    driver.kick(4);
+    expect(device.pairsInUse).toBe(2);
+    const tq = tap.queues[1]!;
+    tq.onWrite = () => tq.inbound.push(withHeader(pattern(54)));
+    driver.queue(0).add([{ length: 2048, writable: true }]);
+    driver.queue(2).add([{ length: 2048, writable: true }]);
+    driver.kick(0);
+    driver.kick(2);
+    driver.queue(3).add([{ data: withHeader(pattern(100)) }]);
+    driver.kick(3);
+    expect(driver.queue(2).used()).toHaveLength(1);
+    expect(driver.queue(0).used()).toHaveLength(0);
+    expect(device.metrics.txReplyFrames).toBe(1);
+  });
+
   it('takes TSO frames with a checksum request when HOST_TSO4 and CSUM were accepted', () => {
     const { tap, driver, device } = setup();
     const frame = withHeader(pattern(60000), { flags: 1, gsoType: 1, gsoSize: 1448, hdrLen: 54, csumStart: 34, csumOffset: 16 });

@@ -13,6 +13,11 @@ export class FakeTapQueue implements TapQueue {
   full = false;
   readError: Error | undefined;
   writeError: Error | undefined;
+  /**
+   * Called with each frame written, before writev returns: the other side's stack runs inside
+   * a tap write, so a test can queue its reply (an ACK) here, as the kernel would.
+   */
+  onWrite: ((frame: Uint8Array) => void) | undefined;
   wantReadable = false;
   wantWritable = false;
   readCalls = 0;
@@ -44,6 +49,7 @@ export class FakeTapQueue implements TapQueue {
       at += b.length;
     }
     this.outbound.push(out);
+    this.onWrite?.(out);
     return total;
   }
 
