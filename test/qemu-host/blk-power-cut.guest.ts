@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
 import { dmInfo, loadBaoSim, waitFor } from '../qemu/support/bao-sim.js';
-import { diskBySerial, frontend } from '../qemu/support/blk.js';
+import { blockConfig, diskBySerial, frontend } from '../qemu/support/blk.js';
 import { startDaemon, type DaemonProcess } from '../qemu/support/daemon-process.js';
 import { CUT_MARKER, FRONTEND_SERIAL, pattern, STORE_BYTES, STORE_SERIAL, SYNCED, UNSYNCED } from './blk-power-cut-plan.js';
 
@@ -43,10 +43,7 @@ async function main(): Promise<void> {
   loadBaoSim({ ndms: 1, frontends: [0] });
   // A root disk as a user configures one: FLUSH offered, the default cache mode (writeback) and
   // engine (auto).
-  fs.writeFileSync(
-    CONFIG,
-    ['devices:', '  - id: 0', '    type: block', `    mmio_addr: ${dmInfo(0).mmio_base}`, '    data_plane: virtio', `    file_path: /dev/${store}`, '    advertise_flush: true', `    serial: ${FRONTEND_SERIAL}`, ''].join('\n'),
-  );
+  fs.writeFileSync(CONFIG, blockConfig({ id: 0, mmioAddr: dmInfo(0).mmio_base, file: `/dev/${store}`, serial: FRONTEND_SERIAL }));
   const daemon: DaemonProcess = startDaemon(CONFIG, ['--status-socket', 'none', '--state-dir', 'none']);
   try {
     await waitFor(() => diskBySerial(FRONTEND_SERIAL) !== undefined, 180_000, 'node-bao\u2019s disk to probe (node starts slowly under TCG)');

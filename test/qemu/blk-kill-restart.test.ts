@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
-import { diskBySerial, frontend, rebind } from './support/blk.js';
+import { blockConfig, diskBySerial, frontend, rebind } from './support/blk.js';
 import { cpuSkipReason, FRONTEND_CPU, startDaemon, stopDaemon, type DaemonProcess } from './support/daemon-process.js';
 
 const skip = guestSkipReason ?? cpuSkipReason;
@@ -65,20 +65,7 @@ describe.skipIf(skip !== undefined)('virtio-blk: a daemon killed with SIGKILL wh
     for (const f of [IMAGE, LOG, STOP]) fs.rmSync(f, { force: true });
     fs.writeFileSync(IMAGE, '');
     fs.truncateSync(IMAGE, 64 << 20);
-    fs.writeFileSync(
-      CONFIG,
-      [
-        'devices:',
-        '  - id: 0',
-        '    type: block',
-        `    mmio_addr: ${dmInfo(0).mmio_base}`,
-        '    data_plane: virtio',
-        `    file_path: ${IMAGE}`,
-        '    advertise_flush: true',
-        `    serial: ${SERIAL}`,
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(CONFIG, blockConfig({ id: 0, mmioAddr: dmInfo(0).mmio_base, file: IMAGE, serial: SERIAL }));
     // No --state-dir: both daemons keep their state in this file's own directory (state-dir.ts).
     daemon = startDaemon(CONFIG, ['--status-socket', 'none']);
     const d = daemon;

@@ -30,7 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { serialFromPath } from '../../lib/devices/blk/backing.js';
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
-import { diskBySerial, frontend, rebind } from './support/blk.js';
+import { blockConfig, diskBySerial, frontend, rebind } from './support/blk.js';
 import { cpuSkipReason, startDaemon, type DaemonProcess } from './support/daemon-process.js';
 
 const skip = guestSkipReason ?? cpuSkipReason;
@@ -84,22 +84,7 @@ describe.skipIf(skip !== undefined)('virtio-blk power loss: fsync’ed data is o
     execFileSync('losetup', [LOOP, STORE]);
     holdFd = fs.openSync(LOOP, 'r');
     loadBaoSim({ ndms: 1, frontends: [0] });
-    fs.writeFileSync(
-      CONFIG,
-      [
-        'devices:',
-        '  - id: 0',
-        '    type: block',
-        `    mmio_addr: ${dmInfo(0).mmio_base}`,
-        '    data_plane: virtio',
-        `    file_path: ${LOOP}`,
-        '    advertise_flush: true',
-        '    cache: writeback',
-        '    serial: nb-pl',
-        '    engine: io_uring',
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(CONFIG, blockConfig({ id: 0, mmioAddr: dmInfo(0).mmio_base, file: LOOP, serial: 'nb-pl', extra: { cache: 'writeback', engine: 'io_uring' } }));
     fs.writeFileSync(A, Buffer.from(Array.from({ length: A_BYTES }, (_, i) => (i * 13 + (i >>> 12)) & 0xff)));
     fs.writeFileSync(B, Buffer.alloc(B_BYTES, 0x5b));
     daemon = startDaemon(CONFIG);

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
-import { diskBySerial, frontend, virtioOf } from './support/blk.js';
+import { blockConfig, diskBySerial, frontend, virtioOf } from './support/blk.js';
 import { cpuSkipReason, FRONTEND_CPU, startDaemon, stopDaemon, type DaemonProcess } from './support/daemon-process.js';
 
 if (guestSkipReason === undefined && cpuSkipReason !== undefined) console.warn(`skipped: ${cpuSkipReason}`);
@@ -52,32 +52,10 @@ describe.skipIf(guestSkipReason !== undefined || cpuSkipReason !== undefined)('b
     execFileSync(MKE2FS, ['-q', '-F', '-t', 'ext4', '-d', RO_CONTENT, RO_IMAGE, '8M'], { stdio: 'pipe' });
     fs.writeFileSync(
       CONFIG,
-      [
-        'devices:',
-        `  - id: ${RW_DM}`,
-        '    type: block',
-        `    mmio_addr: ${dmInfo(RW_DM).mmio_base}`,
-        '    data_plane: virtio',
-        `    file_path: ${RW_IMAGE}`,
-        '    read_only: false',
-        '    root_device: true',
-        '    advertise_flush: true',
-        '    serial: nb-rw',
-        '    queues: 2',
-        '    discard: true',
-        '    engine: io_uring',
-        `  - id: ${RO_DM}`,
-        '    type: block',
-        `    mmio_addr: ${dmInfo(RO_DM).mmio_base}`,
-        '    data_plane: virtio',
-        `    file_path: ${RO_IMAGE}`,
-        '    read_only: true',
-        '    root_device: false',
-        '    advertise_flush: false',
-        '    serial: nb-ro',
-        '    engine: thread-pool',
-        '',
-      ].join('\n'),
+      blockConfig(
+        { id: RW_DM, mmioAddr: dmInfo(RW_DM).mmio_base, file: RW_IMAGE, serial: 'nb-rw', extra: { read_only: false, root_device: true, queues: 2, discard: true, engine: 'io_uring' } },
+        { id: RO_DM, mmioAddr: dmInfo(RO_DM).mmio_base, file: RO_IMAGE, serial: 'nb-ro', extra: { read_only: true, root_device: false, advertise_flush: false, engine: 'thread-pool' } },
+      ),
     );
     fs.rmSync(STATUS_SOCKET, { force: true });
     daemon = startDaemon(CONFIG, ['--status-socket', STATUS_SOCKET]);

@@ -1,5 +1,6 @@
-// What the virtio-blk QEMU tests share: commands run as the frontend runs them (its CPU), and
-// the guest's disks found by their serial (GET_ID), as virtio_blk shows them in sysfs.
+// What the virtio-blk QEMU tests share: commands run as the frontend runs them (its CPU), the
+// guest's disks found by their serial (GET_ID), as virtio_blk shows them in sysfs, and the
+// config text that serves those disks.
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -40,4 +41,27 @@ export function rebind(disk: string): void {
   const dev = virtioOf(disk);
   frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/unbind`);
   frontend(`echo ${dev} > /sys/bus/virtio/drivers/virtio_blk/bind`);
+}
+
+/** One block device of a bao-virtio-dm config: what the tests set besides the defaults. */
+export interface BlockDeviceYaml {
+  readonly id: number;
+  /** As bao-sim reports it (dmInfo(id).mmio_base); undefined fails loudly. */
+  readonly mmioAddr: string | number | undefined;
+  readonly file: string;
+  readonly serial: string;
+  /** Further keys as the YAML spells them (read_only, cache, engine, queues...). */
+  readonly extra?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A config's text serving `disks` over the virtio data plane, each offering FLUSH unless `extra` says otherwise. */
+export function blockConfig(...disks: readonly BlockDeviceYaml[]): string {
+  const lines = ['devices:'];
+  for (const d of disks) {
+    if (d.mmioAddr === undefined) throw new Error(`device model ${d.id} has no MMIO window in bao-sim's info: was the module loaded with it?`);
+    const keys: Record<string, string | number | boolean> = { advertise_flush: true, ...d.extra, serial: d.serial };
+    lines.push(`  - id: ${d.id}`, '    type: block', `    mmio_addr: ${d.mmioAddr}`, '    data_plane: virtio', `    file_path: ${d.file}`);
+    for (const [k, v] of Object.entries(keys)) lines.push(`    ${k}: ${v}`);
+  }
+  return [...lines, ''].join('\n');
 }
