@@ -5,7 +5,8 @@
 // frames and headers, receive chains without room, control commands, a transmit flood); the
 // sixth is the canary, served to the guest's own virtio_rng driver. After every case:
 // the daemon is alive; every access was completed; the canary kept answering register reads
-// within CANARY_FACTOR times its baseline p99, or CANARY_FLOOR_US (below); RSS stayed bounded; the abused device model logged about 10 lines
+// within CANARY_FACTOR times its baseline p99 (or CANARY_FLOOR_US), with no sample longer than
+// CANARY_MAX_US (below); RSS stayed bounded; the abused device model logged about 10 lines
 // a second at most; nothing was written outside the writable buffers the case offered (the
 // rest of the region is canary bytes); and the abused device works again after a reset, with
 // nothing from before the reset written afterwards.
@@ -146,11 +147,18 @@ let baseline: Latency;
 // How much slower the canary's p99 may get while another device model is abused. The goal is 2x;
 // under TCG the abuser and the canary share the frontend's emulated CPU and the daemon's one JS
 // thread, and the measured ratio is 2.4x to 4.3x on a quiet host (the per-case figures are
-// printed; one case reached 8.3x). 10x, or 50 ms when that is more, still catches the failure
+// printed; one case reached 8.3x). 10x, or 200 ms when that is more, still catches the failure
 // this guards against: before per-kick budgets one abusive kick stalled every other device
-// model for seconds (ratios in the thousands).
+// model for seconds (ratios in the thousands). The floor is that high because the noise of a
+// shared host lands in the 99th percentile: under TCG each guest CPU is a host thread, and both
+// are kept busy here (the canary's sampler on one, the daemon on the other), so the host
+// preempting either adds tens of milliseconds to a few samples. One CI run on a busier host
+// saw p99s of 51 to 55 ms in 8 of 30 cases (baseline p99 1.7 ms), where a quiet host stays
+// under 7 ms. The p99 misses a single stall (one sample, however long), hence also the bound on
+// the longest sample: a kick handled in one task of seconds shows there.
 const CANARY_FACTOR = 10;
-const CANARY_FLOOR_US = 50_000;
+const CANARY_FLOOR_US = 200_000;
+const CANARY_MAX_US = 2_000_000;
 let baseRss = 0;
 let daemon: RunningDaemon;
 const frontends = new Map<number, InjectedFrontend>();
@@ -324,6 +332,7 @@ async function runCase(c: Case): Promise<void> {
   phase('case');
 
   expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * baseline.p99Us, CANARY_FLOOR_US));
+  expect(canary.maxUs, `canary's longest sample ${canary.maxUs} us (baseline ${baseline.maxUs} us)`).toBeLessThanOrEqual(CANARY_MAX_US);
   expect(rss - baseRss, 'RSS growth').toBeLessThan(64 * 2 ** 20);
   // About 10 lines a second: the transport's limiter allows 10/s with a burst of 20 and adds a
   // "suppressed" summary every 5 s, and the device model's own lines (activation, the request
