@@ -1,7 +1,8 @@
 // What 16 idle device models cost the daemon process, in-process on the host (no Bao, no addon,
 // no guest): 8 virtio-rng + 8 virtio-console DeviceModelServers on fake device-model handles
 // (bench/fake-dm.ts), each brought to DRIVER_OK by a MockDriver through trapped accesses as a
-// Linux frontend does at probe, then left alone. Over each window: process CPU (user + system,
+// Linux frontend does at probe (one device every --stagger ms, as a guest's drivers bind one after
+// the other), then left alone. Over each window: process CPU (user + system,
 // process.cpuUsage), context switches of all the process's threads (/proc/self/task/*/status:
 // every timer expiry that wakes the event loop is one voluntary switch), the kick watchdogs'
 // timer expiries and looks, and RSS.
@@ -18,7 +19,7 @@
 //             does now); the monitor runs only while somebody samples (nobody does here)
 //
 // Run: node node_modules/vite-node/vite-node.mjs bench/idle.bench.ts [--seconds 60] [--warmup 5]
-//      [--rounds 1] [--only "floor fixed backoff unaligned shared"]   (bench/README.md)
+//      [--rounds 1] [--stagger 37] [--only "floor fixed backoff unaligned shared"]   (bench/README.md)
 
 import * as fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -38,6 +39,7 @@ import { numberArg, stringArg } from './harness.js';
 const seconds = numberArg('seconds', 60);
 const warmup = numberArg('warmup', 5);
 const rounds = numberArg('rounds', 1);
+const stagger = numberArg('stagger', 37);
 const only = (stringArg('only') ?? 'floor fixed backoff unaligned shared').split(/[\s,]+/).filter(Boolean);
 const REGION = 1 << 20;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +73,7 @@ interface Served {
   close(): Promise<void>;
 }
 
-function serve(variant: VariantName): Served {
+async function serve(variant: VariantName): Promise<Served> {
   if (variant === 'floor') return { clocks: [], close: async () => {} };
   const shared = new SharedDeadlines();
   const clocks: SharedDeadlines[] = variant === 'shared' ? [shared] : [];
@@ -96,6 +98,7 @@ function serve(variant: VariantName): Served {
     );
     // The frontend's probe: reset, features, queues, DRIVER_OK, as Linux's virtio_mmio does it.
     new MockDriver(trappedBus(handle, mmio, device), new GuestMemory(shmem, handle.bytes), new InterruptCounter()).init();
+    await sleep(stagger);
   }
   return { clocks, close: async () => void (await Promise.all(servers.map((s) => s.close()))) };
 }
@@ -122,7 +125,7 @@ interface Window {
 }
 
 async function measure(variant: VariantName): Promise<Window> {
-  const served = serve(variant);
+  const served = await serve(variant);
   // ProcessSampler as the daemon makes it (never sampled here), or the always-on monitor it was.
   const sampler = new ProcessSampler();
   const eager = variant === 'fixed' || variant === 'backoff' ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
@@ -149,7 +152,7 @@ async function measure(variant: VariantName): Promise<Window> {
 }
 
 const variants = (['floor', 'fixed', 'backoff', 'unaligned', 'shared'] as const).filter((v) => only.includes(v));
-console.log(`idle: 8 rng + 8 console device models at DRIVER_OK, nothing else happening; ${seconds} s windows after ${warmup} s, ${rounds} round(s), Node ${process.version}`);
+console.log(`idle: 8 rng + 8 console device models at DRIVER_OK, nothing else happening; probes ${stagger} ms apart, ${seconds} s windows after ${warmup} s, ${rounds} round(s), Node ${process.version}`);
 const windows: Window[] = [];
 for (let r = 0; r < rounds; r++) {
   // Each round in another order, so that a drift of the host's load is not one variant's.
