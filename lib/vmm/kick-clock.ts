@@ -89,12 +89,20 @@ export class SharedDeadlines implements KickClock {
       this.due.delete(at);
       for (const c of calls) run.push(c);
     }
+    // One device model's throw must not cost the others their look nor the clock its next
+    // expiry: the first error is rethrown (to the process' handlers) once the others ran.
+    let failed: { error: unknown } | undefined;
     for (const c of run) {
       this.calls += 1;
-      c.fn();
+      try {
+        c.fn();
+      } catch (error) {
+        failed ??= { error };
+      }
     }
     let next = Infinity;
     for (const at of this.due.keys()) if (at < next) next = at;
     if (next !== Infinity && next < this.timerAt) this.arm(next);
+    if (failed !== undefined) throw failed.error;
   }
 }

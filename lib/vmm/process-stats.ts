@@ -4,7 +4,7 @@
 //
 // The event-loop delay is measured only while somebody asks for it: perf_hooks'
 // monitorEventLoopDelay is a 10 ms timer (100 wake-ups a second), which an idle daemon nobody
-// watches must not pay. A sample() starts the monitor for a window (5 min by default) and each
+// watches must not pay. A sample() starts the monitor for a window (150 s by default) and each
 // sample within the window extends it; a window without a sample stops it. So the first sample
 // after a quiet spell has no delay figures (`windowMs: 0`); the next ones cover the time since the
 // previous sample. Prometheus scraping every 15-60 s, or the soak's 60 s samples, keep it running.
@@ -37,7 +37,7 @@ export interface ProcessStats {
 }
 
 export interface ProcessSamplerOptions {
-  /** The monitor stops when no sample came for this long (default 300 000 ms). */
+  /** The monitor stops when no sample came for this long (default 150 000 ms: one missed scrape of a 60 s interval). */
   readonly windowMs?: number;
   /** The monitor's sampling period, ms (default 10). */
   readonly resolutionMs?: number;
@@ -67,7 +67,7 @@ export class ProcessSampler {
   private since = 0;
 
   constructor(options: ProcessSamplerOptions = {}) {
-    this.windowMs = options.windowMs ?? 300_000;
+    this.windowMs = options.windowMs ?? 150_000;
     this.now = options.now ?? Date.now;
     this.delay = (options.monitor ?? ((resolution) => monitorEventLoopDelay({ resolution })))(options.resolutionMs ?? 10);
   }
