@@ -16,15 +16,13 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import type { DeviceModelHandle, IoRequest } from '../lib/dispatcher/index.js';
 import { RngDevice } from '../lib/devices/rng/index.js';
-import { IoOp } from '../lib/uapi/constants.js';
 import { VIRTQ_DESC_F_WRITE } from '../lib/virtio/descriptor-chain.js';
 import { GuestMemory } from '../lib/virtio/guest-memory.js';
 import { silentLogger } from '../lib/virtio/logger.js';
-import type { MmioTransport } from '../lib/virtio/mmio-transport.js';
 import { InterruptCounter, MockDriver } from '../lib/virtio/testing/mock-driver.js';
 import { DeviceModelServer } from '../lib/vmm/device-model-server.js';
+import { FakeHandle, trappedBus } from './fake-dm.js';
 import { numberArg } from './harness.js';
 
 setFlagsFromString('--expose-gc');
@@ -35,90 +33,19 @@ const SHMEM = 0x4000_0000;
 const REGION = 1 << 20;
 const QUEUE_SIZE = 256;
 
-class FakeEventFd {
-  private static nextFd = 1000;
-  readonly fd = FakeEventFd.nextFd++;
-  private pending = 0n;
-  private onReadable: (() => void) | undefined;
-  signals = 0;
-  signal(): void {
-    this.signals += 1;
-  }
-  read(): bigint | null {
-    const v = this.pending;
-    this.pending = 0n;
-    return v === 0n ? null : v;
-  }
-  poll(cb: () => void) {
-    this.onReadable = cb;
-    return { stop: () => undefined };
-  }
-  close(): void {}
-  /** What the kernel does when a QueueNotify write matches this ioeventfd. */
-  kick(): void {
-    this.pending += 1n;
-    this.onReadable?.();
-  }
-}
-
-/** The device-model handle as DeviceModelServer uses it; completions keep only the last value. */
-class FakeHandle {
-  readonly info = { id: 0, shmemAddr: BigInt(SHMEM), shmemSize: BigInt(REGION), irq: 48 };
-  readonly fd = 7;
-  readonly bytes = new Uint8Array(REGION);
-  readonly kicks: FakeEventFd[] = [];
-  irqfd: FakeEventFd | undefined;
-  deliver: ((reqs: IoRequest[]) => void) | undefined;
-  lastValue: number | bigint = 0;
-  completions = 0;
-  map() {
-    return { bytes: this.bytes, address: 0x7f00_0000_0000n };
-  }
-  createEventFd(): FakeEventFd {
-    return new FakeEventFd();
-  }
-  assignIrqfd(e: FakeEventFd): void {
-    this.irqfd = e;
-  }
-  deassignIrqfd(): void {}
-  assignIoeventfd(spec: { eventfd: FakeEventFd }): void {
-    this.kicks.push(spec.eventfd);
-  }
-  attach(onRequests: (reqs: IoRequest[]) => void) {
-    this.deliver = onRequests;
-    return { stop: async () => undefined };
-  }
-  complete(_req: IoRequest, value: number | bigint = 0): void {
-    this.lastValue = value;
-    this.completions += 1;
-  }
-  async close(): Promise<void> {}
-}
-
 const total = numberArg('requests', 1_000_000);
 const every = numberArg('every', 100_000);
 
-const handle = new FakeHandle();
+const handle = new FakeHandle(0, SHMEM, REGION);
 const device = new RngDevice({ queueSize: QUEUE_SIZE, bytesPerSecond: Number.POSITIVE_INFINITY });
 const server = DeviceModelServer.start({
-  handle: handle as unknown as DeviceModelHandle,
+  handle: handle.asHandle,
   device,
   mmioAddr: MMIO,
   log: silentLogger,
   hotRegisters: false,
 });
-let requestId = 0;
-/** Register accesses of the driver, each delivered as its own batch, as trapped accesses arrive. */
-const bus = {
-  device,
-  read(offset: number, width: number): number {
-    handle.deliver?.([{ dmId: 0, addr: MMIO + offset, op: IoOp.Read, value: 0n, accessWidth: width, requestId: requestId++ }]);
-    return Number(handle.lastValue);
-  },
-  write(offset: number, width: number, value: number): void {
-    handle.deliver?.([{ dmId: 0, addr: MMIO + offset, op: IoOp.Write, value: BigInt(value), accessWidth: width, requestId: requestId++ }]);
-  },
-} as unknown as MmioTransport;
+const bus = trappedBus(handle, MMIO, device);
 const memory = new GuestMemory(SHMEM, handle.bytes);
 const driver = new MockDriver(bus, memory, new InterruptCounter());
 driver.init({ queueSizes: [QUEUE_SIZE] });

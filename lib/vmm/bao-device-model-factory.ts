@@ -5,6 +5,7 @@
 
 import { BaoDriver, DeviceModelConfigMissingError, DeviceModelNotFoundError, openBaoDriver, type OpenBaoDriverOptions } from '../dispatcher/index.js';
 import type { Logger } from '../virtio/logger.js';
+import { SharedDeadlines, type KickClock } from './kick-clock.js';
 import { DeviceModelServer } from './device-model-server.js';
 import type { DeviceModelFactory, OpenDeviceModelRequest, ServedDevice } from './device-model.js';
 import { DEFAULT_STATE_DIR, DeviceStateFile } from './state/index.js';
@@ -35,6 +36,8 @@ export interface BaoDeviceModelFactoryOptions {
   readonly stateDir?: string;
   /** Kernel objects kept across restarts (lib/vmm/restart): taken when a DM opens, published as they are made. */
   readonly kept?: KeptFds;
+  /** The kick watchdogs' timer of every device model this factory opens (default: one made here, shared by them). */
+  readonly kickClock?: KickClock;
 }
 
 /** The device model's state file, or undefined (none wanted, or it cannot be had: said once per device). */
@@ -55,6 +58,8 @@ function openStateFile(dir: string, request: OpenDeviceModelRequest, log: Logger
 export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions): DeviceModelFactory {
   let driver: BaoDriver | undefined;
   const log = options.log;
+  // One timer for the kick watchdogs of all device models: idle ones wake the process together.
+  const kickClock = options.kickClock ?? new SharedDeadlines();
   return {
     async open(request: OpenDeviceModelRequest): Promise<ServedDevice> {
       // Opened on first use so that `config check` and a config error never touch /dev.
@@ -115,6 +120,7 @@ export function createDeviceModelFactory(options: BaoDeviceModelFactoryOptions):
             device: request.device,
             mmioAddr: Number(entry.mmioAddr),
             log: request.log,
+            kickClock,
             ...(stateFile === undefined ? {} : { stateFile }),
             ...(options.trace === undefined ? {} : { trace: options.trace }),
             ...(keptObjects === undefined ? {} : { kept: keptObjects }),

@@ -18,6 +18,7 @@ import type { VirtioDevice } from '../virtio/device.js';
 import { formatStatus } from '../virtio/status.js';
 import { HotRegisters } from './hot-registers.js';
 import { InFlightRequests } from './in-flight-requests.js';
+import type { KickClock } from './kick-clock.js';
 import { KickWatchdog, type KickWatchdogOptions } from './kick-watchdog.js';
 import { NO_TAP, type DeviceTap, type TraceHub } from './trace/hub.js';
 import type { DeviceModelSnapshot } from './status.js';
@@ -79,6 +80,8 @@ export interface DeviceModelServerOptions {
   readonly log: Logger;
   /** Timing of the kick watchdog (defaults in KickWatchdog). */
   readonly kickWatchdog?: Pick<KickWatchdogOptions, 'idleMs' | 'maxIdleMs' | 'fastMs' | 'holdMs'>;
+  /** The kick watchdogs' timer, shared by the device models of the process so that idle ones wake it together (default: one of its own). */
+  readonly kickClock?: KickClock;
   /** Bound on the wait for a device's reset (a Status 0 write, shutdown); default DEFAULT_RESET_TIMEOUT_MS. */
   readonly resetTimeoutMs?: number;
   /** Answer the hot registers in the native thread (lib/vmm/hot-registers.ts). Default: on, unless NODE_BAO_HOT_REGISTERS=0. */
@@ -223,6 +226,7 @@ export class DeviceModelServer {
     hot?.publish(this.transport);
     this.watchdog = new KickWatchdog({
       ...options.kickWatchdog,
+      ...(options.kickClock === undefined ? {} : { clock: options.kickClock }),
       serve: () => this.guarded('kick watchdog', () => this.transport.serveUnkicked(), 0),
       pending: () => this.transport.awaitingKick,
       dormant: () => !this.transport.active,

@@ -13,6 +13,19 @@
 // the same: the first buffers of a new driver whose kicks go astray wait idleMs, not maxIdleMs.
 // While there is nothing to watch (`dormant`: no driver has activated the device) it does not
 // look at all, and poke() wakes it.
+//
+// Backed-off looks are due at multiples of their period on the KickClock's time line, and the
+// daemon gives every device model of the process the same clock: idle device models meet at the
+// same instants, and one timer expiry serves them all (16 idle device models: one wake-up every
+// 2 s at most, instead of 16). Looks that must come a whole idle period after something (the
+// one that serves noted work, the first after poke()) and fast polling keep their exact times.
+//
+// What it still guarantees: a buffer whose kick went astray is served at most
+// maxIdleMs + idleMs after it was posted (2.05 s with the defaults: the next look, at most
+// maxIdleMs away, notes it; the one idleMs later serves it), plus the event loop's own delay;
+// from then on it polls every fastMs for holdMs.
+
+import { SharedDeadlines, type KickClock } from './kick-clock.js';
 
 export interface KickWatchdogOptions {
   /** Serve the queues whose buffers stayed unannounced since the last call; returns how many. */
@@ -31,8 +44,8 @@ export interface KickWatchdogOptions {
   readonly holdMs?: number;
   /** Called each time missed kicks were found, with how many queues were served. */
   readonly onMissed?: (served: number) => void;
-  /** Clock, for tests (default Date.now). */
-  readonly now?: () => number;
+  /** The timer it shares with the other device models of the process (default: one of its own). */
+  readonly clock?: KickClock;
 }
 
 export class KickWatchdog {
@@ -44,8 +57,8 @@ export class KickWatchdog {
   private readonly fastMs: number;
   private readonly holdMs: number;
   private readonly onMissed: ((served: number) => void) | undefined;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: KickClock;
+  private cancel: (() => void) | undefined;
   private dueAt = 0;
   private lastMissAt = -Infinity;
   private idlePeriod: number;
@@ -60,13 +73,13 @@ export class KickWatchdog {
     this.fastMs = positive(options.fastMs ?? 2, 'fastMs');
     this.holdMs = positive(options.holdMs ?? 10_000, 'holdMs');
     this.onMissed = options.onMissed;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? new SharedDeadlines();
     this.idlePeriod = this.idleMs;
   }
 
   /** Whether kicks went missing within the hold time (the watchdog is polling fast). */
   get polling(): boolean {
-    return this.now() - this.lastMissAt < this.holdMs;
+    return this.clock.now() - this.lastMissAt < this.holdMs;
   }
 
   /** The wait before the next look (for tests and the status page). */
@@ -83,22 +96,22 @@ export class KickWatchdog {
 
   stop(): void {
     this.running = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancel?.();
+    this.cancel = undefined;
   }
 
   /** Whether it is waiting for poke() (it found nothing to watch). */
   get sleeping(): boolean {
-    return this.running && this.timer === undefined;
+    return this.running && this.cancel === undefined;
   }
 
   /** Something changed (a driver activated the device): glance at idleMs again, from now. */
   poke(): void {
     this.idlePeriod = this.idleMs;
     if (!this.running) return;
-    if (this.timer !== undefined) {
-      if (this.dueAt - this.now() <= this.idleMs) return;
-      clearTimeout(this.timer);
+    if (this.cancel !== undefined) {
+      if (this.dueAt - this.clock.now() <= this.idleMs) return;
+      this.cancel();
     }
     this.schedule();
   }
@@ -106,18 +119,18 @@ export class KickWatchdog {
   private schedule(): void {
     if (!this.running) return;
     const wait = this.period;
-    this.dueAt = this.now() + wait;
-    this.timer = setTimeout(() => this.tick(), wait);
-    // The request loop keeps the daemon alive; the watchdog alone must not.
-    this.timer.unref();
+    // Only a backed-off look may come early (it finds what a later one would): it meets the
+    // other device models' looks on the shared time line.
+    this.dueAt = wait > this.idleMs ? this.clock.aligned(wait) : this.clock.now() + wait;
+    this.cancel = this.clock.at(this.dueAt, () => this.tick());
   }
 
   private tick(): void {
-    this.timer = undefined;
+    this.cancel = undefined;
     if (!this.running) return;
     const served = this.serve();
     if (served > 0) {
-      this.lastMissAt = this.now();
+      this.lastMissAt = this.clock.now();
       this.idlePeriod = this.idleMs;
       this.onMissed?.(served);
     } else if (this.pending()) {

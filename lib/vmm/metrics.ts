@@ -6,7 +6,14 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
+import type { EventLoopDelay } from './process-stats.js';
 import type { DaemonStatus, DeviceStatus } from './status.js';
+
+/** A monitor period (ms, the largest a libuv timer takes) that never comes: prom-client's own monitor stays silent. */
+const NEVER_MS = 2 ** 31 - 1;
+
+/** prom-client's perf_hooks event-loop metrics, fed from the ProcessSampler instead. */
+const LAG_FIGURES: readonly (readonly [keyof EventLoopDelay, string])[] = (['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const).map((f) => [f, `nodejs_eventloop_lag_${f}_seconds`] as const);
 
 const DEVICE_LABELS = ['dm', 'type'] as const;
 const QUEUE_LABELS = ['dm', 'type', 'queue'] as const;
@@ -54,6 +61,8 @@ export class DaemonMetrics {
   private readonly faults: Counter<string>;
   /** prom-client's process and Node.js metrics, when sampled. */
   private readonly processRegistry: Registry | undefined;
+  /** nodejs_eventloop_lag_<figure>_seconds, from the status' ProcessSampler (see below). */
+  private readonly lag = new Map<keyof EventLoopDelay, Gauge<string>>();
 
   constructor(
     private readonly status: () => DaemonStatus,
@@ -71,7 +80,15 @@ export class DaemonMetrics {
     // They keep their own registry: the per-scrape reset below must not clear what they accumulate.
     if (options.processMetrics !== false) {
       this.processRegistry = new Registry();
-      collectDefaultMetrics({ register: this.processRegistry });
+      // prom-client's event-loop figures come from a perf_hooks monitor it enables at once and
+      // never stops: a 10 ms timer for the rest of the process after one scrape. Its monitor is
+      // given a period it never reaches, and the figures come from the status' ProcessSampler,
+      // whose monitor runs only while somebody samples (lib/vmm/process-stats.ts); the names stay.
+      collectDefaultMetrics({ register: this.processRegistry, eventLoopMonitoringPrecision: NEVER_MS });
+      for (const [figure, name] of LAG_FIGURES) {
+        this.processRegistry.removeSingleMetric(name);
+        this.lag.set(figure, new Gauge({ name, help: `Event-loop delay since the previous sample, ${figure}, in seconds (0 on the first scrape after a quiet spell: the monitor was not running)`, registers }));
+      }
     }
   }
 
@@ -85,6 +102,8 @@ export class DaemonMetrics {
     this.registry.resetMetrics();
     this.up.set(s.state === 'serving' ? 1 : 0);
     this.uptime.set(s.uptimeMs / 1000);
+    const delay = s.process?.eventLoopDelayMs;
+    if (delay !== undefined && delay.windowMs > 0) for (const [figure, gauge] of this.lag) gauge.set(delay[figure] / 1000);
     for (const d of s.devices) {
       const labels = { dm: String(d.id), type: d.type };
       const bits = new Set((d.deviceModel?.status ?? '').split('|'));

@@ -12,6 +12,7 @@ import { silentLogger } from '../../../lib/virtio/logger.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
 import { DeviceModelServer } from '../../../lib/vmm/device-model-server.js';
+import { SharedDeadlines, type KickClock } from '../../../lib/vmm/kick-clock.js';
 import type { ExternalQueueHost } from '../../../lib/virtio/device.js';
 
 const MMIO = 0xa003e00;
@@ -112,7 +113,7 @@ function access(op: 'read' | 'write', offset: number, width = 4, value: bigint =
   return { dmId: 3, addr, op: op === 'read' ? IoOp.Read : IoOp.Write, value, accessWidth: width, requestId: nextId++ };
 }
 
-function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutMs?: number } = {}) {
+function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutMs?: number; kickClock?: KickClock } = {}) {
   const handle = options.handle ?? new FakeHandle();
   const device = new RngDevice();
   const server = DeviceModelServer.start({
@@ -121,6 +122,7 @@ function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutM
     mmioAddr: MMIO,
     log,
     ...(options.resetTimeoutMs === undefined ? {} : { resetTimeoutMs: options.resetTimeoutMs }),
+    ...(options.kickClock === undefined ? {} : { kickClock: options.kickClock }),
   });
   const send = (...reqs: IoRequest[]) => handle.deliver?.(reqs);
   const read = (offset: number, width = 4): number | bigint => {
@@ -251,6 +253,27 @@ describe('DeviceModelServer', () => {
       // 50 ms doubling to 2 s: 6 looks in the first 3.15 s, then one every 2 s.
       expect(looks.mock.calls.length).toBeLessThanOrEqual(36);
       expect(server.stats.watchdogFinds).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('wakes the process together with the other device models given the same kick clock: one timer expiry per deadline', () => {
+    vi.useFakeTimers();
+    try {
+      const clock = new SharedDeadlines();
+      const servers = Array.from({ length: 4 }, () => {
+        const s = setup(silentLogger, { kickClock: clock });
+        s.bringUp();
+        vi.advanceTimersByTime(7); // brought up one after the other
+        return s.server;
+      });
+      vi.advanceTimersByTime(10_000);
+      const looks = servers.map((s) => vi.spyOn(s.transport, 'serveUnkicked'));
+      const before = clock.wakeups;
+      vi.advanceTimersByTime(60_000);
+      for (const l of looks) expect(l.mock.calls.length).toBe(30);
+      expect(clock.wakeups - before).toBe(30);
     } finally {
       vi.useRealTimers();
     }

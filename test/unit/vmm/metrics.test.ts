@@ -96,6 +96,19 @@ describe('process metrics', () => {
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds [\d.e-]+/m);
     expect(text).toContain('node_bao_requests_total{dm="0",type="rng"} 35');
   });
+
+  it('takes the event-loop delay from the status’ process sample (whose monitor runs only while sampled), not from a monitor of its own', async () => {
+    const delay = { windowMs: 15_000, mean: 2, min: 1, stddev: 0.5, p50: 1.5, p90: 3, p99: 12.5, max: 40 };
+    const process = { rssBytes: 1, heapUsedBytes: 1, heapTotalBytes: 1, externalBytes: 1, openFds: 1, eventLoopDelayMs: delay };
+    const text = await new DaemonMetrics(() => ({ ...STATUS, process })).render();
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds 0\.0125$/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_max_seconds 0\.04$/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p50_seconds 0\.0015$/m);
+    expect(text.match(/^# TYPE nodejs_eventloop_lag_p99_seconds/gm)).toHaveLength(1);
+    // The first sample after a quiet spell has no figures: zeros, not a stale histogram's.
+    const quiet = await new DaemonMetrics(() => ({ ...STATUS, process: { ...process, eventLoopDelayMs: { ...delay, windowMs: 0 } } })).render();
+    expect(quiet).toMatch(/^nodejs_eventloop_lag_p99_seconds 0$/m);
+  });
 });
 
 describe('lazyDaemonMetrics (prom-client loaded on the first scrape)', () => {
