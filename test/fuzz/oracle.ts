@@ -130,15 +130,22 @@ interface Outstanding {
   count: number;
   /** Bytes the chain can take; a used length above it is a lie to the driver. */
   writable: number;
-  /** The chain as pop() returned it (undefined for one pop() refused). */
+  /**
+   * The chain as pop() returned it; undefined when which chain a used element answers is not
+   * known: pop() refused it, or the head was taken again, while outstanding, as other buffers
+   * (a driver posting a head it had not got back and rewriting its descriptors meanwhile).
+   */
   chain: DescriptorChain | undefined;
+  /** Taken more than once as different chains (or a refused one): `chain` stays undefined until all are back. */
+  mixed: boolean;
 }
 
 /**
  * A target's own checks on the chains a device takes and gives back (what a device writes in a
  * chain is device-specific: a block status byte, a network header). Set per input, after
  * beginInput() (which clears them); `used` runs before the used element is published, while
- * the queue is live.
+ * the queue is live, with the chain it answers, or undefined when that is not known (see
+ * Outstanding.chain).
  */
 export interface ChainHooks {
   popped?(queue: SplitQueue, chain: DescriptorChain): void;
@@ -187,13 +194,26 @@ function watch(queue: SplitQueue): QueueWatch {
 
 function take(w: QueueWatch, head: number, writable: number, chain?: DescriptorChain): void {
   const o = w.outstanding.get(head);
-  if (o === undefined) w.outstanding.set(head, { count: 1, writable, chain });
+  if (o === undefined) w.outstanding.set(head, { count: 1, writable, chain, mixed: false });
   else {
-    // The driver may post the same head twice (its own bug); both must be answered.
+    // The driver may post the same head twice (its own bug); both must be answered. A used
+    // element names only the head: when the takes are different chains, the one it answers is
+    // not known (a device may answer them in any order), so the target's checks of what was
+    // written in a chain are skipped for them, and the used length is held to the largest.
     o.count += 1;
     o.writable = Math.max(o.writable, writable);
-    o.chain = chain;
+    if (!o.mixed && (chain === undefined || o.chain === undefined || !sameBuffers(o.chain, chain))) {
+      o.mixed = true;
+      o.chain = undefined;
+    }
   }
+}
+
+/** Whether two chains are the same buffers (the same head taken twice with its descriptors untouched). */
+function sameBuffers(a: DescriptorChain, b: DescriptorChain): boolean {
+  const same = (x: readonly Uint8Array[], y: readonly Uint8Array[]): boolean =>
+    x.length === y.length && x.every((v, i) => v.buffer === y[i]!.buffer && v.byteOffset === y[i]!.byteOffset && v.byteLength === y[i]!.byteLength);
+  return same(a.readable, b.readable) && same(a.writable, b.writable);
 }
 
 const originalPop = SplitQueue.prototype.pop;

@@ -237,7 +237,9 @@ export async function fuzz(data: Uint8Array): Promise<void> {
       for (const b of chain.writable) if (b.byteLength > 0) writableTaken.push(b);
     },
     used: (_queue, head, written, chain) => {
-      if (chain === undefined) return; // refused by pop(): answered 0 or NEEDS_RESET
+      // Refused by pop() (answered 0 or NEEDS_RESET), or a head taken again as other buffers
+      // while outstanding: which of its chains this element answers is not known.
+      if (chain === undefined) return;
       const status = statusByte(chain);
       if (status === undefined) return;
       if (written === 0) violated('BLK_UNANSWERED', `head ${head}: a request with a status byte given back with nothing written`);

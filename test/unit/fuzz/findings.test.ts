@@ -2,18 +2,26 @@
 // (replayed through the whole oracle by replay.test.ts) and here as the behaviour it pins, named.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BlkDevice } from '../../../lib/devices/blk/device.js';
+import type { BlkEngine, IoDone } from '../../../lib/devices/blk/engine.js';
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../lib/devices/blk/config.js';
 import { ConsoleDevice } from '../../../lib/devices/console/index.js';
 import { NET_F_CTRL_VQ, NET_F_MAC, NET_F_MTU, NetDevice, parseMac } from '../../../lib/devices/net/index.js';
 import type { ConsoleBackend } from '../../../lib/devices/console/backends/backend.js';
+import type { DescriptorChain } from '../../../lib/virtio/descriptor-chain.js';
+import { VIRTQ_DESC_F_WRITE } from '../../../lib/virtio/descriptor-chain.js';
 import { InvalidChainError } from '../../../lib/virtio/errors.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { acceptOnly, MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
 import { FakeTap, pattern, withHeader } from '../devices/net/fake-tap.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
+import { QueueWorker } from '../../../lib/virtio/queue-worker.js';
 import { parseConfigText } from '../../../lib/vmm/config/index.js';
 import { ConfigSyntaxError } from '../../../lib/vmm/errors.js';
+import { beginInput, setChainHooks } from '../../fuzz/oracle.js';
+import { fuzz as fuzzBlk } from '../../fuzz/targets/blk.js';
 import { fuzz as fuzzConfig } from '../../fuzz/targets/config.js';
 import { fuzz as fuzzConsole } from '../../fuzz/targets/console.js';
 import { fuzz as fuzzMmio } from '../../fuzz/targets/mmio.js';
@@ -121,6 +129,182 @@ describe('fuzz findings', () => {
       expect(names.length).toBeGreaterThan(100);
       expect(timers(() => names.forEach((name) => fuzzMmio(corpus('mmio', name))))).toBe(0);
     });
+  });
+
+  describe('a head posted again, as other buffers, before the device gave it back (blk: BLK_USED_LENGTH, BLK_UNANSWERED)', () => {
+    // A driver bug the ring script plays: head 0 taken as a read, posted again before it came
+    // back, then its descriptor rewritten (here: a single 97-byte writable buffer) and posted
+    // once more. The device answered each take with its own used length, in the order taken; the
+    // oracle checked every answer against the latest take, so a read's 513 bytes were "too many
+    // for a chain of 97" (BLK_USED_LENGTH), and a take without a status byte answered 0, checked
+    // against a later take with one, was "unanswered" (BLK_UNANSWERED). A used element names only
+    // the head: which take it answers is not known, so the oracle no longer says.
+    // The blk target's hooks, and those of these tests, are not the next test's.
+    afterEach(() => setChainHooks({}));
+
+    /** An engine whose reads complete when the test says (each op's done, in `ops`). */
+    class HeldEngine implements BlkEngine {
+      readonly name = 'held';
+      readonly canDiscard = false;
+      readonly ops: { op: string; complete(): void }[] = [];
+      read(_views: readonly Uint8Array[], _offset: number, done: IoDone): void {
+        this.ops.push({ op: 'read', complete: () => done(null) });
+      }
+      write(_views: readonly Uint8Array[], _offset: number, _durable: boolean, done: IoDone): void {
+        this.ops.push({ op: 'write', complete: () => done(null) });
+      }
+      flush(done: IoDone): void {
+        this.ops.push({ op: 'flush', complete: () => done(null) });
+      }
+      discard(_offset: number, _length: number, done: IoDone): void {
+        done(null);
+      }
+      writeZeroes(_offset: number, _length: number, _unmap: boolean, done: IoDone): void {
+        done(null);
+      }
+      async close(): Promise<void> {}
+    }
+
+    /** A virtio-blk request header (type, sector 0). */
+    const header = (type: number): Uint8Array => Uint8Array.of(type, 0, 0, 0, ...new Array<number>(12).fill(0));
+    /** A read of `length` bytes at sector 0: header, data, status byte. */
+    const addRead = (q: ReturnType<MockDriver['queue']>, length: number): number =>
+      q.add([{ data: header(0) }, { length, writable: true }, { length: 1, writable: true }]);
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+    function setup() {
+      const engine = new HeldEngine();
+      const device = new BlkDevice({ engine, capacityBytes: 1 << 20, serial: 's', queueSize: 16 });
+      const driver = MockDriver.create(device, { size: 1 << 20 }).init();
+      return { engine, driver, q: driver.queue(0) };
+    }
+
+    /** Rewrites descriptor `head` as one buffer of `length` bytes and posts it again. */
+    function repost(driver: MockDriver, head: number, length: number, writable: boolean, data?: Uint8Array): Uint8Array {
+      const addr = driver.allocator.alloc(length, 8);
+      const view = driver.memory.slice(addr, length);
+      if (data !== undefined) view.set(data);
+      const q = driver.queue(0);
+      q.writeDescriptor(head, { addr, len: length, flags: writable ? VIRTQ_DESC_F_WRITE : 0 });
+      q.pushAvail(head);
+      driver.kick(0);
+      return view;
+    }
+
+    it('the block device answers every take of the head with that take\'s own used length and status, in the order taken', async () => {
+      beginInput();
+      const { engine, driver, q } = setup();
+      const head = addRead(q, 512);
+      driver.kick(0);
+      q.pushAvail(head); // the same buffers again
+      driver.kick(0);
+      repost(driver, head, 16, false, header(0)); // a header and no writable byte: nothing to answer in
+      const status = repost(driver, head, 97, true); // no header: IOERR in its last byte
+      expect(engine.ops.map((o) => o.op)).toEqual(['read', 'read']);
+      await turn();
+      expect(q.used()).toEqual([]); // published in the order taken: behind the first read
+      for (const op of engine.ops) op.complete();
+      await turn();
+      expect(q.used()).toEqual([
+        { id: head, len: 513 },
+        { id: head, len: 513 },
+        { id: head, len: 0 },
+        { id: head, len: 1 },
+      ]);
+      expect(status[96]).toBe(VIRTIO_BLK_S_IOERR);
+      const buffers = q.buffers(head);
+      expect(buffers[buffers.length - 1]![0]).toBe(VIRTIO_BLK_S_OK);
+    });
+
+    it('the fuzz oracle gives the target no chain for those answers; a head taken twice as the same buffers keeps its chain', async () => {
+      beginInput();
+      const seen: { head: number; written: number; chain: DescriptorChain | undefined }[] = [];
+      setChainHooks({ used: (_queue, head, written, chain) => seen.push({ head, written, chain }) });
+      const { engine, driver, q } = setup();
+      const same = addRead(q, 512);
+      driver.kick(0);
+      q.pushAvail(same);
+      driver.kick(0);
+      for (const op of engine.ops.splice(0)) op.complete();
+      await turn();
+      expect(seen.map((s) => [s.head, s.written, s.chain?.writableLength])).toEqual([
+        [same, 513, 513],
+        [same, 513, 513],
+      ]);
+      seen.length = 0;
+      const other = addRead(q, 512);
+      driver.kick(0);
+      repost(driver, other, 97, true);
+      for (const op of engine.ops.splice(0)) op.complete();
+      await turn();
+      expect(seen.map((s) => [s.head, s.written, s.chain])).toEqual([
+        [other, 513, undefined],
+        [other, 1, undefined],
+      ]);
+    });
+
+    it('replays the input that found it', async () => {
+      await expect(fuzzBlk(corpus('blk', 'finding-head-reposted-as-other-buffers'))).resolves.toBeUndefined();
+    });
+  });
+
+  describe('completions an input left queued (net: MEMORY_GROWTH after 172,032 inputs)', () => {
+    // A transmit chain held while the tap pushed back completes through a Promise, which the
+    // worker publishes from a microtask. The net target ran synchronously, and the engine's
+    // --sync loop never empties the stack, so no microtask ever ran: each such input left its
+    // completions queued, holding its device and queues (heap 39 MiB after warm-up, 138 MiB
+    // after 172,032 inputs; about 650 bytes an input in a host loop, flat once they ran). The
+    // target is asynchronous now and lets them run after each step, inside the input.
+    it('a transmit chain held while the tap was full is given back from a microtask once the tap took it', async () => {
+      const tap = new FakeTap('tap0', 1);
+      const device = new NetDevice({ tap, mac: parseMac('52:54:00:aa:bb:01')!, queueSize: 16 });
+      const driver = MockDriver.create(device, { size: 1 << 20 });
+      driver.init({ features: acceptOnly(NET_F_MAC) });
+      const q = driver.queue(1);
+      const tq = tap.queues[0]!;
+      tq.full = true;
+      const head = q.add([{ data: withHeader(pattern(80)) }]);
+      driver.kick(1);
+      tq.full = false;
+      tq.poll();
+      expect(tq.outbound).toHaveLength(1);
+      expect(q.used()).toEqual([]);
+      await Promise.resolve();
+      await Promise.resolve();
+      expect(q.used()).toEqual([{ id: head, len: 0 }]);
+    });
+
+    it('no net corpus input leaves a completion to run after its fuzz() has settled', async () => {
+      const proto = QueueWorker.prototype as unknown as Record<'completeLater' | 'publishInOrder', (...args: unknown[]) => void>;
+      const originals = { completeLater: proto.completeLater, publishInOrder: proto.publishInOrder };
+      let live = true;
+      const late: string[] = [];
+      let name = '';
+      for (const m of ['completeLater', 'publishInOrder'] as const) {
+        proto[m] = function (this: unknown, ...args: unknown[]) {
+          if (!live) late.push(name);
+          return originals[m].apply(this, args);
+        };
+      }
+      try {
+        // scripts/fuzz.sh runs a target in the engine's asynchronous mode when its source says so.
+        expect(readFileSync(new URL('../../fuzz/targets/net.ts', import.meta.url), 'utf8')).toMatch(/^export async function fuzz/m);
+        const names = readdirSync(new URL('../../fuzz/corpus/net/', import.meta.url)).sort();
+        expect(names).toContain('finding-completion-after-input');
+        for (name of names) {
+          live = true;
+          const result: unknown = fuzzNet(corpus('net', name));
+          expect(result).toBeInstanceOf(Promise); // run in the engine's asynchronous mode (scripts/fuzz.sh)
+          await result;
+          live = false;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } finally {
+        Object.assign(proto, originals);
+        setChainHooks({});
+      }
+      expect(late).toEqual([]);
+    }, 60_000);
   });
 
   describe('a received frame above the negotiated MTU (net: RX_OVERSIZE)', () => {
