@@ -33,7 +33,7 @@ import { QueueWorker } from '../../../lib/virtio/queue-worker.js';
 import type { BlkEngine, IoDone } from '../../../lib/devices/blk/engine.js';
 import type { MockBuffer, MockQueue } from '../../../lib/virtio/testing/mock-driver.js';
 import { MockDriverError } from '../../../lib/virtio/testing/mock-driver.js';
-import { DeviceHarness, ScriptedEventLoop } from '../device-harness.js';
+import { DeviceHarness, ScriptedEventLoop, microtasks } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
 import { beginInput, checkAllCompleted, checkViewIn, raiseSwallowed, setChainHooks, violated, watchedQueues } from '../oracle.js';
 
@@ -141,11 +141,6 @@ function sum(views: readonly Uint8Array[]): number {
   let n = 0;
   for (const v of views) n += v.byteLength;
   return n;
-}
-
-/** Lets the device's promise callbacks and the worker's interrupt microtask run. */
-async function microtasks(): Promise<void> {
-  for (let i = 0; i < 6; i += 1) await null;
 }
 
 export async function fuzz(data: Uint8Array): Promise<void> {

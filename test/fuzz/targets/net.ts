@@ -46,7 +46,7 @@ import type { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import type { TapInterface, TapQueue } from '../../../lib/devices/net/tap.js';
 import type { MockBuffer, MockQueue } from '../../../lib/virtio/testing/mock-driver.js';
 import { MockDriverError } from '../../../lib/virtio/testing/mock-driver.js';
-import { DeviceHarness, ScriptedEventLoop } from '../device-harness.js';
+import { DeviceHarness, ScriptedEventLoop, microtasks } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
 import { beginInput, raiseSwallowed, setChainHooks, violated, watchedQueues } from '../oracle.js';
 
@@ -210,11 +210,6 @@ function command(input: FuzzInput): MockBuffer[] {
   else if (ack > 0) buffers.push({ data: new Array<number>(ack).fill(ACK_SENTINEL), writable: true });
   else if (ack === 0) buffers.push({ length: 0, writable: true });
   return buffers;
-}
-
-/** Lets the workers' completion callbacks and their interrupt microtask run. */
-async function microtasks(): Promise<void> {
-  for (let i = 0; i < 6; i += 1) await null;
 }
 
 export async function fuzz(data: Uint8Array): Promise<void> {
