@@ -170,6 +170,23 @@ describe.skipIf(skipReason !== undefined)('vhost_user: virtiofsd serving the gue
   it('stops cleanly on SIGTERM', async () => {
     expect(await stopProc(daemon)).toBe(0);
     // Three activations (bind, rebind, rebind after the restart), one lost connection.
+    // How long each hand-over took after DRIVER_OK: the window in which a driver's kick used
+    // to be lost (the mount's FUSE_INIT comes right after the bind).
+    const times = (msg: string): number[] =>
+      daemon!
+        .output()
+        .split('\n')
+        .flatMap((line) => {
+          try {
+            const rec = JSON.parse(line) as { msg?: string; time?: number };
+            return rec.msg === msg && typeof rec.time === 'number' ? [rec.time] : [];
+          } catch {
+            return [];
+          }
+        });
+    const activated = times('device activated');
+    const driven = times('vhost-user backend drives the queues');
+    console.log(`vhost-user fs hand-overs after DRIVER_OK (ms): ${driven.map((t, i) => t - (activated[i] ?? t)).join(', ')}`);
     const metrics = closedMetrics(daemon!, 'vhost-user device closed');
     // earlyKicks: kicks the driver made before the backend had the ring (kept, see VhostUserDevice.activate).
     console.log(`vhost-user fs device at close: ${JSON.stringify(metrics)}`);
