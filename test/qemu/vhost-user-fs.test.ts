@@ -4,6 +4,9 @@
 // mount appear in the shared directory and the other way round; the data path never crosses the
 // daemon. virtiofsd killed and restarted while the daemon runs: the daemon notices, the device
 // asks for a reset, and after the driver's reset (unbind/bind) the mount works again.
+// It once hung at an umount (virtio_fs_drain_queue): the mount's FUSE_INIT had been kicked while
+// the rings were still being handed to virtiofsd, and that kick was dropped (VhostUserDevice.activate
+// says why it no longer is). Since: 5 rounds of 5 passed in two boots (QEMU_TEST_REPEAT).
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
