@@ -10,7 +10,8 @@
 # RESULTS_HOST_JSON=<path> the host-side one;
 # QEMU_TEST_TIMEOUT (seconds, default 2700: the whole suite with the block, net, vhost and hostile-frontend files);
 # QEMU_TEST_FILTER (vitest file filters, optional: a suite none of whose files match is not run);
-# NODE_BAO_VHOST_QEMU=1 runs the opt-in vhost-user test; NODE_BAO_KILL_RESUME=0 and
+# QEMU_TEST_REPEAT=N runs the guest's files N times in the one boot, stopping at the first
+# failure (a flaky test's record in one run); NODE_BAO_KILL_RESUME=0 and
 # NODE_BAO_KILL_RESTART=0 leave the kill-resume and kill-restart tests out (README: Development);
 # NODE_BAO_KILL_RESUME_ITERATIONS=N and NODE_BAO_KILL_RESTART_ITERATIONS=N set their kills;
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
@@ -66,13 +67,19 @@ cat > "$job" <<JOB
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
 # The tests' switches, from the host's environment.
-export NODE_BAO_VHOST_QEMU="${NODE_BAO_VHOST_QEMU:-}" NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESTART_ITERATIONS="${NODE_BAO_KILL_RESTART_ITERATIONS:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
+export NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESTART_ITERATIONS="${NODE_BAO_KILL_RESTART_ITERATIONS:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
 # CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""
 if [ "\$(nproc)" -ge 2 ]; then pin="taskset -c 1"; bao-cpu-split 0; fi
-\$pin node node_modules/vitest/vitest.mjs run --project qemu --no-file-parallelism \
-  --reporter=default --reporter=json --outputFile.json=/tmp/qemu.json ${QEMU_TEST_FILTER:-}
-rc=\$?
+round=1
+while :; do
+  [ "${QEMU_TEST_REPEAT:-1}" -gt 1 ] && echo "== test:qemu round \$round of ${QEMU_TEST_REPEAT:-1}"
+  \$pin node node_modules/vitest/vitest.mjs run --project qemu --no-file-parallelism \
+    --reporter=default --reporter=json --outputFile.json=/tmp/qemu.json ${QEMU_TEST_FILTER:-}
+  rc=\$?
+  [ "\$rc" = 0 ] && [ "\$round" -lt "${QEMU_TEST_REPEAT:-1}" ] || break
+  round=\$((round + 1))
+done
 [ -f /tmp/qemu.json ] && bao-export /tmp/qemu.json qemu.json
 exit \$rc
 JOB

@@ -6,7 +6,9 @@
 #   virtio-mq  the same with BENCH_NET_PAIRS queue pairs (device model 1, namespaces nbgm/nbtm),
 #              served by the same daemon (the paths take turns: one is busy at a time)
 #   veth       a veth pair between namespaces nbvg and nbvt
-#   vhost      (slot) data_plane: vhost; measured when BENCH_NET_VHOST=1 and the job sets it up
+#   vhost      (BENCH_NET_VHOST=1) the same device with data_plane: vhost on device model 2, served
+#              by the same daemon over its own tap (namespaces nbvhg/nbvht): the kernel's
+#              vhost-net moves the frames (one queue pair)
 # Measures: iperf3 TCP guest to tap side (tcp-tx) and back (tcp-rx), one stream and
 # BENCH_NET_STREAMS streams (tcp-tx-N, tcp-rx-N), and a one-byte request/response rate
 # (bench/net/rr.mjs). One stream and rr: the client on CPU 0 (the frontend's). Several streams:
@@ -51,10 +53,15 @@ wait_for() {
 modprobe tun || fail "modprobe tun"
 modprobe veth || fail "modprobe veth"
 modprobe virtio_net || fail "modprobe virtio_net"
-modprobe bao_sim ndms=2 frontends=0,1 || fail "modprobe bao_sim"
+if [ "$VHOST" = 1 ]; then
+  modprobe vhost_net || fail "modprobe vhost_net"
+  modprobe bao_sim ndms=3 frontends=0,1,2 || fail "modprobe bao_sim"
+else
+  modprobe bao_sim ndms=2 frontends=0,1 || fail "modprobe bao_sim"
+fi
 bao-cpu-split 0
 taskset -p 1 $$ > /dev/null
-for ns in nbg1 nbt1 nbgm nbtm nbvg nbvt; do
+for ns in nbg1 nbt1 nbgm nbtm nbvg nbvt nbvhg nbvht; do
   $IP netns add $ns
   $IP -n $ns link set lo up
 done
@@ -90,6 +97,19 @@ devices:
     create_tap: true
     queue_pairs: $PAIRS
 YAML
+# vhost: the same device on DM 2 with data_plane: vhost, in the same daemon over its own tap.
+if [ "$VHOST" = 1 ]; then
+  base2=$(awk '$1 == "mmio_base" {print $2}' $D/dm2/info)
+  cat >> /tmp/bench-net.yaml <<YAML
+  - id: 2
+    type: net
+    mmio_addr: $base2
+    data_plane: vhost
+    tap_name: nbtapv
+    mac_addr: "52:54:00:12:34:62"
+    create_tap: true
+YAML
+fi
 taskset -c 1 node bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket $STATUS > /tmp/baoctl-net.log 2>&1 &
 daemon=$!
 wait_for 180 "the daemon to create its taps" test -e /sys/class/net/nbtap1 -a -e /sys/class/net/nbtapm
@@ -119,16 +139,19 @@ guest_side 52:54:00:12:34:60 nbg1 nbtap1 nbt1 10.60.0
 VIF_VIRTIO=$vif
 guest_side 52:54:00:12:34:61 nbgm nbtapm nbtm 10.62.0
 VIF_MQ=$vif
+if [ "$VHOST" = 1 ]; then
+  wait_for 60 "the daemon to create nbtapv" test -e /sys/class/net/nbtapv
+  guest_side 52:54:00:12:34:62 nbvhg nbtapv nbvht 10.63.0
+  VIF_VHOST=$vif
+fi
 wait_for 60 "ping over veth" $IP netns exec nbvg ping -c 1 -W 2 10.61.0.1
 
 # path -> client namespace, server namespace, server address
-client_ns() { case $1 in virtio) echo nbg1 ;; virtio-mq) echo nbgm ;; veth) echo nbvg ;; esac; }
-server_ns() { case $1 in virtio) echo nbt1 ;; virtio-mq) echo nbtm ;; veth) echo nbvt ;; esac; }
-server_ip() { case $1 in virtio) echo 10.60.0.1 ;; virtio-mq) echo 10.62.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
+client_ns() { case $1 in virtio) echo nbg1 ;; virtio-mq) echo nbgm ;; vhost) echo nbvhg ;; veth) echo nbvg ;; esac; }
+server_ns() { case $1 in virtio) echo nbt1 ;; virtio-mq) echo nbtm ;; vhost) echo nbvht ;; veth) echo nbvt ;; esac; }
+server_ip() { case $1 in virtio) echo 10.60.0.1 ;; virtio-mq) echo 10.62.0.1 ;; vhost) echo 10.63.0.1 ;; veth) echo 10.61.0.1 ;; esac; }
 paths="veth virtio virtio-mq"
-if [ "$VHOST" = 1 ]; then
-  echo "# vhost: not measured: this bench does not set up the vhost data plane yet" >> $OUT
-fi
+[ "$VHOST" = 1 ] && paths="$paths vhost"
 
 # listening <ns> <port>: a TCP socket listens on that port in that namespace (/proc/net/tcp:
 # state 0A). Servers' own "listening" lines are not used: iperf3 buffers its output to a file.
@@ -207,7 +230,8 @@ iperf_once() {
 }
 
 # counters_once <path> <measure> <round>: per-queue kicks and interrupts on our device during
-# the measure just taken (bench/net/counters.mjs); nothing for veth.
+# the measure just taken (bench/net/counters.mjs); nothing for veth, nor for vhost (the kernel
+# takes its kicks and raises its interrupts: the daemon never sees them).
 counters_once() {
   case $1 in
     virtio) line=$(node $COUNTERS $STATUS 0 1 nbg1 "$VIF_VIRTIO" /tmp/counters-0.json) ;;
@@ -259,7 +283,8 @@ napi_tx() {  # napi_tx <ns> <if> <server ip> <0|1>
   return $rc
 }
 if [ "$NAPI_OFF" = 1 ]; then
-  if napi_tx nbg1 "$VIF_VIRTIO" 10.60.0.1 0 && napi_tx nbgm "$VIF_MQ" 10.62.0.1 0; then
+  if napi_tx nbg1 "$VIF_VIRTIO" 10.60.0.1 0 && napi_tx nbgm "$VIF_MQ" 10.62.0.1 0 &&
+    { [ "$VHOST" != 1 ] || napi_tx nbvhg "$VIF_VHOST" 10.63.0.1 0; }; then
     echo "# tx-napi-off measures: the guest's virtio_net transmit NAPI off (ethtool -C tx-frames 0)" >> $OUT
     MEASURE_SUFFIX=-napioff
     for p in $paths; do iperf_once $p tx 1 1; done

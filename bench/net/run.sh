@@ -86,9 +86,12 @@ awk '
   }
   END {
     np = split("veth virtio virtio-mq", paths, " ")
+    if (("vhost" SUBSEP measures[1]) in v) np = split("veth virtio virtio-mq vhost", paths, " ")
     printf "  %-18s", "measure"
     for (i = 1; i <= np; i++) printf " %12s", paths[i]
-    printf " %12s %12s %12s\n", "virtio/veth", "mq/veth", "mq/virtio"
+    printf " %12s %12s %12s", "virtio/veth", "mq/veth", "mq/virtio"
+    if (np == 4) printf " %12s %12s", "vhost/veth", "vhost/virtio"
+    printf "\n"
     for (m = 1; m <= nm; m++) {
       me = measures[m]
       printf "  %-18s", me
@@ -97,9 +100,11 @@ awk '
         med[paths[i]] = (k in v) ? median(v[k]) : ""
         printf " %12s", (k in v) ? sprintf("%.1f", med[paths[i]]) : "-"
       }
-      printf " %12s %12s %12s  %s\n", ratio(med["virtio"], med["veth"]), ratio(med["virtio-mq"], med["veth"]), ratio(med["virtio-mq"], med["virtio"]), unit[me]
+      printf " %12s %12s %12s", ratio(med["virtio"], med["veth"]), ratio(med["virtio-mq"], med["veth"]), ratio(med["virtio-mq"], med["virtio"])
+      if (np == 4) printf " %12s %12s", ratio(med["vhost"], med["veth"]), ratio(med["vhost"], med["virtio"])
+      printf "  %s\n", unit[me]
     }
-    print "  (median of the rounds; virtio: one queue pair, virtio-mq: several; ratios > 1: faster)"
+    print "  (median of the rounds; virtio: one queue pair, virtio-mq: several, vhost: data_plane vhost (vhost-net), one pair; ratios > 1: faster)"
   }
 ' "$raw"
 # The sender's TCP view per measure, and where our device's kicks and interrupts went.

@@ -43,7 +43,9 @@ export interface DeviceActivation {
 export interface ExternalQueueHost {
   /**
    * The eventfd the driver's kicks of queue `index` signal (its ioeventfd), for the backend to
-   * wait on; never polled in this process. Idempotent per queue.
+   * wait on; never polled in this process. Idempotent per queue. From the first call on, the
+   * queue's kicks are signalled there (a DeviceModelServer registers the ioeventfd then), so a
+   * device asks for it before the driver may kick: within activate(), synchronously.
    */
   kickFd(index: number): number;
   /** The eventfd whose every write raises the frontend interrupt (the irqfd). */

@@ -26,6 +26,7 @@ const VIRTIOFSD = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'].find((p)
 const BASE = 0x10_0000;
 const SIZE = 4 << 20;
 const FUSE_INIT = 26;
+const EVENT_IDX = 1n << 29n;
 
 const until = async (cond: () => boolean, ms: number, what: string): Promise<void> => {
   const end = Date.now() + ms;
@@ -50,45 +51,94 @@ function counter(fd: number): bigint {
   return b.readBigUInt64LE();
 }
 
+/** virtiofsd on a fresh share and a region and eventfds as DeviceModelServer provides them. */
+async function startVirtiofsd(): Promise<{ socket: string; host: ExternalQueueHost; buffer: ArrayBuffer; callFd: number; child: ChildProcess; log: () => string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vu-fsd-'));
+  const share = path.join(dir, 'share');
+  fs.mkdirSync(share);
+  const socket = path.join(dir, 'fs0.sock');
+  const child: ChildProcess = spawn(VIRTIOFSD!, [`--socket-path=${socket}`, '-o', `source=${share}`, '-o', 'sandbox=chroot', '-o', 'cache=none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await until(() => fs.existsSync(socket), 5000, `virtiofsd's socket (${log})`);
+
+  // The region: a file mapped from offset 0 (what a DM fd allows), as DeviceModelServer provides it.
+  const file = path.join(dir, 'region');
+  const fd = fs.openSync(file, 'w+');
+  fs.ftruncateSync(fd, SIZE);
+  const c = addon.constants;
+  const buffer = addon.mmap(fd, SIZE, 0, c.PROT_READ | c.PROT_WRITE);
+  const kicks = new Map<number, number>();
+  const callFd = addon.eventfd(0, c.EFD_NONBLOCK);
+  cleanups.push(() => {
+    for (const k of kicks.values()) fs.closeSync(k);
+    fs.closeSync(callFd);
+    addon.munmap(buffer);
+    fs.closeSync(fd);
+  });
+  const host: ExternalQueueHost = {
+    kickFd: (i) => {
+      if (!kicks.has(i)) kicks.set(i, addon.eventfd(0, c.EFD_NONBLOCK));
+      return kicks.get(i)!;
+    },
+    callFd,
+    region: { fd, guestAddress: BigInt(BASE), size: BigInt(SIZE), mappedAt: addon.mappingAddress(buffer) },
+  };
+
+  return { socket, host, buffer, callFd, child, log: () => log };
+}
+
+/** FUSE_INIT on the request queue (1): in header + init_in readable, room for the reply writable. */
+function postFuseInit(driver: MockDriver): number {
+  const req = Buffer.alloc(40 + 16);
+  req.writeUInt32LE(req.length, 0);
+  req.writeUInt32LE(FUSE_INIT, 4);
+  req.writeBigUInt64LE(1n, 8); // unique
+  req.writeUInt32LE(7, 40); // major
+  req.writeUInt32LE(31, 44); // minor
+  return driver.queue(1).add([{ data: req }, { length: 16 + 256, writable: true }]);
+}
+
 describe('VhostUserDevice with virtiofsd', () => {
+  it('answers a FUSE_INIT the driver kicked during the activation, with EVENT_IDX (no later kick)', async (ctx) => {
+    if (VIRTIOFSD === undefined) skipBecause(ctx, 'no virtiofsd on this machine (qemu/provision.sh installs it)');
+    if (process.getuid?.() !== 0) skipBecause(ctx, 'virtiofsd needs root');
+    const { socket, host, buffer, log } = await startVirtiofsd();
+    const device = await VhostUserDevice.open({
+      name: 'fs',
+      deviceId: 26,
+      socketPath: socket,
+      queueMaxSizes: [128, 128],
+      configSize: 40,
+      defaultConfig: defaultConfig('fs', { tag: 'test' })!,
+      reconnectMs: 50,
+    });
+    cleanups.push(() => device.close());
+    device.bindExternalQueues(host);
+    const memory = new GuestMemory(BASE, new Uint8Array(buffer));
+    const driver = new MockDriver(new MmioTransport(device, { memory, interrupt: new InterruptCounter() }), memory, new InterruptCounter());
+    driver.init();
+    expect(device.features & EVENT_IDX).toBe(EVENT_IDX); // init() accepts what is offered
+    // As Linux's virtiofs at mount: queued and kicked right after DRIVER_OK, while the rings
+    // are still being handed over. With EVENT_IDX the driver would not kick this ring again.
+    const head = postFuseInit(driver);
+    driver.kick(1);
+    expect(device.metrics.earlyKicks).toBe(1);
+    const q = driver.queue(1);
+    let used: { id: number; len: number }[] = [];
+    await until(() => (used = used.concat(q.used())).length > 0, 10_000, `virtiofsd to answer the early FUSE_INIT (${log()})`);
+    expect(used[0]!.id).toBe(head);
+    expect(Buffer.from(q.buffers(head)[1]!).readInt32LE(4)).toBe(0);
+  }, 30_000);
+
   it('gets a FUSE_INIT answered through the rings, and goes NEEDS_RESET when virtiofsd dies', async (ctx) => {
     if (VIRTIOFSD === undefined) skipBecause(ctx, 'no virtiofsd on this machine (qemu/provision.sh installs it)');
     if (process.getuid?.() !== 0) skipBecause(ctx, 'virtiofsd needs root');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vu-fsd-'));
-    const share = path.join(dir, 'share');
-    fs.mkdirSync(share);
-    const socket = path.join(dir, 'fs0.sock');
-    const child: ChildProcess = spawn(VIRTIOFSD!, [`--socket-path=${socket}`, '-o', `source=${share}`, '-o', 'sandbox=chroot', '-o', 'cache=none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    cleanups.push(() => {
-      child.kill('SIGKILL');
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
-    await until(() => fs.existsSync(socket), 5000, `virtiofsd's socket (${log})`);
-
-    // The region: a file mapped from offset 0 (what a DM fd allows), as DeviceModelServer provides it.
-    const file = path.join(dir, 'region');
-    const fd = fs.openSync(file, 'w+');
-    fs.ftruncateSync(fd, SIZE);
-    const c = addon.constants;
-    const buffer = addon.mmap(fd, SIZE, 0, c.PROT_READ | c.PROT_WRITE);
-    const kicks = new Map<number, number>();
-    const callFd = addon.eventfd(0, c.EFD_NONBLOCK);
-    cleanups.push(() => {
-      for (const k of kicks.values()) fs.closeSync(k);
-      fs.closeSync(callFd);
-      addon.munmap(buffer);
-      fs.closeSync(fd);
-    });
-    const host: ExternalQueueHost = {
-      kickFd: (i) => {
-        if (!kicks.has(i)) kicks.set(i, addon.eventfd(0, c.EFD_NONBLOCK));
-        return kicks.get(i)!;
-      },
-      callFd,
-      region: { fd, guestAddress: BigInt(BASE), size: BigInt(SIZE), mappedAt: addon.mappingAddress(buffer) },
-    };
+    const { socket, host, buffer, callFd, child, log } = await startVirtiofsd();
 
     const device = await VhostUserDevice.open({
       name: 'fs',
@@ -106,19 +156,12 @@ describe('VhostUserDevice with virtiofsd', () => {
     driver.init();
     expect(driver.readConfig(0, 1)).toBe('t'.charCodeAt(0));
 
-    // FUSE_INIT on the request queue (1): in header + init_in readable, room for the reply writable.
-    const req = Buffer.alloc(40 + 16);
-    req.writeUInt32LE(req.length, 0);
-    req.writeUInt32LE(FUSE_INIT, 4);
-    req.writeBigUInt64LE(1n, 8); // unique
-    req.writeUInt32LE(7, 40); // major
-    req.writeUInt32LE(31, 44); // minor
     const q = driver.queue(1);
-    const head = q.add([{ data: req }, { length: 16 + 256, writable: true }]);
+    const head = postFuseInit(driver);
     await until(() => device.connected && device.metrics.activations === 1, 5000, 'the activation');
     driver.kick(1);
     let used: { id: number; len: number }[] = [];
-    await until(() => (used = used.concat(q.used())).length > 0, 10_000, `virtiofsd to answer FUSE_INIT (${log})`);
+    await until(() => (used = used.concat(q.used())).length > 0, 10_000, `virtiofsd to answer FUSE_INIT (${log()})`);
     expect(used[0]!.id).toBe(head);
     const reply = Buffer.from(q.buffers(head)[1]!);
     expect(reply.readInt32LE(4)).toBe(0); // error

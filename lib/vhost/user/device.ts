@@ -51,6 +51,11 @@ export interface VhostUserDeviceMetrics {
   failedActivations: number;
   /** Kicks that reached this process (no ioeventfd) and were passed on to the backend. */
   forwardedKicks: number;
+  /**
+   * Of those, kicks that came while the activation was still handing the rings over (before
+   * the backend had the queue's ring): kept in the kick eventfd for the backend to find.
+   */
+  earlyKicks: number;
 }
 
 export class VhostUserDevice implements VirtioDevice {
@@ -58,7 +63,7 @@ export class VhostUserDevice implements VirtioDevice {
   readonly name: string;
   readonly queueMaxSizes: readonly number[];
   readonly config: Uint8Array;
-  readonly metrics: VhostUserDeviceMetrics = { connects: 0, disconnects: 0, activations: 0, stops: 0, failedActivations: 0, forwardedKicks: 0 };
+  readonly metrics: VhostUserDeviceMetrics = { connects: 0, disconnects: 0, activations: 0, stops: 0, failedActivations: 0, forwardedKicks: 0, earlyKicks: 0 };
   /** Fixed by the first connection: the transport offers it once, at construction. */
   features = 0n;
 
@@ -107,6 +112,14 @@ export class VhostUserDevice implements VirtioDevice {
 
   activate(activation: DeviceActivation): Promise<void> {
     this.activation = activation;
+    // The DRIVER_OK write completes when this returns, long before the backend has the rings
+    // (a conversation of many messages): the driver may queue and kick at once (virtiofs's
+    // FUSE_INIT at mount). Every kick eventfd is therefore an ioeventfd from here on, so such a
+    // kick waits in its counter for the backend. With EVENT_IDX a lost kick is never repeated:
+    // the driver waits for avail_event to move, which only the backend's processing does.
+    for (const [index, q] of activation.queues.entries()) {
+      if (q !== undefined) this.host?.kickFd(index);
+    }
     return this.serialize(async () => {
       if (this.activation !== activation) return; // reset before we got to it
       try {
@@ -124,11 +137,17 @@ export class VhostUserDevice implements VirtioDevice {
     });
   }
 
-  /** A kick that reached us (its ioeventfd could not be registered): pass it on. */
+  /**
+   * A kick that reached us (its ioeventfd could not be registered): pass it on, also while the
+   * activation is still starting the rings. The eventfd keeps it until the backend waits on it;
+   * dropping it would stall an EVENT_IDX queue for good (see activate).
+   */
   queueNotify(queueIndex: number): void {
-    if (!this.started.includes(queueIndex) || this.host === undefined) return;
+    const host = this.host;
+    if (host === undefined || this.activation?.queues[queueIndex] === undefined) return;
     this.metrics.forwardedKicks += 1;
-    fs.writeSync(this.host.kickFd(queueIndex), this.kickBuf, 0, 8);
+    if (!this.started.includes(queueIndex)) this.metrics.earlyKicks += 1;
+    fs.writeSync(host.kickFd(queueIndex), this.kickBuf, 0, 8);
   }
 
   writeConfig(offset: number, data: Uint8Array): boolean {
@@ -212,6 +231,11 @@ export class VhostUserDevice implements VirtioDevice {
       this.started.push(index);
       if (protocol !== 0n) await fe.enableVring(index, true);
     }
+    // One kick per ring now that each is started and enabled: a backend that read a kick while
+    // its ring was still disabled drops it (rust-vmm's vhost-user-backend reads the eventfd and
+    // skips a disabled ring). Buffers the driver made available before are found either way;
+    // a kick on an empty ring costs the backend one look.
+    for (const index of this.started) fs.writeSync(host.kickFd(index), this.kickBuf, 0, 8);
     activation.log.info({ queues: this.started }, 'vhost-user backend drives the queues');
   }
 

@@ -8,16 +8,6 @@ import * as fs from 'node:fs';
 
 import { dmesg } from './bao-sim.js';
 
-/**
- * The vhost-user fs file runs when NODE_BAO_VHOST_QEMU=1 (qemu/run-tests.sh forwards it): it
- * passed once in the test machine, and in a second run an umount waited forever in
- * virtio_fs_drain_queue for a request that never completed; otherwise skipped with this reason.
- */
-export const vhostUserFsOptInReason: string | undefined =
-  process.env.NODE_BAO_VHOST_QEMU === '1'
-    ? undefined
-    : 'the vhost-user fs test left a request uncompleted at umount in one of two runs in the test machine (set NODE_BAO_VHOST_QEMU=1 to run it)';
-
 export const BACKEND_CPU = '1';
 export const FRONTEND_CPU = '0';
 

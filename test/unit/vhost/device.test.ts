@@ -178,6 +178,8 @@ describe('VhostUserDevice', () => {
     const availIdxAt = Number(b.vring(0).addr!.avail - b.memTable[0]!.userspaceAddr) + 2;
     expect(theirs[availIdxAt]).toBe(1);
     addon.munmap(theirs.buffer as ArrayBuffer);
+    // Each ring was kicked once when it went live (see 'kicks every ring once ...').
+    expect(readCounter(b.vring(0).kickFd!)).toBe(1n);
     // A kick through the transport (no ioeventfd here) reaches the backend's kick fd.
     driver.kick(0);
     expect(readCounter(b.vring(0).kickFd!)).toBe(1n);
@@ -190,6 +192,54 @@ describe('VhostUserDevice', () => {
     expect(driver.interruptStatus() & INTERRUPT_VRING).toBe(INTERRUPT_VRING);
     const order = b.requests().filter((r) => r !== Req.GET_FEATURES && r !== Req.GET_PROTOCOL_FEATURES && r !== Req.SET_PROTOCOL_FEATURES && r !== Req.SET_OWNER);
     expect(order.slice(0, 8)).toEqual([Req.SET_FEATURES, Req.SET_MEM_TABLE, Req.SET_VRING_NUM, Req.SET_VRING_BASE, Req.SET_VRING_ADDR, Req.SET_VRING_CALL, Req.SET_VRING_KICK, Req.SET_VRING_ENABLE]);
+  });
+
+  it('has every queue’s kick eventfd before the DRIVER_OK write completes, ahead of the backend conversation', async () => {
+    const r = await rig(withAck);
+    const asked: number[] = [];
+    const kickFd = r.host.kickFd.bind(r.host);
+    r.device.bindExternalQueues({ ...r.host, kickFd: (i) => (asked.push(i), kickFd(i)) });
+    r.driver.init();
+    // Synchronously: a DeviceModelServer registers each as the queue's ioeventfd right there,
+    // so the driver's first kicks go to the eventfds, not to a ring nobody serves yet.
+    expect([...new Set(asked)].sort()).toEqual([0, 1]);
+    expect(r.backends[0]!.vring(1).kickFd).toBeUndefined();
+    await until(() => r.backends[0]!.vring(1).enabled === true);
+  });
+
+  it('keeps a kick that comes while the rings are being handed over: the backend finds it in the kick eventfd', async () => {
+    const { device, driver, backends } = await rig(withAck);
+    driver.init();
+    // The driver queues and kicks at once (virtiofs's FUSE_INIT at mount), while the backend
+    // has not had SET_VRING_KICK yet; with EVENT_IDX it would never kick that ring again.
+    expect(backends[0]!.vring(1).kickFd).toBeUndefined();
+    driver.queue(1).add([{ length: 64 }, { length: 64, writable: true }]);
+    driver.kick(1);
+    expect(device.metrics).toMatchObject({ forwardedKicks: 1, earlyKicks: 1 });
+    await until(() => backends[0]!.vring(1).enabled === true && device.metrics.activations === 1);
+    // The early kick and the one every ring gets when it goes live.
+    expect(readCounter(backends[0]!.vring(1).kickFd!)).toBe(2n);
+  });
+
+  it('kicks every ring once after enabling it (a backend drops kicks it read while the ring was disabled)', async () => {
+    const { device, driver, backends } = await rig(withAck);
+    driver.init();
+    await until(() => device.metrics.activations === 1);
+    const b = backends[0]!;
+    const last = b.requests().lastIndexOf(Req.SET_VRING_ENABLE);
+    expect(last).toBeGreaterThan(b.requests().lastIndexOf(Req.SET_VRING_KICK));
+    for (const index of [0, 1]) expect(readCounter(b.vring(index).kickFd!)).toBe(1n);
+    expect(device.metrics.earlyKicks).toBe(0);
+  });
+
+  it('drops kicks before DRIVER_OK and after a reset: no ring to serve', async () => {
+    const { device, driver, backends } = await rig(withAck);
+    driver.init();
+    await until(() => device.metrics.activations === 1);
+    await driver.reset();
+    await until(() => backends[0]!.vring(1).stopped === true);
+    device.queueNotify(1);
+    expect(device.metrics.forwardedKicks).toBe(0);
   });
 
   it('stops every ring with GET_VRING_BASE when the driver resets the device', async () => {
