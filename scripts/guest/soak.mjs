@@ -120,6 +120,25 @@ function netIfname(dm) {
 
 // Always from the frontend CPU: a change to the guest's interface can make virtio_net send control
 // commands and spin until the device answers, and the backend's CPU must stay free to answer.
+/** RssAnon, RssFile and RssShmem of a process from /proc/<pid>/status, in MiB (undefined if gone). */
+function rssKinds(pid) {
+  const out = {};
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    for (const [key, name] of [
+      ['RssAnon', 'anon'],
+      ['RssFile', 'file'],
+      ['RssShmem', 'shmem'],
+    ]) {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+      if (m) out[name] = +(Number(m[1]) / 1024).toFixed(1);
+    }
+  } catch {
+    // the daemon is gone: the row says so
+  }
+  return out;
+}
+
 const ip = (...argv) => execFileSync('taskset', ['-c', '0', IP, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
 
 function consoleReady() {
@@ -242,11 +261,17 @@ async function main() {
     };
     const dt = prev === undefined ? 1 : (now.t - prev.t) / 1000;
     const p = s.process ?? {};
+    const kinds = rssKinds(daemon.pid);
     const row = {
       elapsedS: Math.round((now.t - t0) / 1000),
       rssMB: +(p.rssBytes / 2 ** 20).toFixed(1),
       heapMB: +(p.heapUsedBytes / 2 ** 20).toFixed(1),
       externalMB: +(p.externalBytes / 2 ** 20).toFixed(1),
+      // What the RSS is made of (the kernel's split): the process's own allocations, file pages
+      // (code, libraries) and shared memory it maps.
+      rssAnonMB: kinds.anon,
+      rssFileMB: kinds.file,
+      rssShmemMB: kinds.shmem,
       fds: p.openFds,
       eldP99Ms: p.eventLoopDelayMs?.p99,
       eldMaxMs: p.eventLoopDelayMs?.max,
@@ -296,6 +321,9 @@ async function main() {
     durationS: Math.round((Date.now() - t0) / 1000),
     samples: rows.length,
     rssMB: [first?.rssMB, last?.rssMB],
+    rssAnonMB: [first?.rssAnonMB, last?.rssAnonMB],
+    rssFileMB: [first?.rssFileMB, last?.rssFileMB],
+    rssShmemMB: [first?.rssShmemMB, last?.rssShmemMB],
     heapMB: [first?.heapMB, last?.heapMB],
     fds: [first?.fds, last?.fds],
     eldP99MsMax: Math.max(...rows.map((r) => r.eldP99Ms ?? 0)),
@@ -337,8 +365,9 @@ const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs
  *     peak) is at most 10 % + 8 MiB above the lowest of the first third;
  *   * open fds: the highest of the last third is at most 2 above the highest of the first;
  *   * event-loop delay: the median p99 of the last third is at most 2x that of the first + 20 ms;
- *   * throughput (rng bytes, console output, block bytes read and written, net bytes both ways): the mean of the last third is at least half that
- *     of the first, and never zero for a whole third.
+ *   * throughput (rng bytes, console output, block bytes read and written, net bytes both
+ *     ways): the mean of the last third is at least half that of the first, and never zero for a
+ *     whole third.
  * A run too short for three samples after warm-up cannot be judged: not flat.
  */
 function verdict(rows, exitCode, statusFailures) {
