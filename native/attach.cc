@@ -319,12 +319,13 @@ void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env,
     }
   };
   if (!batch.empty()) {
-    uint64_t startNs = cells::NowNs();
+    // A batch the ATTACH thread did not time (queuedNs 0: sampling, cells.h) reads no clock here either.
+    uint64_t startNs = queuedNs != 0 ? cells::NowNs() : 0;
     size_t bytes = batch.size() * sizeof(uapi::VirtioRequest);
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
     memcpy(ab.Data(), batch.data(), bytes);
     call(ab, batch.size(), env.Null(), env.Null());
-    cells::RecordDelivery(s.cells, queuedNs, startNs, cells::NowNs());
+    if (queuedNs != 0) cells::RecordDelivery(s.cells, queuedNs, startNs, cells::NowNs());
   }
   if (!final) return;
   Napi::Value error = env.Null();
