@@ -88,7 +88,8 @@ export type AttachEndReason = 'stopped' | 'dm-gone' | 'error';
 
 /**
  * Called with a batch (`requests` = `count` raw 48-byte bao_virtio_request structs), or, once at the
- * end, with requests null and `end` set; `error` is set when end is 'error' or 'dm-gone'.
+ * end, with requests null and `end` set; `error` is set when end is 'error' or 'dm-gone'. A batch
+ * of up to 16 comes in the same buffer every time: decode it before returning.
  */
 export type AttachCallback = (
   requests: ArrayBuffer | null,

@@ -51,19 +51,22 @@ uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<uint32_t>(d);
 }
 
+// One type check per value (napi_typeof), numbers first: complete() converts six of them on
+// every trapped access that goes to JS.
 uint64_t ValueU64(Napi::Env env, Napi::Value v, const char* name) {
-  if (v.IsBigInt()) {
-    bool lossless = false;
-    uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
-    if (!lossless) throw Napi::RangeError::New(env, std::string(name) + " must fit in a u64");
-    return u;
-  }
-  if (v.IsNumber()) {
+  napi_valuetype type = v.Type();
+  if (type == napi_number) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 9007199254740991.0) {
       throw Napi::RangeError::New(env, std::string(name) + " must be a non-negative safe integer");
     }
     return static_cast<uint64_t>(d);
+  }
+  if (type == napi_bigint) {
+    bool lossless = false;
+    uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(env, std::string(name) + " must fit in a u64");
+    return u;
   }
   throw Napi::TypeError::New(env, std::string(name) + " must be a bigint or a number");
 }
