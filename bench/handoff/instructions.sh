@@ -39,9 +39,11 @@ run() { # <samples> <class spec> <tag>: one line per FUNCS entry, "<inclusive Ir
   awk '/^cpu / { print $4 }' "$out"
 }
 echo "user-space instructions per access through JS (callgrind; the difference of a run with $samples and one with $((samples * 3)) samples per path, so start-up and JIT warm-up cancel out): $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib native bench || echo '+changes')"
+k=0
 for c in "${classes[@]}"; do
-  mapfile -t a < <(run "$samples" "$c" a)
-  mapfile -t b < <(run "$((samples * 3))" "$c" b)
+  k=$((k + 1)) # a run's files are its own: callgrind does not overwrite an earlier run's
+  mapfile -t a < <(run "$samples" "$c" "a$k")
+  mapfile -t b < <(run "$((samples * 3))" "$c" "b$k")
   n=${#FUNCS[@]}
   d=$(( b[n] - a[n] ))
   echo "${c%%:*} ($d more accesses through JS):"
