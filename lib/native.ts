@@ -88,7 +88,8 @@ export type AttachEndReason = 'stopped' | 'dm-gone' | 'error';
 
 /**
  * Called with a batch (`requests` = `count` raw 48-byte bao_virtio_request structs), or, once at the
- * end, with requests null and `end` set; `error` is set when end is 'error' or 'dm-gone'.
+ * end, with requests null and `end` set; `error` is set when end is 'error' or 'dm-gone'. A batch
+ * of up to 16 comes in the same buffer every time: decode it before returning.
  */
 export type AttachCallback = (
   requests: ArrayBuffer | null,
@@ -183,6 +184,8 @@ export interface NativeAddon {
   answerCell(table: ArrayBuffer, addr: U64, op: U64, width: U64, value: U64): number | null;
   /** Test hook: records one delivery's hand-off and JS turn in the table's timing block. */
   recordDelivery(table: ArrayBuffer, queuedNs: U64, startNs: U64, endNs: U64): void;
+  /** The ATTACH thread's mark of a queued batch, then the time it left (0n: a batch the sampling does not time). Tests only. */
+  markQueued(table: ArrayBuffer): bigint;
   /** TUNSETIFF as a tap with a vnet header (IFF_MULTI_QUEUE if asked); creates a missing name. */
   tapOpen(name: string, multiQueue: boolean): { fd: number; name: string };
   tapSetVnetHdrSize(fd: number, size: number): void;

@@ -4,7 +4,8 @@
 // IO_CLIENT_ATTACH. With options.cells (an ArrayBuffer in the cells.h layout), accesses that hit a
 // register cell are answered and COMPLETEd by that thread and never reach JS (cells.cc). Requests are queued natively and one ThreadSafeFunction call drains all that
 // accumulated, so a burst wakes JS once: callback(requests: ArrayBuffer | null, count, error, end).
-// `requests` holds `count` raw 48-byte bao_virtio_request structs. When the thread ends, a last call
+// `requests` holds `count` raw 48-byte bao_virtio_request structs; it is the same buffer on every
+// call that carries up to 16 (JS decodes it before returning: the next call overwrites it). When the thread ends, a last call
 // carries end = 'stopped' | 'dm-gone' | 'error' (error set for 'error' and 'dm-gone').
 //
 // Stopping: ATTACH has no timeout and no poll support, so the thread is interrupted with a
@@ -164,6 +165,8 @@ AttachLoop::AttachLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attach
   kickTimer_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(kickTimer_));
 
+  deliveryRef_ = Napi::Persistent(Napi::ArrayBuffer::New(env, kDeliveryRequests * sizeof(uapi::VirtioRequest)));
+
   // Unlimited queue: the thread never waits for the JS thread, so stop() can always join it.
   s->tsfn = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "bao:attach", 0, 1);
   s->owner = this;
@@ -298,19 +301,28 @@ void AttachLoop::Run(const std::shared_ptr<AttachShared>& sp) {
 void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env, Napi::Function cb, bool final) {
   if (env == nullptr) return;  // env torn down: nobody to tell
   AttachShared& s = *sp;
-  std::vector<uapi::VirtioRequest> batch;
   AttachShared::End end;
   int err;
   uint64_t queuedNs;
+  Napi::HandleScope scope(env);
+  // The requests are copied out under the lock, into the owner's delivery buffer when they fit
+  // (a new ArrayBuffer otherwise); the queue keeps its capacity, so neither thread allocates.
+  Napi::ArrayBuffer ab;
+  size_t count;
   {
     std::lock_guard<std::mutex> g(s.lock);
     queuedNs = cells::QueuedAt(s.cells);
-    batch.swap(s.queue);
+    count = s.queue.size();
+    if (count > 0) {
+      size_t bytes = count * sizeof(uapi::VirtioRequest);
+      ab = s.owner != nullptr && count <= kDeliveryRequests ? s.owner->deliveryRef_.Value() : Napi::ArrayBuffer::New(env, bytes);
+      memcpy(ab.Data(), s.queue.data(), bytes);
+      s.queue.clear();
+    }
     s.drainScheduled = false;
     end = s.end;
     err = s.endErrno;
   }
-  Napi::HandleScope scope(env);
   auto call = [&](Napi::Value reqs, size_t count, Napi::Value error, Napi::Value endName) {
     try {
       cb.Call({reqs, Napi::Number::New(env, static_cast<double>(count)), error, endName});
@@ -318,13 +330,11 @@ void AttachLoop::Deliver(const std::shared_ptr<AttachShared>& sp, Napi::Env env,
       napi_fatal_exception(env, e.Value());
     }
   };
-  if (!batch.empty()) {
-    uint64_t startNs = cells::NowNs();
-    size_t bytes = batch.size() * sizeof(uapi::VirtioRequest);
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
-    memcpy(ab.Data(), batch.data(), bytes);
-    call(ab, batch.size(), env.Null(), env.Null());
-    cells::RecordDelivery(s.cells, queuedNs, startNs, cells::NowNs());
+  if (count > 0) {
+    // A batch the ATTACH thread did not time (queuedNs 0: sampling, cells.h) reads no clock here either.
+    uint64_t startNs = queuedNs != 0 ? cells::NowNs() : 0;
+    call(ab, count, env.Null(), env.Null());
+    if (queuedNs != 0) cells::RecordDelivery(s.cells, queuedNs, startNs, cells::NowNs());
   }
   if (!final) return;
   Napi::Value error = env.Null();

@@ -78,6 +78,11 @@ class AttachLoop : public Napi::ObjectWrap<AttachLoop> {
 
   Napi::Reference<Napi::ArrayBuffer> cellsRef_;  // keeps the table's memory while the thread may read it
   Napi::Reference<Napi::ArrayBuffer> journalRef_;  // same for the request journal's mapping
+  // The ArrayBuffer each delivery of up to kDeliveryRequests requests is copied into (JS thread
+  // only): made once, so that a trapped access costs no ArrayBuffer (allocation, zeroing, GC
+  // tracking). JS decodes it before the callback returns (the next delivery overwrites it).
+  static constexpr size_t kDeliveryRequests = 16;
+  Napi::Reference<Napi::ArrayBuffer> deliveryRef_;
   uv_timer_t* kickTimer_ = nullptr;
   std::vector<Napi::Promise::Deferred> stopWaiters_;
 };

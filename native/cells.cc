@@ -90,6 +90,13 @@ uint32_t Bucket(uint64_t ns) {
 void MarkQueued(const Table& t) {
   uint32_t* tm = Timing(t);
   if (tm == nullptr) return;
+  uint32_t period = Load(&tm[kTimingPeriod]);
+  uint32_t seen = tm[kTimingCounter]++;  // under the shared lock: one writer
+  if (period > 1 && seen % period != 0) {
+    tm[0] = 0;
+    tm[1] = 0;
+    return;
+  }
   uint64_t now = NowNs();
   tm[0] = static_cast<uint32_t>(now);
   tm[1] = static_cast<uint32_t>(now >> 32);
@@ -104,8 +111,8 @@ uint64_t QueuedAt(const Table& t) {
 void RecordDelivery(const Table& t, uint64_t queuedNs, uint64_t startNs, uint64_t endNs) {
   uint32_t* tm = Timing(t);
   if (tm == nullptr || queuedNs == 0 || startNs < queuedNs || endNs < startNs) return;
-  __atomic_fetch_add(&tm[2 + Bucket(startNs - queuedNs)], 1u, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&tm[2 + kTimingBuckets + Bucket(endNs - startNs)], 1u, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&tm[kTimingHistograms + Bucket(startNs - queuedNs)], 1u, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&tm[kTimingHistograms + kTimingBuckets + Bucket(endNs - startNs)], 1u, __ATOMIC_RELAXED);
 }
 
 namespace {
@@ -135,10 +142,20 @@ Napi::Value RecordDeliveryJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value MarkQueuedJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "table must be an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  Table t{static_cast<uint32_t*>(ab.Data()), ab.ByteLength() / 4};
+  MarkQueued(t);
+  return Napi::BigInt::New(env, QueuedAt(t));
+}
+
 }  // namespace
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("answerCell", Napi::Function::New(env, AnswerCell, "answerCell"));
+  exports.Set("markQueued", Napi::Function::New(env, MarkQueuedJs, "markQueued"));
   exports.Set("recordDelivery", Napi::Function::New(env, RecordDeliveryJs, "recordDelivery"));
 }
 

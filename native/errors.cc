@@ -22,11 +22,13 @@ void ThrowErrno(Napi::Env env, int err, const std::string& syscall, const char* 
   throw ErrnoError(env, err, syscall, path);
 }
 
+// One napi call per number (napi_get_value_double fails on anything else): every trapped access
+// that goes to JS converts eight arguments in complete().
 static double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
+  double d = 0;
+  if (info.Length() <= i || napi_get_value_double(info.Env(), info[i], &d) != napi_ok) {
     throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
   }
-  double d = info[i].As<Napi::Number>().DoubleValue();
   if (!std::isfinite(d) || std::trunc(d) != d) {
     throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer");
   }
@@ -51,19 +53,21 @@ uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<uint32_t>(d);
 }
 
+// Numbers first, in one napi call (napi_get_value_double fails on anything else, a bigint
+// included): complete() converts six of them on every trapped access that goes to JS.
 uint64_t ValueU64(Napi::Env env, Napi::Value v, const char* name) {
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) == napi_ok) {
+    if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 9007199254740991.0) {
+      throw Napi::RangeError::New(env, std::string(name) + " must be a non-negative safe integer");
+    }
+    return static_cast<uint64_t>(d);
+  }
   if (v.IsBigInt()) {
     bool lossless = false;
     uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
     if (!lossless) throw Napi::RangeError::New(env, std::string(name) + " must fit in a u64");
     return u;
-  }
-  if (v.IsNumber()) {
-    double d = v.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 9007199254740991.0) {
-      throw Napi::RangeError::New(env, std::string(name) + " must be a non-negative safe integer");
-    }
-    return static_cast<uint64_t>(d);
   }
   throw Napi::TypeError::New(env, std::string(name) + " must be a bigint or a number");
 }

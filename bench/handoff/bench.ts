@@ -7,11 +7,10 @@
 
 import * as fs from 'node:fs';
 
-import { AttachLoop, EventFd, type DeviceModelHandle, type IoRequest } from '../../lib/dispatcher/index.js';
+import { DeviceModelHandle, EventFd } from '../../lib/dispatcher/index.js';
 import { RngDevice } from '../../lib/devices/rng/index.js';
 import { loadAddon } from '../../lib/native.js';
 import { REVISION_ID } from '../../lib/uapi/index.js';
-import { IoOp } from '../../lib/uapi/constants.js';
 import { silentLogger } from '../../lib/virtio/logger.js';
 import { DeviceModelServer } from '../../lib/vmm/device-model-server.js';
 import { DeviceStateFile } from '../../lib/vmm/state/index.js';
@@ -23,11 +22,16 @@ const out = process.env['FAKE_BAO_OUT'];
 if (!Number.isInteger(base) || !Number.isInteger(mmio) || out === undefined) throw new Error('run through bench/handoff/run.sh');
 const REGION = 1 << 20;
 
-/** A DeviceModelHandle over a fake-bao fd: the real AttachLoop and COMPLETE, no shared memory. */
+/**
+ * A DeviceModelHandle over a fake-bao fd: the real DeviceModel's ATTACH loop and COMPLETE (the
+ * product's code on the request path), no shared memory, no eventfd registration.
+ */
 function handleOn(fd: number, id: number): DeviceModelHandle {
   const bytes = new Uint8Array(REGION);
+  const info = { id, shmemAddr: 0x4000_0000n, shmemSize: BigInt(REGION), irq: 48 };
+  const dm = new DeviceModelHandle({ addon, revision: 'primary', revisionId: REVISION_ID.primary, fd, info, closePolicy: 'keep-open', keepKey: `handoff-${id}` });
   return {
-    info: { id, shmemAddr: 0x4000_0000n, shmemSize: BigInt(REGION), irq: 48 },
+    info,
     fd,
     map: () => ({ bytes, address: 0x7f00_0000_0000n }),
     createEventFd: () => EventFd.create({ addon }),
@@ -35,12 +39,8 @@ function handleOn(fd: number, id: number): DeviceModelHandle {
     assignIrqfd: () => undefined,
     deassignIrqfd: () => undefined,
     assignIoeventfd: () => undefined,
-    attach: (onRequests: (r: IoRequest[]) => void, onError: (e: Error) => void, options = {}) =>
-      new AttachLoop(fd, REVISION_ID.primary, id, onRequests, onError, addon, options),
-    complete(req: IoRequest, readValue: number | bigint = 0): void {
-      const value = req.op === IoOp.Read ? BigInt(readValue) & 0xffff_ffffn : req.value;
-      addon.complete(fd, REVISION_ID.primary, req.dmId, req.addr, req.op, value, req.accessWidth, req.requestId);
-    },
+    attach: dm.attach.bind(dm),
+    complete: dm.complete.bind(dm),
     close: async () => undefined,
   } as unknown as DeviceModelHandle;
 }

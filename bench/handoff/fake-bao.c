@@ -41,6 +41,8 @@ struct dm {
 	int to_dm[2]; /* frontend -> ATTACH */
 	int to_fe[2]; /* COMPLETE -> frontend */
 	int attached;
+	pid_t attach_tid; /* the thread that ATTACHes */
+	long js_completes; /* COMPLETEs issued from node's main (JS) thread */
 };
 
 static struct dm dms[NDM];
@@ -67,6 +69,7 @@ static int fake_ioctl(int i, unsigned long request, struct req *r)
 			pin(1);
 			pinned = 1;
 		}
+		__atomic_store_n(&dms[i].attach_tid, gettid(), __ATOMIC_RELAXED);
 		__atomic_store_n(&dms[i].attached, 1, __ATOMIC_RELEASE);
 		n = read(dms[i].to_dm[0], r, sizeof *r);
 		if (n == (ssize_t)sizeof *r)
@@ -75,6 +78,8 @@ static int fake_ioctl(int i, unsigned long request, struct req *r)
 			errno = EIO;
 		return -1;
 	case 3: /* COMPLETE */
+		if (gettid() == getpid())
+			__atomic_add_fetch(&dms[i].js_completes, 1, __ATOMIC_RELAXED);
 		n = write(dms[i].to_fe[1], r, sizeof *r);
 		return n == (ssize_t)sizeof *r ? 0 : -1;
 	default:
@@ -96,6 +101,37 @@ int ioctl(int fd, unsigned long request, ...)
 	return libc_ioctl(fd, request, arg);
 }
 
+/* CPU time a thread of this process has run (ns, /proc schedstat: user + system), 0 if unknown. */
+static uint64_t thread_cpu_ns(pid_t tid)
+{
+	char path[64];
+	unsigned long long run = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", (int)tid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &run) != 1)
+		run = 0;
+	fclose(f);
+	return run;
+}
+
+static pid_t floor_tid;
+
+/* The threads whose CPU is accounted per class: node's main (JS) thread, each ATTACH thread, the floor's. */
+enum { CPU_JS, CPU_ATTACH_BAO, CPU_ATTACH_JS, CPU_FLOOR, NCPU };
+
+static void cpu_snapshot(uint64_t *cpu, long *js)
+{
+	cpu[CPU_JS] = thread_cpu_ns(getpid());
+	cpu[CPU_ATTACH_BAO] = thread_cpu_ns(dms[0].attach_tid);
+	cpu[CPU_ATTACH_JS] = thread_cpu_ns(dms[2].attach_tid);
+	cpu[CPU_FLOOR] = thread_cpu_ns(floor_tid);
+	*js = __atomic_load_n(&dms[0].js_completes, __ATOMIC_RELAXED) + __atomic_load_n(&dms[2].js_completes, __ATOMIC_RELAXED);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -107,6 +143,7 @@ static void *floor_main(void *arg)
 {
 	struct req r;
 	(void)arg;
+	floor_tid = gettid();
 	for (;;) {
 		if (ioctl(base_fd + 1, _IOWR(0xA6, 0x02, struct req), &r) != 0)
 			continue;
@@ -157,7 +194,11 @@ static void *frontend_main(void *arg)
 		char cls[64];
 		uint64_t off = 0, value = 0;
 		int fields = sscanf(tok, "%63[^:]:%li:%li", cls, (long *)&off, (long *)&value);
+		uint64_t cpu0[NCPU], cpu1[NCPU];
+		long js0 = 0, js1 = 0;
 		for (long s = -200; s < samples; s++) { /* 200 untimed warm-up rounds */
+			if (s == 0)
+				cpu_snapshot(cpu0, &js0);
 			for (int k = 0; k < NDM; k++) {
 				int i = order[(k + (s & 0x7fffffff)) % NDM];
 				uint64_t d = trip(i, off, fields >= 3, value, id++);
@@ -165,6 +206,11 @@ static void *frontend_main(void *arg)
 					t[i][s] = d;
 			}
 		}
+		cpu_snapshot(cpu1, &js1);
+		/* CPU per access of each thread over the timed rounds: the JS thread's per access it answered */
+		fprintf(f, "cpu %s js_accesses %ld js_ns %lu attach_bao_ns %lu attach_js_ns %lu floor_ns %lu\n", cls, js1 - js0,
+			(unsigned long)(cpu1[CPU_JS] - cpu0[CPU_JS]), (unsigned long)(cpu1[CPU_ATTACH_BAO] - cpu0[CPU_ATTACH_BAO]),
+			(unsigned long)(cpu1[CPU_ATTACH_JS] - cpu0[CPU_ATTACH_JS]), (unsigned long)(cpu1[CPU_FLOOR] - cpu0[CPU_FLOOR]));
 		for (int i = 0; i < NDM; i++) {
 			uint64_t *v = t[i];
 			qsort(v, samples, sizeof *v, cmp);

@@ -50,9 +50,16 @@ export class AttachLoop {
     this.ended = new Promise<AttachEnd>((resolve) => {
       settle = resolve;
     });
+    // The addon delivers into the same buffer each time (AttachCallback): one view over it.
+    let viewOf: ArrayBuffer | undefined;
+    let view: DataView | undefined;
     this.native = new addon.AttachLoop(fd, revision, (buffer, count, err, end) => {
       if (buffer !== null) {
-        onRequests(decodeRequests(buffer, count));
+        if (buffer !== viewOf || view === undefined) {
+          viewOf = buffer;
+          view = new DataView(buffer);
+        }
+        onRequests(decodeRequests(buffer, count, view));
         return;
       }
       if (end === null) return;

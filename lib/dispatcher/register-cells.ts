@@ -31,8 +31,13 @@ export const CELL_LAYOUT = {
   lastErrno: 2,
   /** Header word holding the word index of the hand-off timing block (0: none). */
   timingIndex: 3,
-  /** Timing block: 2 words of native-only timestamp, then the hand-off and JS-turn histograms. */
+  /**
+   * Timing block: 2 words of native-only timestamp, the sampling period (every n-th batch is
+   * timed), a native-only batch counter, then the hand-off and JS-turn histograms.
+   */
   timingBuckets: 96,
+  timingPeriod: 2,
+  timingHistograms: 4,
   /** Offsets inside a cell. */
   addrLow: 0,
   addrHigh: 1,
@@ -112,16 +117,26 @@ export class RegisterCellTable {
 
   private readonly timingBase: number;
 
-  /** `timing`: the native side also measures the hand-off of requests that go to JS (handOffTiming). */
-  constructor(options: { maxCells?: number; valueWords?: number; timing?: boolean } = {}) {
+  /**
+   * `timing`: the native side also measures the hand-off of requests that go to JS
+   * (handOffTiming); `{ every: n }` times only every n-th batch (three clock reads each, which
+   * are system calls where the clock source has no vDSO path).
+   */
+  constructor(options: { maxCells?: number; valueWords?: number; timing?: boolean | { readonly every: number } } = {}) {
     this.maxCells = Math.min(options.maxCells ?? 16, CELL_LAYOUT.maxCells);
     this.valueWords = options.valueWords ?? 16;
     this.valueBase = CELL_LAYOUT.headerWords + this.maxCells * CELL_LAYOUT.cellWords;
-    const timingWords = options.timing === true ? 2 + 2 * CELL_LAYOUT.timingBuckets : 0;
+    const timing = options.timing ?? false;
+    const timingWords = timing === false ? 0 : CELL_LAYOUT.timingHistograms + 2 * CELL_LAYOUT.timingBuckets;
     this.timingBase = timingWords === 0 ? 0 : this.valueBase + this.valueWords;
     this.buffer = new ArrayBuffer((this.valueBase + this.valueWords + timingWords) * 4);
     this.words = new Int32Array(this.buffer);
-    if (this.timingBase !== 0) Atomics.store(this.words, CELL_LAYOUT.timingIndex, this.timingBase);
+    if (timing !== false) {
+      const every = timing === true ? 1 : timing.every;
+      if (!Number.isInteger(every) || every < 1 || every > 0x7fff_ffff) throw new RangeError(`RegisterCellTable: timing.every must be a positive integer, got ${every}`);
+      Atomics.store(this.words, this.timingBase + CELL_LAYOUT.timingPeriod, every);
+      Atomics.store(this.words, CELL_LAYOUT.timingIndex, this.timingBase);
+    }
   }
 
   /** The hand-off timing measured so far, or undefined when the table was made without `timing`. */
@@ -129,8 +144,8 @@ export class RegisterCellTable {
     if (this.timingBase === 0) return undefined;
     const b = CELL_LAYOUT.timingBuckets;
     return {
-      handoff: summarize(this.words, this.timingBase + 2, b),
-      turn: summarize(this.words, this.timingBase + 2 + b, b),
+      handoff: summarize(this.words, this.timingBase + CELL_LAYOUT.timingHistograms, b),
+      turn: summarize(this.words, this.timingBase + CELL_LAYOUT.timingHistograms + b, b),
     };
   }
 

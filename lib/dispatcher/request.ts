@@ -25,17 +25,21 @@ function u64(view: DataView, at: number): number {
   return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x1_0000_0000;
 }
 
-/** Decode `count` raw bao_virtio_request structs (little-endian on every Bao target). */
-export function decodeRequests(buffer: ArrayBuffer, count: number): IoRequest[] {
-  const view = new DataView(buffer);
+/**
+ * Decode `count` raw bao_virtio_request structs (little-endian on every Bao target). `view`: one
+ * over `buffer` made earlier (the addon delivers into the same buffer each time). A zero value
+ * (every READ's) is the literal 0n: no BigInt is allocated for it.
+ */
+export function decodeRequests(buffer: ArrayBuffer, count: number, view: DataView = new DataView(buffer)): IoRequest[] {
   const out: IoRequest[] = new Array<IoRequest>(count);
   for (let i = 0; i < count; i++) {
     const base = i * SIZE;
+    const at = base + O.value;
     out[i] = {
       dmId: u64(view, base + O.dm_id),
       addr: u64(view, base + O.addr),
       op: u64(view, base + O.op),
-      value: view.getBigUint64(base + O.value, true),
+      value: view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 ? 0n : view.getBigUint64(at, true),
       accessWidth: u64(view, base + O.access_width),
       requestId: u64(view, base + O.request_id),
     };

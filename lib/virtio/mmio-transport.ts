@@ -185,6 +185,8 @@ export class MmioTransport {
   private readonly log: Logger;
   private readonly vendorId: number;
   private readonly offered: bigint;
+  /** The two 32-bit words of `offered`, as DeviceFeatures reads them (no BigInt work per read). */
+  private readonly offeredWords: readonly [number, number];
   private readonly queueRegs: QueueRegisters[];
   private lifecycle: Lifecycle = { kind: 'inactive' };
   private statusValue = 0;
@@ -210,6 +212,7 @@ export class MmioTransport {
     this.log = rateLimitedLogger((options.log ?? silentLogger).child({ device: device.name }), options.logLimit);
     this.vendorId = options.vendorId ?? R.BAO_VENDOR_ID;
     this.offered = device.features | TRANSPORT_FEATURES;
+    this.offeredWords = [featureWord(this.offered, 0), featureWord(this.offered, 1)];
     this.queueRegs = device.queueMaxSizes.map((maxSize) => newQueueRegisters(maxSize));
     this.isrWords = options.interruptStatusWord?.words ?? new Int32Array(1);
     this.isrIndex = options.interruptStatusWord?.index ?? 0;
@@ -271,7 +274,8 @@ export class MmioTransport {
       case R.MMIO_VENDOR_ID:
         return this.vendorId;
       case R.MMIO_DEVICE_FEATURES:
-        return featureWord(this.offered, this.deviceFeaturesSel);
+        // Words past the second read 0 (features.ts featureWord).
+        return this.deviceFeaturesSel === 0 ? this.offeredWords[0] : this.deviceFeaturesSel === 1 ? this.offeredWords[1] : 0;
       case R.MMIO_QUEUE_NUM_MAX:
         // §4.2.2: 0 for a queue that is not available (how drivers probe the count).
         return q?.maxSize ?? 0;

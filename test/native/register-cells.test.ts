@@ -84,6 +84,17 @@ describe('the hand-off timing block of a cell table', () => {
     expect(timing?.turn.maxUs).toBeCloseTo(8.2, 1);
   });
 
+  it('times one batch in `every`: the others carry no queued time, so neither thread reads the clock for them', () => {
+    const sampled = new RegisterCellTable({ maxCells: 1, valueWords: 1, timing: { every: 4 } });
+    const marks = Array.from({ length: 9 }, () => addon.markQueued(sampled.buffer));
+    expect(marks.map((m) => m !== 0n)).toEqual([true, false, false, false, true, false, false, false, true]);
+    const every = new RegisterCellTable({ maxCells: 1, valueWords: 1, timing: true });
+    expect(Array.from({ length: 3 }, () => addon.markQueued(every.buffer) !== 0n)).toEqual([true, true, true]);
+    const plain = new RegisterCellTable({ maxCells: 1, valueWords: 1 });
+    expect(addon.markQueued(plain.buffer)).toBe(0n);
+    expect(() => new RegisterCellTable({ timing: { every: 0 } })).toThrow(/timing.every/);
+  });
+
   it('ignores deliveries without a queued time or with times out of order, and tables without a timing block', () => {
     const t = new RegisterCellTable({ maxCells: 1, valueWords: 1, timing: true });
     addon.recordDelivery(t.buffer, 0, 5, 6);

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { TransportState } from '../../../../lib/virtio/device-state.js';
 import { DeviceStateFile } from '../../../../lib/vmm/state/device-state-file.js';
+import { fnv1a } from '../../../../lib/vmm/state/state-image.js';
 
 const identity = { dmId: 3, mmioAddr: 'a000000', type: 'rng' };
 const dirs: string[] = [];
@@ -51,5 +52,23 @@ describe('DeviceStateFile.save', () => {
     expect(loaded.kind).toBe('found');
     expect(loaded.kind === 'found' && (loaded.state.transport as unknown as { queueSel: number }).queueSel).toBe(1);
     again.close();
+  });
+
+  it('writes the bytes of JSON.stringify({ identity, transport }), which a reader checks with FNV-1a', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nb-save-'));
+    dirs.push(dir);
+    const file = DeviceStateFile.open(dir, identity);
+    const transport = { queueSel: 1, queues: [{ size: 256, ready: true, desc: '0x1000' }], offered: '130000000' } as unknown as TransportState;
+    expect(file.load().kind).toBe('none');
+    file.save({ transport });
+    const read = file.image.read();
+    expect(read.kind).toBe('ok');
+    const payload = read.kind === 'ok' ? new TextDecoder().decode(read.payload) : '';
+    expect(payload).toBe(JSON.stringify({ identity, transport }));
+    expect(file.load()).toEqual({ kind: 'found', state: { transport } });
+    // The published FNV-1a 32-bit vectors: the checksum of every image written before stays valid.
+    const enc = (t: string) => new TextEncoder().encode(t);
+    expect([fnv1a(enc('')), fnv1a(enc('a')), fnv1a(enc('foobar'))]).toEqual([0x811c9dc5, 0xe40c292c, 0xbf9cf968]);
+    file.close();
   });
 });
