@@ -10,11 +10,24 @@ import { describe, expect, it } from 'vitest';
 import { BlkDevice } from '../../../../lib/devices/blk/device.js';
 import { IoUringEngine, type UringRing } from '../../../../lib/devices/blk/engines/io-uring.js';
 import { RING_EVENT_IDX } from '../../../../lib/virtio/features.js';
-import { MockDriver } from '../../../../lib/virtio/testing/mock-driver.js';
-import { addRead, statusOf } from './helpers.js';
+import { MockDriver, type MockQueue } from '../../../../lib/virtio/testing/mock-driver.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+
+/** A read of `length` bytes at `sector` as virtio_blk frames it: header, data, status. */
+function addRead(q: MockQueue, sector: number, length: number): number {
+  const header = new Uint8Array(16);
+  new DataView(header.buffer).setBigUint64(8, BigInt(sector), true); // type 0: IN
+  return q.add([{ data: header }, { length, writable: true }, { length: 1, writable: true }]);
+}
+
+/** The status byte of a submitted chain (the last byte of its last buffer). */
+function statusOf(q: MockQueue, head: number): number {
+  const buffers = q.buffers(head);
+  const last = buffers[buffers.length - 1]!;
+  return last[last.length - 1]!;
+}
 
 /**
  * A ring whose kernel either finishes every request inside submit() (`inline`, as a cached
