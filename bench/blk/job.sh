@@ -79,6 +79,11 @@ vt=/dev/$(disk bench-tp)
 losetup /dev/loop0 /tmp/bench-uring.img || fail "losetup"
 grep -o '"threadpool":[0-9]*' /tmp/baoctl-blk.log | head -n1 | sed 's/^/# /' > $OUT
 echo "# disks: uring $vu, threadpool $vt, loop /dev/loop0, file /tmp/bench-uring.img; runtime ${RUNTIME}s x $ROUNDS rounds" >> $OUT
+# The request sizes the guest may send (virtio_blk sets them from SIZE_MAX / SEG_MAX).
+for v in $vu $vt; do
+  q=/sys/block/${v#/dev/}/queue
+  echo "# $v limits: max_sectors_kb $(cat $q/max_sectors_kb), max_segment_size $(cat $q/max_segment_size), max_segments $(cat $q/max_segments)" >> $OUT
+done
 
 # job name, fio arguments
 run_job() {
