@@ -5,8 +5,8 @@
 // frames and headers, receive chains without room, control commands, a transmit flood); the
 // sixth is the canary, served to the guest's own virtio_rng driver. After every case:
 // the daemon is alive; every access was completed; the canary kept answering register reads
-// within CANARY_FACTOR times its baseline p99 (or CANARY_FLOOR_US), with no sample longer than
-// CANARY_MAX_US (below); RSS stayed bounded; the abused device model logged about 10 lines
+// (one the daemon's native thread answers, one its JavaScript does) within CANARY_FACTOR times
+// their baseline p99 (or CANARY_FLOOR_US), with no sample longer than CANARY_MAX_US (below); RSS stayed bounded; the abused device model logged about 10 lines
 // a second at most; nothing was written outside the writable buffers the case offered (the
 // rest of the region is canary bytes); and the abused device works again after a reset, with
 // nothing from before the reset written afterwards.
@@ -22,7 +22,7 @@ import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from '../support/bao-sim.js';
-import { LatencySampler, measure, type Latency } from './support/canary.js';
+import { LatencySampler, measure, type Canary } from './support/canary.js';
 import { RunningDaemon } from './support/daemon.js';
 import { offerUsedAgain } from './support/endless-producer.js';
 import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, type RingLayout } from './support/frontend.js';
@@ -133,7 +133,7 @@ interface Case {
 
 interface Figures {
   name: string;
-  canary: Latency;
+  canary: Canary;
   rssMB: number;
   logLines: number;
   logPerS: number;
@@ -143,7 +143,7 @@ interface Figures {
 }
 
 const figures: Figures[] = [];
-let baseline: Latency;
+let baseline: Canary;
 // How much slower the canary's p99 may get while another device model is abused. The goal is 2x;
 // under TCG the abuser and the canary share the frontend's emulated CPU and the daemon's one JS
 // thread, and the measured ratio is 2.4x to 4.3x on a quiet host (the per-case figures are
@@ -156,8 +156,8 @@ let baseline: Latency;
 // saw p99s of 51 to 55 ms in 8 of 30 cases (baseline p99 1.7 ms), where a quiet host stays
 // under 7 ms. The p99 misses a single stall (one sample, however long), hence also the bound on
 // the longest sample: a kick handled in one task of seconds shows there.
-const CANARY_FACTOR = 10;
-const CANARY_FLOOR_US = 200_000;
+const CANARY_FACTOR = 2;
+const CANARY_FLOOR_US = 1_000;
 const CANARY_MAX_US = 2_000_000;
 let baseRss = 0;
 let daemon: RunningDaemon;
@@ -331,8 +331,12 @@ async function runCase(c: Case): Promise<void> {
   figures.push({ name: c.name, canary, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
   phase('case');
 
-  expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * baseline.p99Us, CANARY_FLOOR_US));
-  expect(canary.maxUs, `canary's longest sample ${canary.maxUs} us (baseline ${baseline.maxUs} us)`).toBeLessThanOrEqual(CANARY_MAX_US);
+  // Soft: a slow canary is reported, and the case's other checks and its recovery still run.
+  for (const reg of ['native', 'js'] as const) {
+    const [now, base] = [canary[reg], baseline[reg]];
+    expect.soft(now.p99Us, `canary (${reg}) p99 ${now.p99Us} us vs baseline ${base.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * base.p99Us, CANARY_FLOOR_US));
+    expect.soft(now.maxUs, `canary's (${reg}) longest sample ${now.maxUs} us (baseline ${base.maxUs} us)`).toBeLessThanOrEqual(CANARY_MAX_US);
+  }
   expect(rss - baseRss, 'RSS growth').toBeLessThan(64 * 2 ** 20);
   // About 10 lines a second: the transport's limiter allows 10/s with a burst of 20 and adds a
   // "suppressed" summary every 5 s, and the device model's own lines (activation, the request
