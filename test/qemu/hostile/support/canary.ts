@@ -32,7 +32,7 @@ export interface Canary {
 
 const OFFSETS = { native: 0x000, js: 0x010 } as const; // MagicValue, DeviceFeatures
 const BATCH = 50;
-const SAMPLE_US = 1000;
+const SAMPLE_US = 200;
 
 function summarize(ns: number[]): Latency {
   const s = [...ns].sort((a, b) => a - b);
