@@ -56,6 +56,12 @@ export interface DeviceModelServerStats {
 
 /** How long a trapped access may wait for the device's reset to finish before it is completed anyway. */
 export const DEFAULT_RESET_TIMEOUT_MS = 1000;
+/**
+ * Accesses served from one burst before yielding to the event loop (serveInOrder). Small: an
+ * access costs microseconds here, and the slice is what another device model's access may wait
+ * behind; large enough that a probe's burst (a few dozen accesses at most) is rarely cut.
+ */
+export const REQUEST_SLICE = 16;
 
 type Settled = 'done' | 'timeout' | { error: unknown };
 
@@ -159,6 +165,11 @@ export class DeviceModelServer {
    */
   private waiting: { readonly req: IoRequest; readonly settled: Promise<void> } | undefined;
   private readonly held: IoRequest[] = [];
+  /**
+   * Set while the rest of a burst waits for the next turn of the event loop (serveInOrder): held
+   * behind it like behind `waiting`.
+   */
+  private yielded: Promise<void> | undefined;
   /** Requests handed to us and not yet completed (for completePending), kept per batch. */
   private readonly uncompleted = new InFlightRequests();
   private readonly state: StateFileServing | undefined;
@@ -296,15 +307,33 @@ export class DeviceModelServer {
     this.stats.requests += requests.length;
     this.uncompleted.add(requests);
     if (this.tap.on) this.tap.arrived(requests);
-    if (this.waiting !== undefined) {
+    if (this.waiting !== undefined || this.yielded !== undefined) {
       this.held.push(...requests);
       return;
     }
     this.serveInOrder(requests, 0);
   }
 
+  /**
+   * In order, REQUEST_SLICE accesses at a time: a longer burst (posted writes pile up in the
+   * ATTACH thread's queue while this thread is busy: a kick or fault flood hands over hundreds)
+   * yields to the event loop after each slice, so that another device model's accesses, handed
+   * over meanwhile, wait for one slice of this one and not for all of it (the frontend VMs are
+   * apart, this thread is shared).
+   */
   private serveInOrder(requests: readonly IoRequest[], from: number): void {
     for (let i = from; i < requests.length; i += 1) {
+      if (i - from === REQUEST_SLICE) {
+        this.held.unshift(...requests.slice(i));
+        this.yielded = new Promise<void>((resolve) =>
+          setImmediate(() => {
+            this.yielded = undefined;
+            resolve();
+            if (this.waiting === undefined) this.serveInOrder(this.held.splice(0), 0);
+          }),
+        );
+        return;
+      }
       const req = requests[i]!;
       const pending = this.handle1(req);
       if (pending !== undefined) {
@@ -342,6 +371,11 @@ export class DeviceModelServer {
       if (pending === undefined) this.complete(req, readValue);
     }
     return pending;
+  }
+
+  /** Until nothing handed over waits behind a yield or a pending write (close, detach). */
+  private async heldServed(): Promise<void> {
+    for (let p = this.yielded ?? this.waiting?.settled; p !== undefined; p = this.yielded ?? this.waiting?.settled) await p;
   }
 
   private waitFor(req: IoRequest, work: Promise<void>): void {
@@ -546,7 +580,7 @@ export class DeviceModelServer {
     this.watchdog.stop();
     for (const kick of this.kicks.values()) kick.stopPolling();
     await this.loop.stop();
-    await this.waiting?.settled;
+    await this.heldServed();
   }
 
   private onKick(kick: EventFd, index: number): void {
@@ -579,7 +613,7 @@ export class DeviceModelServer {
     this.tap.close();
     this.watchdog.stop();
     await this.loop.stop();
-    await this.waiting?.settled;
+    await this.heldServed();
     // The reset below is saved like any other: a daemon stopped on purpose does not leave a live
     // image behind, which the next start would resume on a frontend that may have rebooted since.
     // (A hand-over to a successor keeps it: transport.detachState() first.)

@@ -10,6 +10,16 @@
  *           made through the same open file. <off> is relative to the virtio-mmio window.
  *   bench   write "<count> [<off> [<width> [<value>]]]": count READ accesses one after another
  *           (WRITEs of <value> when it is given); read back "count N\nmin_ns X\navg_ns Y\nmax_ns Z\n"
+ *   sample  write "<count> <interval_us> [<off> [<width>]]": count READ accesses <interval_us>
+ *           apart, the writer at SCHED_FIFO meanwhile; read back each round trip's ns, one a line
+ *
+ * Why sample: a frontend vCPU on Bao has a physical CPU of its own (Bao partitions CPUs
+ * statically), so a trapped access costs the backend's time and nothing else: the vCPU resumes
+ * as soon as the access is completed. In the QEMU test machine the frontends of several device
+ * models share one guest CPU; a round trip taken by a task that is always runnable next to
+ * another always-runnable one (bench, in a loop) includes the wait for the scheduler to give it
+ * the CPU back after its completion. At SCHED_FIFO the completion's wakeup preempts the other
+ * task at once, and sleeping between samples leaves that task the CPU nearly all the time.
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -17,6 +27,8 @@
 #include <linux/uaccess.h>
 #include <linux/ktime.h>
 #include <linux/sched/signal.h>
+#include <linux/sched.h>
+#include <linux/delay.h>
 #include "bao_sim.h"
 
 static unsigned int bs_count(struct list_head *head)
@@ -195,6 +207,96 @@ static const struct file_operations bs_bench_fops = {
 	.llseek = no_llseek,
 };
 
+#define BS_SAMPLE_MAX 512
+#define BS_SAMPLE_LINE 21 /* a u64 in decimal and a newline */
+
+/* Per open file: the round trips of the last batch, formatted. */
+struct bs_sample_file {
+	struct bs_dm *dm;
+	char *out;
+	size_t len;
+};
+
+static int bs_sample_open(struct inode *inode, struct file *f)
+{
+	struct bs_sample_file *d = kzalloc(sizeof(*d), GFP_KERNEL);
+
+	if (!d)
+		return -ENOMEM;
+	d->dm = inode->i_private;
+	d->out = kmalloc(BS_SAMPLE_MAX * BS_SAMPLE_LINE + 1, GFP_KERNEL);
+	if (!d->out) {
+		kfree(d);
+		return -ENOMEM;
+	}
+	f->private_data = d;
+	return nonseekable_open(inode, f);
+}
+
+static int bs_sample_release(struct inode *inode, struct file *f)
+{
+	struct bs_sample_file *d = f->private_data;
+
+	kfree(d->out);
+	kfree(d);
+	return 0;
+}
+
+static ssize_t bs_sample_read(struct file *f, char __user *buf, size_t count, loff_t *pos)
+{
+	struct bs_sample_file *d = f->private_data;
+
+	return simple_read_from_buffer(buf, count, pos, d->out, d->len);
+}
+
+static ssize_t bs_sample_write(struct file *f, const char __user *ubuf, size_t count, loff_t *pos)
+{
+	struct bs_sample_file *d = f->private_data;
+	char cmd[64];
+	u64 n = 0, off = 0, t;
+	u32 interval = 0, width = 4;
+	bool rt = rt_task(current);
+	int nice = task_nice(current);
+	int err, fields;
+	u64 i;
+
+	err = bs_dbg_cmd(f, ubuf, count, cmd, sizeof(cmd));
+	if (err)
+		return err;
+	fields = sscanf(cmd, "%llu %u %lli %u", &n, &interval, &off, &width);
+	if (fields < 2 || n == 0 || n > BS_SAMPLE_MAX || interval > USEC_PER_SEC ||
+	    !bs_width_ok(width))
+		return -EINVAL;
+	d->len = 0;
+	if (!rt)
+		sched_set_fifo(current);
+	for (i = 0; i < n && !err; i++) {
+		if (i && interval)
+			usleep_range(interval, interval + interval / 8 + 1);
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		t = ktime_get_ns();
+		bs_access(d->dm, off, width, false, 0, &err, true);
+		t = ktime_get_ns() - t;
+		if (!err)
+			d->len += scnprintf(d->out + d->len, BS_SAMPLE_LINE + 1, "%llu\n", t);
+	}
+	if (!rt)
+		sched_set_normal(current, nice);
+	return err ? err : count;
+}
+
+static const struct file_operations bs_sample_fops = {
+	.owner = THIS_MODULE,
+	.open = bs_sample_open,
+	.release = bs_sample_release,
+	.read = bs_sample_read,
+	.write = bs_sample_write,
+	.llseek = no_llseek,
+};
+
 void bs_debugfs_dm(struct bs_dm *dm)
 {
 	char name[8];
@@ -205,4 +307,5 @@ void bs_debugfs_dm(struct bs_dm *dm)
 	debugfs_create_file("stats", 0444, dm->dbg, dm, &bs_stats_fops);
 	debugfs_create_file("access", 0600, dm->dbg, dm, &bs_access_fops);
 	debugfs_create_file("bench", 0600, dm->dbg, dm, &bs_bench_fops);
+	debugfs_create_file("sample", 0600, dm->dbg, dm, &bs_sample_fops);
 }

@@ -5,8 +5,8 @@
 // frames and headers, receive chains without room, control commands, a transmit flood); the
 // sixth is the canary, served to the guest's own virtio_rng driver. After every case:
 // the daemon is alive; every access was completed; the canary kept answering register reads
-// within CANARY_FACTOR times its baseline p99 (or CANARY_FLOOR_US), with no sample longer than
-// CANARY_MAX_US (below); RSS stayed bounded; the abused device model logged about 10 lines
+// (one the daemon's native thread answers, one its JavaScript does) within CANARY_FACTOR times
+// their baseline p99 (or CANARY_FLOOR_US), with no sample longer than CANARY_MAX_US (below); RSS stayed bounded; the abused device model logged about 10 lines
 // a second at most; nothing was written outside the writable buffers the case offered (the
 // rest of the region is canary bytes); and the abused device works again after a reset, with
 // nothing from before the reset written afterwards.
@@ -22,7 +22,7 @@ import * as os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from '../support/bao-sim.js';
-import { LatencySampler, measure, type Latency } from './support/canary.js';
+import { LatencySampler, measure, type Canary } from './support/canary.js';
 import { RunningDaemon } from './support/daemon.js';
 import { offerUsedAgain } from './support/endless-producer.js';
 import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, type RingLayout } from './support/frontend.js';
@@ -133,7 +133,7 @@ interface Case {
 
 interface Figures {
   name: string;
-  canary: Latency;
+  canary: Canary;
   rssMB: number;
   logLines: number;
   logPerS: number;
@@ -143,19 +143,26 @@ interface Figures {
 }
 
 const figures: Figures[] = [];
-let baseline: Latency;
-// How much slower the canary's p99 may get while another device model is abused. The goal is 2x;
-// under TCG the abuser and the canary share the frontend's emulated CPU and the daemon's one JS
-// thread, and the measured ratio is 2.4x to 4.3x on a quiet host (the per-case figures are
-// printed; one case reached 8.3x). 10x, or 200 ms when that is more, still catches the failure
-// this guards against: before per-kick budgets one abusive kick stalled every other device
-// model for seconds (ratios in the thousands). The floor is that high because the noise of a
-// shared host lands in the 99th percentile: under TCG each guest CPU is a host thread, and both
-// are kept busy here (the canary's sampler on one, the daemon on the other), so the host
-// preempting either adds tens of milliseconds to a few samples. One CI run on a busier host
-// saw p99s of 51 to 55 ms in 8 of 30 cases (baseline p99 1.7 ms), where a quiet host stays
-// under 7 ms. The p99 misses a single stall (one sample, however long), hence also the bound on
-// the longest sample: a kick handled in one task of seconds shows there.
+let baseline: Canary;
+// How much slower the canary's p99 may get while another device model is abused. The goal is 2x.
+// Two registers are sampled (support/canary.ts): MagicValue, which the native ATTACH thread
+// answers, and DeviceFeatures, which the device model's JavaScript answers; each is judged
+// against its own baseline. The sampler models Bao's static CPU partitioning on the frontend
+// side (SCHED_FIFO, paced: it never waits for guest CPU 0 behind the abuser), so what remains is
+// the backend's answer. That still misses 2x here, for two reasons (hostile/RESULTS.md, per case):
+// under TCG a guest CPU is a host thread, and on this shared 2-core host the p99 of ~100 to 1,000
+// samples is set by the host scheduling vCPU threads (a p50 of 0.1 to 0.2 ms while both guest
+// CPUs are busy, of several ms when an idle one must be woken, and p99s of 1 to 40 ms; the
+// baseline p99 was 10 to 17 ms in three loaded runs, 0.64 ms with the earlier sampler on a quiet
+// host); and the daemon's one JS thread is shared, so a JavaScript-served access can wait
+// behind an abused device model's queue work (up to 0.3 s seen in one case), which is bounded
+// per kick in chains, not in time. Bursts of trapped accesses are now served 16 at a time
+// (device-model-server.ts), which took the JavaScript register's p99 in the fault and reset
+// floods from 239 and 294 ms to 30 to 64 ms. 10x, or 200 ms when that is more, still catches the failure this guards against: before per-kick budgets one abusive kick
+// stalled every other device model for seconds (ratios in the thousands). One CI run on a busier
+// host saw p99s of 51 to 55 ms in 8 of 30 cases (baseline p99 1.7 ms), hence the floor. The p99
+// misses a single stall (one sample, however long), hence also the bound on the longest sample:
+// a kick handled in one task of seconds shows there.
 const CANARY_FACTOR = 10;
 const CANARY_FLOOR_US = 200_000;
 const CANARY_MAX_US = 2_000_000;
@@ -331,8 +338,12 @@ async function runCase(c: Case): Promise<void> {
   figures.push({ name: c.name, canary, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
   phase('case');
 
-  expect(canary.p99Us, `canary p99 ${canary.p99Us} us vs baseline ${baseline.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * baseline.p99Us, CANARY_FLOOR_US));
-  expect(canary.maxUs, `canary's longest sample ${canary.maxUs} us (baseline ${baseline.maxUs} us)`).toBeLessThanOrEqual(CANARY_MAX_US);
+  // Soft: a slow canary is reported, and the case's other checks and its recovery still run.
+  for (const reg of ['native', 'js'] as const) {
+    const [now, base] = [canary[reg], baseline[reg]];
+    expect.soft(now.p99Us, `canary (${reg}) p99 ${now.p99Us} us vs baseline ${base.p99Us} us`).toBeLessThanOrEqual(Math.max(CANARY_FACTOR * base.p99Us, CANARY_FLOOR_US));
+    expect.soft(now.maxUs, `canary's (${reg}) longest sample ${now.maxUs} us (baseline ${base.maxUs} us)`).toBeLessThanOrEqual(CANARY_MAX_US);
+  }
   expect(rss - baseRss, 'RSS growth').toBeLessThan(64 * 2 ** 20);
   // About 10 lines a second: the transport's limiter allows 10/s with a burst of 20 and adds a
   // "suppressed" summary every 5 s, and the device model's own lines (activation, the request
@@ -1109,8 +1120,13 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     // The baseline is taken while the other frontend makes well-behaved register accesses at
     // full speed from the same CPU as the abuse will: what is measured against it is the cost
     // of hostility, not that of sharing the frontend CPU (under TCG the two are of one size).
-    const benign = frontends.get(RNG)!.shell('i=0; while [ $i -lt 400 ]; do exec 3<>$F; echo "read 0 4" >&3; read -r v <&3; exec 3>&-; i=$((i+1)); done', 120_000);
+    // It runs for as long as the baseline is measured (until its flag file goes), however fast
+    // the accesses are.
+    const BENIGN = '/tmp/node-bao-hostile-benign';
+    fs.writeFileSync(BENIGN, '');
+    const benign = frontends.get(RNG)!.shell(`while [ -e ${BENIGN} ]; do exec 3<>$F; echo "read 0 4" >&3; read -r v <&3; exec 3>&-; done`, 120_000);
     baseline = await measure(CANARY, 3000, 300);
+    fs.rmSync(BENIGN);
     await benign;
     baseRss = (await daemon.status()).process?.rssBytes ?? 0;
   }, 330_000);

@@ -11,7 +11,7 @@ import { RngDevice } from '../../../lib/devices/rng/index.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
-import { DeviceModelServer } from '../../../lib/vmm/device-model-server.js';
+import { DeviceModelServer, REQUEST_SLICE } from '../../../lib/vmm/device-model-server.js';
 import { SharedDeadlines, type KickClock } from '../../../lib/vmm/kick-clock.js';
 import type { ExternalQueueHost } from '../../../lib/virtio/device.js';
 
@@ -407,6 +407,27 @@ describe('DeviceModelServer containment: whatever the frontend or the device doe
     await vi.waitFor(() => expect(handle.completed).toHaveLength(3));
     expect(completedIds(handle)).toEqual([reset.requestId, readBack.requestId, later.requestId]);
     expect(handle.completed.map((c) => c.value)).toEqual([0, 0, R.MAGIC_VALUE]);
+  });
+
+  it('serves a long burst a slice at a time, in order, and another device model\u2019s access handed over meanwhile waits for one slice only', async () => {
+    const abused = setup();
+    const canary = setup();
+    abused.bringUp();
+    canary.bringUp();
+    abused.handle.completed.length = 0;
+    const burst = Array.from({ length: 10 * REQUEST_SLICE }, () => access('write', R.MMIO_INTERRUPT_ACK, 4, 0n));
+    abused.send(...burst);
+    expect(abused.handle.completed).toHaveLength(REQUEST_SLICE);
+    // Arrives while the burst is being served: behind the burst's rest, in order.
+    const late = access('read', R.MMIO_MAGIC_VALUE);
+    abused.send(late);
+    await new Promise((r) => setImmediate(r));
+    expect(canary.read(R.MMIO_MAGIC_VALUE)).toBe(R.MAGIC_VALUE);
+    expect(abused.handle.completed.length).toBeLessThanOrEqual(2 * REQUEST_SLICE);
+    await vi.waitFor(() => expect(abused.handle.completed).toHaveLength(burst.length + 1));
+    expect(completedIds(abused.handle)).toEqual([...burst, late].map((r) => r.requestId));
+    await abused.server.close();
+    expect(abused.handle.events).toContain('handle closed');
   });
 
   it('completes the access anyway when the device reset does not finish in time, and sets NEEDS_RESET', async () => {
