@@ -103,25 +103,31 @@ function postFuseInit(driver: MockDriver): number {
   return driver.queue(1).add([{ data: req }, { length: 16 + 256, writable: true }]);
 }
 
+/** A virtio-fs device on virtiofsd's socket, its queues on `host`, and a driver that has initialised it. */
+async function openFsDevice(socket: string, host: ExternalQueueHost, buffer: ArrayBuffer): Promise<{ device: VhostUserDevice; driver: MockDriver }> {
+  const device = await VhostUserDevice.open({
+    name: 'fs',
+    deviceId: 26,
+    socketPath: socket,
+    queueMaxSizes: [128, 128],
+    configSize: 40,
+    defaultConfig: defaultConfig('fs', { tag: 'test' })!,
+    reconnectMs: 50,
+  });
+  cleanups.push(() => device.close());
+  device.bindExternalQueues(host);
+  const memory = new GuestMemory(BASE, new Uint8Array(buffer));
+  const driver = new MockDriver(new MmioTransport(device, { memory, interrupt: new InterruptCounter() }), memory, new InterruptCounter());
+  driver.init();
+  return { device, driver };
+}
+
 describe('VhostUserDevice with virtiofsd', () => {
   it('answers a FUSE_INIT the driver kicked during the activation, with EVENT_IDX (no later kick)', async (ctx) => {
     if (VIRTIOFSD === undefined) skipBecause(ctx, 'no virtiofsd on this machine (qemu/provision.sh installs it)');
     if (process.getuid?.() !== 0) skipBecause(ctx, 'virtiofsd needs root');
     const { socket, host, buffer, log } = await startVirtiofsd();
-    const device = await VhostUserDevice.open({
-      name: 'fs',
-      deviceId: 26,
-      socketPath: socket,
-      queueMaxSizes: [128, 128],
-      configSize: 40,
-      defaultConfig: defaultConfig('fs', { tag: 'test' })!,
-      reconnectMs: 50,
-    });
-    cleanups.push(() => device.close());
-    device.bindExternalQueues(host);
-    const memory = new GuestMemory(BASE, new Uint8Array(buffer));
-    const driver = new MockDriver(new MmioTransport(device, { memory, interrupt: new InterruptCounter() }), memory, new InterruptCounter());
-    driver.init();
+    const { device, driver } = await openFsDevice(socket, host, buffer);
     expect(device.features & EVENT_IDX).toBe(EVENT_IDX); // init() accepts what is offered
     // As Linux's virtiofs at mount: queued and kicked right after DRIVER_OK, while the rings
     // are still being handed over. With EVENT_IDX the driver would not kick this ring again.
@@ -139,21 +145,7 @@ describe('VhostUserDevice with virtiofsd', () => {
     if (VIRTIOFSD === undefined) skipBecause(ctx, 'no virtiofsd on this machine (qemu/provision.sh installs it)');
     if (process.getuid?.() !== 0) skipBecause(ctx, 'virtiofsd needs root');
     const { socket, host, buffer, callFd, child, log } = await startVirtiofsd();
-
-    const device = await VhostUserDevice.open({
-      name: 'fs',
-      deviceId: 26,
-      socketPath: socket,
-      queueMaxSizes: [128, 128],
-      configSize: 40,
-      defaultConfig: defaultConfig('fs', { tag: 'test' })!,
-      reconnectMs: 50,
-    });
-    cleanups.push(() => device.close());
-    device.bindExternalQueues(host);
-    const memory = new GuestMemory(BASE, new Uint8Array(buffer));
-    const driver = new MockDriver(new MmioTransport(device, { memory, interrupt: new InterruptCounter() }), memory, new InterruptCounter());
-    driver.init();
+    const { device, driver } = await openFsDevice(socket, host, buffer);
     expect(driver.readConfig(0, 1)).toBe('t'.charCodeAt(0));
 
     const q = driver.queue(1);
