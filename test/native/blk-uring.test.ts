@@ -49,7 +49,9 @@ function engine(entries = 64, target = fd): IoUringEngine {
 const run = (f: (done: (err: NodeJS.ErrnoException | null) => void) => void): Promise<void> =>
   new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
 
-describe('IoUringEngine', () => {
+// Durable writes go to the host's own disk (fdatasync per write): on a busy machine a test took
+// longer than vitest's 5 s default once, with nothing wrong.
+describe('IoUringEngine', { timeout: 30_000 }, () => {
   it('writes from and reads into views of a mapping, scatter-gather, at byte offsets', async () => {
     const e = engine();
     const mem = new Uint8Array(region);
