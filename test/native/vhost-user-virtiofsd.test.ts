@@ -19,6 +19,7 @@ import { GuestMemory } from '../../lib/virtio/guest-memory.js';
 import { MmioTransport } from '../../lib/virtio/mmio-transport.js';
 import { DEVICE_NEEDS_RESET } from '../../lib/virtio/status.js';
 import { InterruptCounter, MockDriver } from '../../lib/virtio/testing/mock-driver.js';
+import { regionHost } from '../unit/vhost/region-host.js';
 import { skipBecause } from './skip.js';
 
 const addon = loadAddon();
@@ -70,26 +71,9 @@ async function startVirtiofsd(): Promise<{ socket: string; host: ExternalQueueHo
   const file = path.join(dir, 'region');
   const fd = fs.openSync(file, 'w+');
   fs.ftruncateSync(fd, SIZE);
-  const c = addon.constants;
-  const buffer = addon.mmap(fd, SIZE, 0, c.PROT_READ | c.PROT_WRITE);
-  const kicks = new Map<number, number>();
-  const callFd = addon.eventfd(0, c.EFD_NONBLOCK);
-  cleanups.push(() => {
-    for (const k of kicks.values()) fs.closeSync(k);
-    fs.closeSync(callFd);
-    addon.munmap(buffer);
-    fs.closeSync(fd);
-  });
-  const host: ExternalQueueHost = {
-    kickFd: (i) => {
-      if (!kicks.has(i)) kicks.set(i, addon.eventfd(0, c.EFD_NONBLOCK));
-      return kicks.get(i)!;
-    },
-    callFd,
-    region: { fd, guestAddress: BigInt(BASE), size: BigInt(SIZE), mappedAt: addon.mappingAddress(buffer) },
-  };
+  const { host, buffer } = regionHost(addon, fd, BASE, SIZE, (fn) => cleanups.push(fn));
 
-  return { socket, host, buffer, callFd, child, log: () => log };
+  return { socket, host, buffer, callFd: host.callFd, child, log: () => log };
 }
 
 /** FUSE_INIT on the request queue (1): in header + init_in readable, room for the reply writable. */

@@ -21,6 +21,7 @@ import { MmioTransport } from '../../../lib/virtio/mmio-transport.js';
 import { DEVICE_NEEDS_RESET, DRIVER_OK } from '../../../lib/virtio/status.js';
 import { InterruptCounter, MockDriver } from '../../../lib/virtio/testing/mock-driver.js';
 import { FakeBackend, type FakeBackendOptions } from './fake-backend.js';
+import { regionHost } from './region-host.js';
 
 const addon = loadAddon();
 const BASE = 0x4000_0000;
@@ -58,28 +59,7 @@ function makeHost(): { host: ExternalQueueHost; memory: GuestMemory } {
   const fd = fs.openSync(file, 'w+');
   fs.rmSync(file);
   fs.ftruncateSync(fd, SIZE);
-  const c = addon.constants;
-  const buffer = addon.mmap(fd, SIZE, 0, c.PROT_READ | c.PROT_WRITE);
-  const kicks = new Map<number, number>();
-  const callFd = addon.eventfd(0, c.EFD_NONBLOCK);
-  cleanups.push(() => {
-    for (const k of kicks.values()) fs.closeSync(k);
-    fs.closeSync(callFd);
-    addon.munmap(buffer);
-    fs.closeSync(fd);
-  });
-  const host: ExternalQueueHost = {
-    kickFd: (i) => {
-      let k = kicks.get(i);
-      if (k === undefined) {
-        k = addon.eventfd(0, c.EFD_NONBLOCK);
-        kicks.set(i, k);
-      }
-      return k;
-    },
-    callFd,
-    region: { fd, guestAddress: BigInt(BASE), size: BigInt(SIZE), mappedAt: addon.mappingAddress(buffer) },
-  };
+  const { host, buffer } = regionHost(addon, fd, BASE, SIZE, (fn) => cleanups.push(fn));
   return { host, memory: new GuestMemory(BASE, new Uint8Array(buffer)) };
 }
 
