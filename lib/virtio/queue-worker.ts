@@ -9,9 +9,15 @@
 //   * serves at most `budget.chains` chains (at most the queue size; default 64), about
 //     `budget.descriptors` descriptors (default 1024) and about `budget.bytes` bytes (default
 //     64 KiB: the readable bytes of each chain plus what handle() wrote synchronously; a
-//     device whose handle() only submits I/O sets it to Infinity), then yields: the rest is
-//     served from scheduler.yield (setImmediate), after the event loop has answered everyone
-//     else. A chain is never split, and one chain holds at most queue-size descriptors;
+//     device whose handle() only submits I/O sets it to Infinity), and for about `budget.timeMs`
+//     of the clock (default 1 ms, counted from the TIME_CHECK_EVERY-th chain and looked at every
+//     TIME_CHECK_EVERY chains after it: on a guest whose clock has no vDSO path each look is a
+//     system call, and a run of a few chains, most kicks, never reads it), then yields: the rest is served
+//     from scheduler.yield (setImmediate), after the event loop has answered everyone else. The
+//     time bound is what keeps another device model's access from waiting behind this queue
+//     when chains are dearer than their counts say (a slow CPU, an emulated one, a handler that
+//     walks long chains). A chain is never split, and one chain holds at most queue-size
+//     descriptors;
 //   * before each chain asks handler.admit(): 'now' takes one, 'idle' ends the run until the
 //     next kick() (nothing to do with a chain yet), a number of milliseconds ends it until then
 //     (a rate limit; the worker wakes itself);
@@ -59,6 +65,8 @@ export interface QueueWorkerBudget {
   readonly descriptors?: number;
   /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 64 KiB). */
   readonly bytes?: number;
+  /** Milliseconds per run before yielding, at least one chain served (default 1). */
+  readonly timeMs?: number;
 }
 
 /** When deferred work runs; tests inject a manual one. */
@@ -67,6 +75,8 @@ export interface WorkerScheduler {
   yield(fn: () => void): void;
   /** Run `fn` after `ms`; returns a cancel function. */
   after(fn: () => void, ms: number): () => void;
+  /** A monotonic clock in ms for the time budget (default performance.now). */
+  readonly now?: () => number;
 }
 
 export const eventLoopScheduler: WorkerScheduler = {
@@ -82,6 +92,11 @@ export const eventLoopScheduler: WorkerScheduler = {
 export const DEFAULT_CHAIN_BUDGET = 64;
 export const DEFAULT_DESCRIPTOR_BUDGET = 1024;
 export const DEFAULT_BYTE_BUDGET = 64 * 1024;
+export const DEFAULT_TIME_BUDGET_MS = 1;
+/** The clock is looked at after every this many chains (and never before the first). */
+export const TIME_CHECK_EVERY = 4;
+
+const performanceNow = (): number => performance.now();
 
 export interface QueueWorkerStats {
   /** Runs started (kicks, continuations, wake-ups). */
@@ -141,6 +156,8 @@ export class QueueWorker {
   private readonly chainBudget: number;
   private readonly descriptorBudget: number;
   private readonly byteBudget: number;
+  private readonly timeBudgetMs: number;
+  private readonly now: () => number;
   private abort: AbortController | undefined;
 
   private stopped = false;
@@ -170,6 +187,8 @@ export class QueueWorker {
     this.chainBudget = Math.max(1, Math.min(this.queue.size, chains));
     this.descriptorBudget = Math.max(1, Math.floor(options.budget?.descriptors ?? DEFAULT_DESCRIPTOR_BUDGET));
     this.byteBudget = Math.max(1, options.budget?.bytes ?? DEFAULT_BYTE_BUDGET);
+    this.timeBudgetMs = Math.max(0, options.budget?.timeMs ?? DEFAULT_TIME_BUDGET_MS);
+    this.now = this.scheduler.now ?? performanceNow;
     this.taken = options.inOrder === true ? [] : undefined;
   }
 
@@ -231,12 +250,19 @@ export class QueueWorker {
     let descriptors = 0;
     let bytes = 0;
     let disabled = false;
+    let deadline = Infinity;
+    let overTime = false;
     try {
       for (;;) {
         this.kickedWhileRunning = false;
         let idle = false;
         while (!this.done) {
-          if (chains >= this.chainBudget || descriptors >= this.descriptorBudget || bytes >= this.byteBudget) {
+          if (chains > 0 && chains % TIME_CHECK_EVERY === 0 && this.timeBudgetMs !== Infinity) {
+            // The first look starts the clock: a run of fewer chains (most kicks) never reads it.
+            if (deadline === Infinity) deadline = this.now() + this.timeBudgetMs;
+            else overTime = this.now() >= deadline;
+          }
+          if (overTime || chains >= this.chainBudget || descriptors >= this.descriptorBudget || bytes >= this.byteBudget) {
             if (this.queue.hasAvailable()) {
               this.stats.yields += 1;
               this.counters.queueYields += 1;

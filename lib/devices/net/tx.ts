@@ -22,7 +22,7 @@
 import type { DeviceActivation } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
 import { worthLogging } from '../../virtio/logger.js';
-import { QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
+import { DEFAULT_TIME_BUDGET_MS, QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
 import { VNET_HDR_SIZE, checkTxHeader, decodeHeader, gatherHeader } from './header.js';
 import type { NetMetrics } from './metrics.js';
@@ -33,7 +33,7 @@ import type { TapQueue } from './tap.js';
  * (or readv), so the byte bound is a few such frames rather than the worker's 64 KiB default,
  * which would yield after every large frame.
  */
-export const NET_QUEUE_BUDGET: Required<QueueWorkerBudget> = { chains: 64, descriptors: 1024, bytes: 256 * 1024 };
+export const NET_QUEUE_BUDGET: Required<QueueWorkerBudget> = { chains: 64, descriptors: 1024, bytes: 256 * 1024, timeMs: DEFAULT_TIME_BUDGET_MS };
 
 export interface TxSettings {
   readonly features: bigint;

@@ -7,7 +7,7 @@ import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../lib/virtio/descr
 import type { DeviceActivation } from '../../../lib/virtio/device.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
-import { QueueWorker, eventLoopScheduler, type ChainHandler, type QueueWorkerOptions } from '../../../lib/virtio/queue-worker.js';
+import { QueueWorker, eventLoopScheduler, type ChainHandler, type QueueWorkerOptions, type WorkerScheduler } from '../../../lib/virtio/queue-worker.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import { ManualScheduler } from '../../../lib/virtio/testing/manual-scheduler.js';
 import { GuestAllocator, MockQueue } from '../../../lib/virtio/testing/mock-queue.js';
@@ -102,6 +102,41 @@ describe('QueueWorker: bounded work per notification', () => {
     expect(r.driver.used()).toHaveLength(4); // 4 x 300 crosses 1000 on the fourth
     r.scheduler.settle();
     expect(r.driver.used()).toHaveLength(6);
+  });
+
+  it('stops on its time budget too: chains dearer than their counts say make shorter runs', () => {
+    // Each chain costs 0.3 ms of the clock. The clock starts at the fourth chain (1.2 ms) and
+    // is looked at every fourth after it: at the eighth, 2.4 ms >= 1.2 + 1, so the run yields.
+    let clock: ManualScheduler | undefined;
+    const r = rig(64, { handle: () => ((clock!.time += 0.3), 0) });
+    clock = r.scheduler;
+    r.post(40);
+    r.worker.kick();
+    expect(r.driver.used()).toHaveLength(8);
+    expect(r.counters.queueYields).toBe(1);
+    r.scheduler.turn(); // the continuation: the same bound again
+    expect(r.driver.used()).toHaveLength(8);
+    r.scheduler.settle();
+    expect(r.driver.used()).toHaveLength(24);
+  });
+
+  it('a run of fewer than four chains never reads the clock, and timeMs Infinity never does', () => {
+    let reads = 0;
+    const counting = (): WorkerScheduler => {
+      const base = new ManualScheduler();
+      return { yield: (fn) => base.yield(fn), after: (fn, ms) => base.after(fn, ms), now: () => ((reads += 1), base.time) };
+    };
+    const short = rig(64, { handle: () => 0 }, { scheduler: counting() });
+    short.post(3);
+    short.worker.kick();
+    expect(short.driver.used()).toHaveLength(3);
+    expect(reads).toBe(0);
+
+    const long = rig(256, { handle: () => 0 }, { scheduler: counting(), budget: { timeMs: Infinity } });
+    long.post(200);
+    long.worker.kick();
+    expect(long.driver.used()).toHaveLength(64);
+    expect(reads).toBe(0);
   });
 
   it('does not let kicks skip ahead of the yield: a kick while a continuation is due does nothing', () => {
