@@ -138,6 +138,10 @@ export interface TransportTrace {
   needsReset(reason: string): void;
 }
 
+/** stateWords: the transport's own words, then each queue's (see stateChanged()). */
+const STATE_WORDS = 8;
+const QUEUE_STATE_WORDS = 8;
+
 interface QueueRegisters {
   readonly maxSize: number;
   size: number;
@@ -197,11 +201,22 @@ export class MmioTransport {
   private deviceFeaturesSel = 0;
   private driverFeaturesSel = 0;
   private driverFeatures = 0n;
+  /** Assignments of driverFeatures so far (stateChanged()). */
+  private driverFeaturesWrites = 0;
   private queueSel = 0;
   /** Set while a device reset that returned a Promise is finishing. */
   private resetting: Promise<void> | undefined;
   /** Where state is saved; dropped by detachState() (shutdown keeps the last live image). */
   private stateStore: DeviceStateStore | undefined;
+  /**
+   * What captureState() would hold, as words (the fields that change: status, features,
+   * selectors, generation, InterruptStatus, each queue's registers), and the same as last saved.
+   * Most JS-handled writes change none of them (a write to a read-only register, a fault flood's
+   * thousands): compared as words, they cost no capture, no JSON and no garbage. Allocated once.
+   */
+  private readonly stateWords: Uint32Array;
+  private readonly savedWords: Uint32Array;
+  private saved = false;
   /** Set while resume() activates: queues continue from the ring's used idx. */
   private resuming = false;
 
@@ -218,6 +233,8 @@ export class MmioTransport {
     this.isrIndex = options.interruptStatusWord?.index ?? 0;
     Atomics.store(this.isrWords, this.isrIndex, 0);
     this.stateStore = options.state;
+    this.stateWords = new Uint32Array(STATE_WORDS + QUEUE_STATE_WORDS * this.queueRegs.length);
+    this.savedWords = new Uint32Array(this.stateWords.length);
   }
 
   get status(): number {
@@ -536,6 +553,33 @@ export class MmioTransport {
     };
   }
 
+  /** Fills stateWords; whether they differ from savedWords. */
+  private stateChanged(): boolean {
+    const w = this.stateWords;
+    w[0] = this.statusValue;
+    w[1] = this.driverFeaturesWrites; // no BigInt work: counts assignments (the JSON check dedups)
+    w[2] = 0;
+    w[3] = this.generation;
+    w[4] = this.interruptStatus;
+    w[5] = this.queueSel;
+    w[6] = this.deviceFeaturesSel;
+    w[7] = this.driverFeaturesSel;
+    let i = STATE_WORDS;
+    for (const q of this.queueRegs) {
+      w[i++] = q.size;
+      w[i++] = q.ready ? 1 : 0;
+      w[i++] = q.descLow;
+      w[i++] = q.descHigh;
+      w[i++] = q.driverLow;
+      w[i++] = q.driverHigh;
+      w[i++] = q.deviceLow;
+      w[i++] = q.deviceHigh;
+    }
+    const saved = this.savedWords;
+    for (let k = 0; k < w.length; k += 1) if (w[k] !== saved[k]) return true;
+    return false;
+  }
+
   /** Stop saving state (shutdown: the image of the live device stays for the next process). */
   detachState(): void {
     this.stateStore = undefined;
@@ -544,8 +588,11 @@ export class MmioTransport {
   private saveState(): void {
     const store = this.stateStore;
     if (store === undefined) return;
+    if (!this.stateChanged() && this.saved) return;
     try {
       store.save({ transport: this.captureState() });
+      this.savedWords.set(this.stateWords);
+      this.saved = true;
     } catch (err) {
       // The device keeps working; only a restart would not resume it.
       this.log.error({ error: String(err) }, 'cannot save the device state');
@@ -578,6 +625,7 @@ export class MmioTransport {
     if (live && !s.queues.some((q) => q.ready)) throw new StateMismatchError('saved state is live with no queue ready');
     this.statusValue = s.status;
     this.driverFeatures = features;
+    this.driverFeaturesWrites += 1;
     this.generation = s.generation;
     this.queueSel = s.queueSel;
     this.deviceFeaturesSel = s.deviceFeaturesSel;
@@ -784,6 +832,7 @@ export class MmioTransport {
     this.deviceFeaturesSel = 0;
     this.driverFeaturesSel = 0;
     this.driverFeatures = 0n;
+    this.driverFeaturesWrites += 1;
     this.queueSel = 0;
     this.queueRegs.forEach((q, i) => {
       this.queueRegs[i] = newQueueRegisters(q.maxSize);
@@ -801,6 +850,7 @@ export class MmioTransport {
       return;
     }
     this.driverFeatures = withFeatureWord(this.driverFeatures, this.driverFeaturesSel, value);
+    this.driverFeaturesWrites += 1;
   }
 
   /** The selected queue's registers if it may be set up now (§4.2.3.2), else a logged fault. */
