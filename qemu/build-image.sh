@@ -4,7 +4,7 @@
 # in order):
 #   base.cpio     busybox, /init, the host's node (stripped) and its ldd libraries
 #   modules.cpio  the kernel's virtio/vsock modules (virtio_pci too, for the disks of run.sh
-#                 --disk), bao_sim.ko (extra/), modules.dep and /usr/bin/bao-attach-once (qemu/tools)
+#                 --disk), bao_sim.ko (extra/), modules.dep and /usr/bin/bao-attach-once, bao-vsock and bao-bench-responder (qemu/tools)
 #   project.cpio  /project: package.json, configs, dist/, build/Release/*.node, lib/, test/,
 #                 bin/ and the node_modules needed at run time plus vitest (typescript,
 #                 node-gyp and type packages left out)
@@ -98,7 +98,13 @@ if stale "$vsock_tool" "$here/tools/bao-vsock.c"; then
   mkdir -p "$out/tools"
   gcc -O2 -static -Wall -o "$vsock_tool" "$here/tools/bao-vsock.c"
 fi
-if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$0" "${guest_tools[@]}" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
+# The C floor of a device model: the hostile suite's control (test/qemu/hostile/support/canary.ts).
+responder_tool="$out/tools/bao-bench-responder"
+if stale "$responder_tool" "$here/tools/bao-bench-responder.c"; then
+  mkdir -p "$out/tools"
+  gcc -O2 -static -Wall -o "$responder_tool" "$here/tools/bao-bench-responder.c"
+fi
+if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$responder_tool" "$0" "${guest_tools[@]}" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"
   rm -rf "$d"
@@ -116,7 +122,7 @@ if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$0" "${guest_tools[@]}
   cp "$kroot/lib/modules/$kver/modules.builtin"* "$mdir/" 2>/dev/null || true
   cp "$ko" "$mdir/extra/"
   mkdir -p "$d/usr/bin" "$d/usr/sbin" "$d/usr/local/bin"
-  cp "$tool" "$vsock_tool" "$d/usr/bin/"
+  cp "$tool" "$vsock_tool" "$responder_tool" "$d/usr/bin/"
   for t in "${guest_tools[@]}"; do
     [ -x "$t" ] || { log "$t missing: run qemu/provision.sh (e2fsprogs, iproute2, iperf3, ethtool)"; exit 1; }
     mkdir -p "$d$(dirname "$t")"
