@@ -12,8 +12,9 @@
 //     device whose handle() only submits I/O sets it to Infinity), and for about `budget.timeMs`
 //     of the clock (default 1 ms, counted from the TIME_CHECK_EVERY-th chain and looked at every
 //     TIME_CHECK_EVERY chains after it: on a guest whose clock has no vDSO path each look is a
-//     system call, and a run of a few chains, most kicks, never reads it), then yields: the rest is served
-//     from scheduler.yield (setImmediate), after the event loop has answered everyone else. The
+//     system call, and a run of a few chains, most kicks, never reads it), then yields: the rest
+//     is served from scheduler.yield (setImmediate), after the event loop has answered everyone
+//     else. The
 //     time bound is what keeps another device model's access from waiting behind this queue
 //     when chains are dearer than their counts say (a slow CPU, an emulated one, a handler that
 //     walks long chains). A chain is never split, and one chain holds at most queue-size
@@ -65,7 +66,7 @@ export interface QueueWorkerBudget {
   readonly descriptors?: number;
   /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 64 KiB). */
   readonly bytes?: number;
-  /** Milliseconds per run before yielding, at least one chain served (default 1). */
+  /** Milliseconds per run before yielding, counted from the TIME_CHECK_EVERY-th chain (default 1). */
   readonly timeMs?: number;
 }
 
@@ -93,7 +94,7 @@ export const DEFAULT_CHAIN_BUDGET = 64;
 export const DEFAULT_DESCRIPTOR_BUDGET = 1024;
 export const DEFAULT_BYTE_BUDGET = 64 * 1024;
 export const DEFAULT_TIME_BUDGET_MS = 1;
-/** The clock is looked at after every this many chains (and never before the first). */
+/** The clock is looked at after every this many chains (never in a run of fewer). */
 export const TIME_CHECK_EVERY = 4;
 
 const performanceNow = (): number => performance.now();
