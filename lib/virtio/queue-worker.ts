@@ -14,10 +14,9 @@
 //     TIME_CHECK_EVERY chains after it: on a guest whose clock has no vDSO path each look is a
 //     system call, and a run of a few chains, most kicks, never reads it), then yields: the rest
 //     is served from scheduler.yield (setImmediate), after the event loop has answered everyone
-//     else. The
-//     time bound is what keeps another device model's access from waiting behind this queue
-//     when chains are dearer than their counts say (a slow CPU, an emulated one, a handler that
-//     walks long chains). A chain is never split, and one chain holds at most queue-size
+//     else. The time bound is what keeps another device model's access from waiting behind this
+//     queue when chains are dearer than their counts say (a slow CPU, an emulated one, a handler
+//     that walks long chains). A chain is never split, and one chain holds at most queue-size
 //     descriptors;
 //   * before each chain asks handler.admit(): 'now' takes one, 'idle' ends the run until the
 //     next kick() (nothing to do with a chain yet), a number of milliseconds ends it until then
