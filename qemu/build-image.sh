@@ -87,23 +87,20 @@ guest_tools=(/usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/ip /usr/bin/iperf3 /usr
 virtiofsd_bin=""
 for c in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd; do [ -x "$c" ] && { virtiofsd_bin=$c; break; }; done
 [ -n "$virtiofsd_bin" ] || log "note: no virtiofsd on this machine (qemu/provision.sh installs it); the vhost-user fs test will fail"
-# Our test tools (static, so they need nothing from the image).
-tool="$out/tools/bao-attach-once"
-if stale "$tool" "$here/tools/bao-attach-once.c"; then
-  mkdir -p "$out/tools"
-  gcc -O2 -static -Wall -o "$tool" "$here/tools/bao-attach-once.c"
-fi
-vsock_tool="$out/tools/bao-vsock"
-if stale "$vsock_tool" "$here/tools/bao-vsock.c"; then
-  mkdir -p "$out/tools"
-  gcc -O2 -static -Wall -o "$vsock_tool" "$here/tools/bao-vsock.c"
-fi
-# The C floor of a device model: the hostile suite's control (test/qemu/hostile/support/canary.ts).
-responder_tool="$out/tools/bao-bench-responder"
-if stale "$responder_tool" "$here/tools/bao-bench-responder.c"; then
-  mkdir -p "$out/tools"
-  gcc -O2 -static -Wall -o "$responder_tool" "$here/tools/bao-bench-responder.c"
-fi
+# Our test tools (static, so they need nothing from the image): bao-attach-once, bao-vsock, and
+# bao-bench-responder, the C floor of a device model (the hostile suite's control,
+# test/qemu/hostile/support/canary.ts).
+static_tool() {
+  local bin="$out/tools/$1"
+  if stale "$bin" "$here/tools/$1.c"; then
+    mkdir -p "$out/tools"
+    gcc -O2 -static -Wall -o "$bin" "$here/tools/$1.c"
+  fi
+  printf '%s' "$bin"
+}
+tool=$(static_tool bao-attach-once)
+vsock_tool=$(static_tool bao-vsock)
+responder_tool=$(static_tool bao-bench-responder)
 if stale "$img/modules.cpio" "$ko" "$tool" "$vsock_tool" "$responder_tool" "$0" "${guest_tools[@]}" ${virtiofsd_bin:+"$virtiofsd_bin"}; then
   log "modules layer (virtio drivers, bao_sim.ko, depmod)"
   d="$stage/modules"

@@ -139,7 +139,7 @@ export interface TransportTrace {
 }
 
 /** stateWords: the transport's own words, then each queue's (see stateChanged()). */
-const STATE_WORDS = 8;
+const STATE_WORDS = 7;
 const QUEUE_STATE_WORDS = 8;
 
 interface QueueRegisters {
@@ -558,12 +558,11 @@ export class MmioTransport {
     const w = this.stateWords;
     w[0] = this.statusValue;
     w[1] = this.driverFeaturesWrites; // no BigInt work: counts assignments (the JSON check dedups)
-    w[2] = 0;
-    w[3] = this.generation;
-    w[4] = this.interruptStatus;
-    w[5] = this.queueSel;
-    w[6] = this.deviceFeaturesSel;
-    w[7] = this.driverFeaturesSel;
+    w[2] = this.generation;
+    w[3] = this.interruptStatus;
+    w[4] = this.queueSel;
+    w[5] = this.deviceFeaturesSel;
+    w[6] = this.driverFeaturesSel;
     let i = STATE_WORDS;
     for (const q of this.queueRegs) {
       w[i++] = q.size;
