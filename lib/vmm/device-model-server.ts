@@ -9,6 +9,7 @@
 // (Bao, the addon) and lib/virtio (the transport).
 
 import type { AttachLoop, DeviceModelHandle, EventFd, IoRequest } from '../dispatcher/index.js';
+import { low32 } from '../dispatcher/request.js';
 import { IoOp } from '../uapi/constants.js';
 import { GuestMemory } from '../virtio/guest-memory.js';
 import { worthLogging, type Logger } from '../virtio/logger.js';
@@ -358,7 +359,7 @@ export class DeviceModelServer {
         readValue = this.transport.read(offset, width);
       } else if (req.op === IoOp.Write) {
         // §3.9: the value is the whole source register; the transport keeps `width` bytes of it.
-        const result = this.transport.write(offset, width, Number(req.value & 0xffffffffn)) as void | Promise<void>;
+        const result = this.transport.write(offset, width, low32(req.value)) as void | Promise<void>;
         if (result instanceof Promise) pending = result;
       } else {
         this.badOp(req);

@@ -73,7 +73,7 @@ describe('an attach loop with a request journal', () => {
       marker[16] = 2;
       expect(slot.subarray(8, 56)).toEqual(marker);
       // The kernel's copy_to_user into the MAP_SHARED page, then the kill before the thread marks it TAKEN.
-      const req = { dmId: 0, addr: 0xa000050, op: 1, value: 0n, accessWidth: 4, requestId: 2 };
+      const req = { dmId: 0, addr: 0xa000050, op: 1, value: 0, accessWidth: 4, requestId: 2 };
       fs.writeSync(fd, new Uint8Array(encodeRequests([req])), 0, 48, 64 + 8);
       fs.closeSync(fd);
       child.kill('SIGKILL');

@@ -17,7 +17,7 @@ describe.skipIf(guestSkipReason !== undefined)('frontend requests, ATTACH and CO
     const dm = open(1).attach();
     const answer = frontendAccess(1, 'read', 0x70, 4);
     const req = await dm.next();
-    expect(req).toMatchObject({ dmId: 1, addr: base(1) + 0x70, op: 1, value: 0n, accessWidth: 4 });
+    expect(req).toMatchObject({ dmId: 1, addr: base(1) + 0x70, op: 1, value: 0, accessWidth: 4 });
     expect(req.requestId).toBeGreaterThan(0);
     dm.complete(req, 0x0f);
     expect(await answer).toBe(0x0fn);
@@ -27,7 +27,7 @@ describe.skipIf(guestSkipReason !== undefined)('frontend requests, ATTACH and CO
     const dm = open(2).attach();
     const done = frontendAccess(2, 'write', 0x70, 4, 0x3);
     const req = await dm.next();
-    expect(req).toMatchObject({ dmId: 2, addr: base(2) + 0x70, op: 0, value: 3n, accessWidth: 4 });
+    expect(req).toMatchObject({ dmId: 2, addr: base(2) + 0x70, op: 0, value: 3, accessWidth: 4 });
     dm.complete(req);
     await done;
     expect(dmStats(2).completions).toBe(1);
@@ -38,7 +38,7 @@ describe.skipIf(guestSkipReason !== undefined)('frontend requests, ATTACH and CO
     expect(dmStats(3).queued).toBe(3);
     const dm = open(3).attach();
     const got = [await dm.next(), await dm.next(), await dm.next()].map((r) => r.value);
-    expect(got).toEqual([1n, 2n, 3n]);
+    expect(got).toEqual([1, 2, 3]);
     expect(dmStats(3).inflight).toBe(3);
   });
 

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { EventFd } from '../../lib/dispatcher/eventfd.js';
 import { Mapping } from '../../lib/dispatcher/mapping.js';
-import type { IoRequest } from '../../lib/dispatcher/request.js';
+import { low32, type IoRequest } from '../../lib/dispatcher/request.js';
 import { addon, openDispatcher, PRIMARY, TestDm } from './support/backend.js';
 import { dmesg, dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from './support/bao-sim.js';
 
@@ -118,7 +118,7 @@ class TinyRng {
     const reg = r.addr - BASE;
     this.log.push(`${r.op === 1 ? 'R' : 'W'}${reg.toString(16)}`);
     if (r.op === 1) return this.read(reg);
-    this.write(reg, Number(r.value & 0xffffffffn));
+    this.write(reg, low32(r.value));
     return 0;
   }
 }

@@ -18,6 +18,7 @@
 import { performance } from 'node:perf_hooks';
 
 import type { IoRequest } from '../../dispatcher/index.js';
+import { low32 } from '../../dispatcher/request.js';
 import { IoOp } from '../../uapi/constants.js';
 import type { Logger } from '../../virtio/logger.js';
 import type { TransportTrace } from '../../virtio/mmio-transport.js';
@@ -290,7 +291,7 @@ export class DeviceTap implements TransportTrace {
     const offset = req.addr - this.source.mmioAddr;
     const width = req.accessWidth;
     const op = req.op === IoOp.Read ? 'read' : req.op === IoOp.Write ? 'write' : 'bad-op';
-    const raw = op === 'write' ? Number(req.value & 0xffffffffn) : readValue;
+    const raw = op === 'write' ? low32(req.value) : readValue;
     const value = width >= 4 ? raw >>> 0 : raw & ((1 << (8 * width)) - 1);
     const d = decodeAccess(this.source.deviceId, offset, op === 'write', value, this.source.selectors());
     this.hub.publish(this.source.dm, {

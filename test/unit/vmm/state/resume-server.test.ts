@@ -77,7 +77,7 @@ describe('a device model server started where a killed one left off', () => {
     driver.kick(0);
     expect(q.used()).toHaveLength(1);
     // The dead process had taken a Status read (the native thread recorded it) and never answered.
-    const taken: IoRequest = { dmId: 0, addr: MMIO + R.MMIO_STATUS, op: IoOp.Read, value: 0n, accessWidth: 4, requestId: 77 };
+    const taken: IoRequest = { dmId: 0, addr: MMIO + R.MMIO_STATUS, op: IoOp.Read, value: 0, accessWidth: 4, requestId: 77 };
     first.file.journal.record(taken);
     const pending = q.add([{ length: 24, writable: true }]); // posted while no process ran
     first.file.close(); // the process dies: its lock and mapping go, the file stays

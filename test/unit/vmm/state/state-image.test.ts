@@ -97,7 +97,7 @@ describe('the state image', () => {
 });
 
 describe('the request journal', () => {
-  const req = (requestId: number, addr = 0xa000070) => ({ dmId: 0, addr, op: 0, value: 3n, accessWidth: 4, requestId });
+  const req = (requestId: number, addr = 0xa000070) => ({ dmId: 0, addr, op: 0, value: 3, accessWidth: 4, requestId });
 
   it('gives the next process the requests taken and never completed, and only those', () => {
     const { file } = fresh();
@@ -143,7 +143,7 @@ describe('the request journal', () => {
     marker[16] = 2;
     arm(0, marker);
     // What ATTACH copied into the slot before the process died (a READ and a WRITE).
-    const read = { dmId: 1, addr: 0xa000050, op: 1, value: 0n, accessWidth: 4, requestId: 3 };
+    const read = { dmId: 1, addr: 0xa000050, op: 1, value: 0, accessWidth: 4, requestId: 3 };
     arm(1, new Uint8Array(encodeRequests([req(11)])));
     arm(2, new Uint8Array(encodeRequests([read])));
     // Neither the marker nor a READ/WRITE (op 5): nothing to complete.
