@@ -47,6 +47,8 @@ export interface DeviceModelServerStats {
   pollErrors: number;
   /** Interrupts that could not be raised (irqfd write failed). */
   irqErrors: number;
+  /** Bursts of accesses cut at a slice's end, their rest served after a turn of the event loop. */
+  requestYields: number;
   /** Kernel objects (irqfd, queue kicks) taken over from a previous process instead of made anew. */
   keptKernelObjects?: number;
   /** Trapped accesses the native thread answered from hot register cells (not in `requests`). */
@@ -63,6 +65,15 @@ export const DEFAULT_RESET_TIMEOUT_MS = 1000;
  * behind; large enough that a probe's burst (a few dozen accesses at most) is rarely cut.
  */
 export const REQUEST_SLICE = 16;
+/**
+ * And for about this long (ms): the slice's real bound where accesses are dearer than their
+ * count says (a slow or emulated CPU: under TCG one costs about 0.4 ms of JavaScript, and 16 of
+ * them kept another device model's access waiting 5-15 ms; an activation or a logged fault costs
+ * more). Half a millisecond keeps that wait within about twice the cost of an access of its own.
+ */
+export const REQUEST_SLICE_MS = 0.5;
+
+const performanceNow = (): number => performance.now();
 
 type Settled = 'done' | 'timeout' | { error: unknown };
 
@@ -102,6 +113,8 @@ export interface DeviceModelServerOptions {
   readonly stateFile?: DeviceStateFile;
   /** The irqfd and queue kick eventfds a previous process registered on this DM (lib/vmm/restart), and where new ones are published. */
   readonly kept?: KeptKernelObjects;
+  /** A monotonic clock in ms for the request slices' time bound (default performance.now; tests). */
+  readonly now?: () => number;
 }
 
 /**
@@ -135,6 +148,7 @@ export class DeviceModelServer {
     resetTimeouts: 0,
     pollErrors: 0,
     irqErrors: 0,
+    requestYields: 0,
   };
   readonly transport: MmioTransport;
   /** Settles when the request loop ends by itself (DM gone, syscall error): the reason. */
@@ -153,6 +167,7 @@ export class DeviceModelServer {
   private readonly publish: KeptKernelObjects['publish'];
   private readonly watchdog: KickWatchdog;
   private readonly resetTimeoutMs: number;
+  private readonly now: () => number;
   private readonly hot: HotRegisters | undefined;
   /** `baoctl trace`: `tap.on` is the hot path's one check while nobody traces. */
   private readonly tap: Pick<DeviceTap, 'on' | 'arrived' | 'completed' | 'interrupt' | 'close'>;
@@ -181,6 +196,7 @@ export class DeviceModelServer {
     this.log = options.log;
     this.device = options.device;
     this.resetTimeoutMs = options.resetTimeoutMs ?? DEFAULT_RESET_TIMEOUT_MS;
+    this.now = options.now ?? performanceNow;
     const mapping = this.handle.map();
     const memory = new GuestMemory(Number(this.handle.info.shmemAddr), mapping.bytes);
     this.keptKicks = new Map(options.kept?.kicks ?? []);
@@ -316,16 +332,19 @@ export class DeviceModelServer {
   }
 
   /**
-   * In order, REQUEST_SLICE accesses at a time: a longer burst (posted writes pile up in the
-   * ATTACH thread's queue while this thread is busy: a kick or fault flood hands over hundreds)
-   * yields to the event loop after each slice, so that another device model's accesses, handed
-   * over meanwhile, wait for one slice of this one and not for all of it (the frontend VMs are
-   * apart, this thread is shared).
+   * In order, at most REQUEST_SLICE accesses and about REQUEST_SLICE_MS at a time: a longer burst
+   * (posted writes pile up in the ATTACH thread's queue while this thread is busy: a kick or fault
+   * flood hands over hundreds) yields to the event loop after each slice, so that another device
+   * model's accesses, handed over meanwhile, wait for one slice of this one and not for all of it
+   * (the frontend VMs are apart, this thread is shared). A burst of one access, nearly every
+   * delivery, reads no clock.
    */
   private serveInOrder(requests: readonly IoRequest[], from: number): void {
+    const deadline = requests.length - from > 1 ? this.now() + REQUEST_SLICE_MS : Infinity;
     for (let i = from; i < requests.length; i += 1) {
-      if (i - from === REQUEST_SLICE) {
+      if (i > from && (i - from === REQUEST_SLICE || this.now() >= deadline)) {
         this.held.unshift(...requests.slice(i));
+        this.stats.requestYields += 1;
         this.yielded = new Promise<void>((resolve) =>
           setImmediate(() => {
             this.yielded = undefined;

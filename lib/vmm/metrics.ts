@@ -41,6 +41,7 @@ const MODEL_COUNTERS: readonly (readonly [name: string, help: string, value: (d:
   ['node_bao_bad_ops_total', 'Requests with an op other than read or write, answered 0', (d) => d.deviceModel?.server.badOps],
   ['node_bao_handler_errors_total', 'Errors while an access or kick was handled (the device went to NEEDS_RESET)', (d) => d.deviceModel?.server.handlerErrors],
   ['node_bao_reset_timeouts_total', 'Device resets that did not finish in time', (d) => d.deviceModel?.server.resetTimeouts],
+  ['node_bao_request_yields_total', 'Bursts of trapped accesses cut into slices, yielding to the other device models', (d) => d.deviceModel?.server.requestYields],
 ];
 
 function snake(key: string): string {

@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from '../support/bao-sim.js';
 import { LatencySampler, measure, type Canary } from './support/canary.js';
-import { RunningDaemon } from './support/daemon.js';
+import { RunningDaemon, type GcFigures } from './support/daemon.js';
 import { offerUsedAgain } from './support/endless-producer.js';
 import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, type RingLayout } from './support/frontend.js';
 
@@ -137,6 +137,8 @@ interface Case {
 interface Figures {
   name: string;
   canary: Canary;
+  /** The daemon's garbage collections while the canary was sampled. */
+  gc: GcFigures;
   rssMB: number;
   logLines: number;
   logPerS: number;
@@ -147,6 +149,7 @@ interface Figures {
 
 const figures: Figures[] = [];
 let baseline: Canary;
+let baselineGc: GcFigures;
 // How much slower the canary's p99 may get while another device model is abused. The goal is 2x.
 // Two registers are sampled (support/canary.ts): MagicValue, which the native ATTACH thread
 // answers, and DeviceFeatures, which the device model's JavaScript answers; each is judged
@@ -345,6 +348,7 @@ async function runCase(c: Case): Promise<void> {
       fe.kick(t.queue);
     },
   };
+  const sampledFrom = Date.now();
   const sampler = new LatencySampler(CANARY, CONTROL);
   phase('setup');
   const t0 = Date.now();
@@ -358,7 +362,10 @@ async function runCase(c: Case): Promise<void> {
   }
   const ms = Math.max(1, Date.now() - t0);
   const canary = await sampler.stop(100);
+  const sampledTo = Date.now();
   await sleep(200); // let the last log lines of the case arrive
+  // The daemon's collections while the canary was sampled (every device model paused by each).
+  const gc = daemon.gcBetween(sampledFrom, sampledTo);
 
   expect(daemon.alive, `the daemon died:\n${daemon.output()}`).toBe(true);
   const status = await daemon.status();
@@ -369,7 +376,7 @@ async function runCase(c: Case): Promise<void> {
   // register sweep that got faster had its allowance cut while its lines were not).
   const logWindowMs = Math.max(1, Date.now() - t0);
   const logPerS = logLines / Math.max(1, logWindowMs / 1000);
-  figures.push({ name: c.name, canary, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
+  figures.push({ name: c.name, canary, gc, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
   phase('case');
 
   // Soft: a slow canary is reported, and the case's other checks and its recovery still run.
@@ -1165,14 +1172,16 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     const BENIGN = '/tmp/node-bao-hostile-benign';
     fs.writeFileSync(BENIGN, '');
     const benign = frontends.get(RNG)!.shell(`while [ -e ${BENIGN} ]; do exec 3<>$F; echo "read 0 4" >&3; read -r v <&3; exec 3>&-; done`, 120_000);
+    const baselineFrom = Date.now();
     baseline = await measure(CANARY, 3000, 300, CONTROL);
+    baselineGc = daemon.gcBetween(baselineFrom, Date.now());
     fs.rmSync(BENIGN);
     await benign;
     baseRss = (await daemon.status()).process?.rssBytes ?? 0;
   }, 330_000);
 
   afterAll(async () => {
-    console.log(`canary baseline: ${JSON.stringify(baseline)}, RSS ${Math.round(baseRss / 2 ** 20)} MB`);
+    console.log(`canary baseline: ${JSON.stringify(baseline)}, RSS ${Math.round(baseRss / 2 ** 20)} MB, gc ${JSON.stringify(baselineGc)}`);
     for (const f of figures) console.log(`hostile: ${JSON.stringify(f)}`);
     for (const fe of frontends.values()) fe.close();
     if (daemon !== undefined) {

@@ -11,7 +11,7 @@ import { RngDevice } from '../../../lib/devices/rng/index.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
 import * as R from '../../../lib/virtio/mmio-registers.js';
 import { ACKNOWLEDGE, DEVICE_NEEDS_RESET, DRIVER, DRIVER_OK, FEATURES_OK } from '../../../lib/virtio/status.js';
-import { DeviceModelServer, REQUEST_SLICE } from '../../../lib/vmm/device-model-server.js';
+import { DeviceModelServer, REQUEST_SLICE, REQUEST_SLICE_MS } from '../../../lib/vmm/device-model-server.js';
 import { SharedDeadlines, type KickClock } from '../../../lib/vmm/kick-clock.js';
 import type { ExternalQueueHost } from '../../../lib/virtio/device.js';
 
@@ -113,7 +113,7 @@ function access(op: 'read' | 'write', offset: number, width = 4, value: bigint =
   return { dmId: 3, addr, op: op === 'read' ? IoOp.Read : IoOp.Write, value, accessWidth: width, requestId: nextId++ };
 }
 
-function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutMs?: number; kickClock?: KickClock } = {}) {
+function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutMs?: number; kickClock?: KickClock; now?: () => number } = {}) {
   const handle = options.handle ?? new FakeHandle();
   const device = new RngDevice();
   const server = DeviceModelServer.start({
@@ -123,6 +123,7 @@ function setup(log = silentLogger, options: { handle?: FakeHandle; resetTimeoutM
     log,
     ...(options.resetTimeoutMs === undefined ? {} : { resetTimeoutMs: options.resetTimeoutMs }),
     ...(options.kickClock === undefined ? {} : { kickClock: options.kickClock }),
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
   const send = (...reqs: IoRequest[]) => handle.deliver?.(reqs);
   const read = (offset: number, width = 4): number | bigint => {
@@ -410,7 +411,8 @@ describe('DeviceModelServer containment: whatever the frontend or the device doe
   });
 
   it('serves a long burst a slice at a time, in order, and another device model\u2019s access handed over meanwhile waits for one slice only', async () => {
-    const abused = setup();
+    // A clock that stands still: the slice ends on its count here (the time bound is the next test's).
+    const abused = setup(silentLogger, { now: () => 0 });
     const canary = setup();
     abused.bringUp();
     canary.bringUp();
@@ -428,6 +430,33 @@ describe('DeviceModelServer containment: whatever the frontend or the device doe
     expect(completedIds(abused.handle)).toEqual([...burst, late].map((r) => r.requestId));
     await abused.server.close();
     expect(abused.handle.events).toContain('handle closed');
+  });
+
+  it('cuts a burst of dear accesses after about REQUEST_SLICE_MS, however few, and reads no clock for a lone access', async () => {
+    const handle = new FakeHandle();
+    // Each access "costs" 0.3 ms: the clock is the number of accesses answered so far.
+    let reads = 0;
+    const now = (): number => {
+      reads += 1;
+      return handle.completed.length * 0.3;
+    };
+    const abused = setup(silentLogger, { handle, now });
+    abused.bringUp();
+    handle.completed.length = 0;
+    reads = 0;
+    abused.read(R.MMIO_MAGIC_VALUE);
+    expect(reads).toBe(0);
+    handle.completed.length = 0;
+    const burst = Array.from({ length: 10 }, () => access('write', R.MMIO_INTERRUPT_ACK, 4, 0n));
+    abused.send(...burst);
+    // 0.3 ms in, the slice goes on; 0.6 ms in, past REQUEST_SLICE_MS, the rest waits a turn.
+    expect(REQUEST_SLICE_MS).toBe(0.5);
+    expect(handle.completed).toHaveLength(2);
+    expect(abused.server.stats.requestYields).toBe(1);
+    await vi.waitFor(() => expect(handle.completed).toHaveLength(burst.length));
+    expect(completedIds(handle)).toEqual(burst.map((r) => r.requestId));
+    expect(abused.server.stats.requestYields).toBe(4);
+    await abused.server.close();
   });
 
   it('completes the access anyway when the device reset does not finish in time, and sets NEEDS_RESET', async () => {

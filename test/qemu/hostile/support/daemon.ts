@@ -1,5 +1,7 @@
 // One `baoctl run` for the hostile suite: JSON logs kept with the time each line arrived (to
-// measure log rates per device model), and its status socket read directly (pid, RSS, counters).
+// measure log rates per device model), its status socket read directly (pid, RSS, counters), and
+// V8's own line per garbage collection (`--trace-gc`), so that a case's canary tail can be told
+// apart: a collection pauses every device model in the process, whichever one's garbage it was.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
@@ -12,9 +14,27 @@ export interface LogLine {
   readonly device: number | undefined;
 }
 
+/** One collection, as `--trace-gc` reports it when it ends. */
+export interface GcPause {
+  readonly at: number;
+  readonly kind: string;
+  /** The main thread's pause. */
+  readonly ms: number;
+}
+
+export interface GcFigures {
+  readonly count: number;
+  readonly totalMs: number;
+  readonly maxMs: number;
+}
+
+// "[pid:isolate]   1234 ms: Scavenge 4.1 (4.2) -> 3.8 (5.2) MB, 0.94 / 0.00 ms  (average mu ..."
+const GC_LINE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: ([A-Za-z-]+(?: \(reduce\))?) .*?MB, ([\d.]+) \/ [\d.]+ ms/;
+
 export class RunningDaemon {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
+  readonly gc: GcPause[] = [];
   readonly exited: Promise<number | null>;
   private partial = '';
 
@@ -22,7 +42,7 @@ export class RunningDaemon {
     config: string,
     readonly statusSocket: string,
   ) {
-    this.child = spawn('taskset', ['-c', '1', process.execPath, 'bin/baoctl', 'run', config, '--log-format', 'json', '--status-socket', statusSocket], {
+    this.child = spawn('taskset', ['-c', '1', process.execPath, '--trace-gc', 'bin/baoctl', 'run', config, '--log-format', 'json', '--status-socket', statusSocket], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const take = (d: Buffer): void => {
@@ -32,6 +52,11 @@ export class RunningDaemon {
       const at = Date.now();
       for (const line of parts) {
         if (line.trim() === '') continue;
+        const gc = GC_LINE.exec(line);
+        if (gc !== null) {
+          this.gc.push({ at, kind: gc[1]!, ms: Number(gc[2]) });
+          continue;
+        }
         const m = /"device":(\d+)/.exec(line);
         this.lines.push({ at, text: line, device: m?.[1] === undefined ? undefined : Number(m[1]) });
       }
@@ -50,6 +75,13 @@ export class RunningDaemon {
       .slice(-last)
       .map((l) => l.text)
       .join('\n');
+  }
+
+  /** The collections whose line arrived between `from` and `to` (ms timestamps). */
+  gcBetween(from: number, to: number): GcFigures {
+    const pauses = this.gc.filter((g) => g.at >= from && g.at <= to).map((g) => g.ms);
+    const totalMs = pauses.reduce((a, b) => a + b, 0);
+    return { count: pauses.length, totalMs: Math.round(totalMs * 10) / 10, maxMs: Math.max(0, ...pauses) };
   }
 
   /** Log lines of device model `dm` since `since` (ms timestamp). */
