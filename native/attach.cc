@@ -205,6 +205,9 @@ void AttachLoop::CloseKickTimer() {
 void* AttachLoop::ThreadMain(void* arg) {
   std::shared_ptr<AttachShared> s = std::move(*static_cast<std::shared_ptr<AttachShared>*>(arg));
   delete static_cast<std::shared_ptr<AttachShared>*>(arg);
+  // Named for top -H, perf and /proc/<pid>/task/*/comm: a busy device model's ATTACH thread
+  // takes CPU from the event loop, and is otherwise indistinguishable from Node's own threads.
+  pthread_setname_np(pthread_self(), "bao-attach");
   Run(s);
   return nullptr;
 }

@@ -14,6 +14,7 @@
 # failure (a flaky test's record in one run); NODE_BAO_KILL_RESUME=0 and
 # NODE_BAO_KILL_RESTART=0 leave the kill-resume and kill-restart tests out (README: Development);
 # NODE_BAO_KILL_RESUME_ITERATIONS=N and NODE_BAO_KILL_RESTART_ITERATIONS=N set their kills;
+# HOSTILE_CPU_PROF=1 runs the hostile suite's daemon under --cpu-prof and prints its long tasks per case;
 # QEMU_TEST_SMP (vCPUs, default 2: drivers such as virtio_console busy-wait for the backend with
 # preemption off, which on one vCPU starves the userspace backend forever; on Bao too the
 # frontend vCPU spins while the backend runs elsewhere).
@@ -67,7 +68,7 @@ cat > "$job" <<JOB
 ( sleep $guest_timeout; echo "== guest watchdog after ${guest_timeout}s: processes"; ps;
   echo w > /proc/sysrq-trigger; echo "== kernel log"; dmesg | tail -n 80 ) &
 # The tests' switches, from the host's environment.
-export NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESTART_ITERATIONS="${NODE_BAO_KILL_RESTART_ITERATIONS:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}"
+export NODE_BAO_KILL_RESTART="${NODE_BAO_KILL_RESTART:-}" NODE_BAO_KILL_RESTART_ITERATIONS="${NODE_BAO_KILL_RESTART_ITERATIONS:-}" NODE_BAO_KILL_RESUME="${NODE_BAO_KILL_RESUME:-}" NODE_BAO_KILL_RESUME_ITERATIONS="${NODE_BAO_KILL_RESUME_ITERATIONS:-}" NODE_BAO_RESTART_QEMU="${NODE_BAO_RESTART_QEMU:-}" HOSTILE_CPU_PROF="${HOSTILE_CPU_PROF:-}"
 # CPU 1 plays the backend VM, CPU 0 the frontend (qemu/guest/bao-cpu-split says why).
 pin=""
 if [ "\$(nproc)" -ge 2 ]; then pin="taskset -c 1"; bao-cpu-split 0; fi

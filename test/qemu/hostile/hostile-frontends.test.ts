@@ -18,12 +18,14 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { dmInfo, dmStats, guestSkipReason, loadBaoSim, unloadBaoSim, waitFor } from '../support/bao-sim.js';
 import { LatencySampler, measure, type Canary } from './support/canary.js';
-import { RunningDaemon, type GcFigures } from './support/daemon.js';
+import { RunningDaemon, type GcFigures, type SchedFigures } from './support/daemon.js';
+import { longTasks, type CpuProfile } from './support/long-tasks.js';
 import { offerUsedAgain } from './support/endless-producer.js';
 import { F, InjectedFrontend, post, read, REG, S, write, type Desc, type Op, type RingLayout } from './support/frontend.js';
 
@@ -139,6 +141,12 @@ interface Figures {
   canary: Canary;
   /** The daemon's garbage collections while the canary was sampled. */
   gc: GcFigures;
+  /** Its JavaScript thread's waits for the CPU meanwhile (where the kernel keeps scheduler statistics). */
+  sched?: SchedFigures;
+  /** The daemon's threads over the same window, ms: the JavaScript thread's CPU and wait, and the others'. */
+  threads: ThreadDeltas;
+  /** The backend CPU's time over the same window, ms, by kind (/proc/stat). */
+  cpu1: Record<string, number>;
   rssMB: number;
   logLines: number;
   logPerS: number;
@@ -147,7 +155,75 @@ interface Figures {
   phasesMs: Record<string, number>;
 }
 
+interface ThreadDeltas {
+  jsRunMs: number;
+  jsWaitMs: number;
+  othersRunMs: number;
+  /** The busiest other thread's CPU time. */
+  topOtherRunMs: number;
+  /** The others' CPU time by thread name (bao-attach: the ATTACH threads; node: V8's and libuv's). */
+  othersByName: Record<string, number>;
+}
+
+function threadDeltas(before: Map<number, { run: number; wait: number }>, after: Map<number, { name: string; run: number; wait: number }>, mainTid: number): ThreadDeltas {
+  const ms = (ns: number): number => Math.round(ns / 1e5) / 10;
+  let othersRun = 0;
+  let topOther = 0;
+  let js = { run: 0, wait: 0 };
+  const byName: Record<string, number> = {};
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { run: 0, wait: 0 };
+    const d = { run: a.run - b.run, wait: a.wait - b.wait };
+    if (tid === mainTid) js = d;
+    else {
+      othersRun += d.run;
+      topOther = Math.max(topOther, d.run);
+      byName[a.name] = (byName[a.name] ?? 0) + d.run;
+    }
+  }
+  const othersByName = Object.fromEntries(Object.entries(byName).map(([n, ns]) => [n, ms(ns)]));
+  return { jsRunMs: ms(js.run), jsWaitMs: ms(js.wait), othersRunMs: ms(othersRun), topOtherRunMs: ms(topOther), othersByName };
+}
+
+const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+
+/** CPU `n`'s times from /proc/stat, in clock ticks (USER_HZ, 100 a second). */
+function cpuTimes(n: number): number[] {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${n} `)) ?? '';
+  return line.trim().split(/\s+/).slice(1, 1 + CPU_FIELDS.length).map(Number);
+}
+
+function cpuDeltas(before: number[], after: number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  CPU_FIELDS.forEach((f, i) => {
+    const d = ((after[i] ?? 0) - (before[i] ?? 0)) * 10;
+    if (d > 0) out[f] = d;
+  });
+  return out;
+}
+
 const figures: Figures[] = [];
+
+/**
+ * HOSTILE_CPU_PROF=1: the daemon runs under --cpu-prof, and after the suite its JavaScript
+ * thread's long stretches of work (support/long-tasks.ts) are printed per case.
+ */
+const CPU_PROFILE_DIR = process.env['HOSTILE_CPU_PROF'] === '1' ? '/tmp/node-bao-hostile-prof' : undefined;
+/** Each case's sampling window, CLOCK_MONOTONIC µs (the CPU profile's clock). */
+const caseWindows: { name: string; fromUs: number; toUs: number }[] = [];
+
+function printLongTasks(dir: string): void {
+  const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+  if (file === undefined) {
+    console.log(`long tasks: no CPU profile in ${dir}`);
+    return;
+  }
+  const tasks = longTasks(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile, 3);
+  for (const w of caseWindows) {
+    const inside = tasks.filter((t) => t.startUs >= w.fromUs && t.startUs <= w.toUs).sort((a, b) => b.ms - a.ms);
+    if (inside.length > 0) console.log(`long tasks: ${w.name.slice(0, 60)}: ${inside.slice(0, 3).map((t) => `${t.ms} ms [${t.top.join('; ')}]`).join(' | ')}`);
+  }
+}
 let baseline: Canary;
 let baselineGc: GcFigures;
 // How much slower the canary's p99 may get while another device model is abused. The goal is 2x.
@@ -349,6 +425,11 @@ async function runCase(c: Case): Promise<void> {
     },
   };
   const sampledFrom = Date.now();
+  const window = { name: c.name, fromUs: Number(process.hrtime.bigint() / 1000n), toUs: Infinity };
+  caseWindows.push(window);
+  const schedKept = daemon.schedReset();
+  const threadsBefore = daemon.threadTimes();
+  const cpuBefore = cpuTimes(1);
   const sampler = new LatencySampler(CANARY, CONTROL);
   phase('setup');
   const t0 = Date.now();
@@ -363,9 +444,14 @@ async function runCase(c: Case): Promise<void> {
   const ms = Math.max(1, Date.now() - t0);
   const canary = await sampler.stop(100);
   const sampledTo = Date.now();
+  window.toUs = Number(process.hrtime.bigint() / 1000n);
   await sleep(200); // let the last log lines of the case arrive
   // The daemon's collections while the canary was sampled (every device model paused by each).
   const gc = daemon.gcBetween(sampledFrom, sampledTo);
+  // And how long its JavaScript thread waited for the backend CPU meanwhile (other threads ran).
+  const sched = schedKept ? daemon.sched() : undefined;
+  const threads = threadDeltas(threadsBefore, daemon.threadTimes(), daemon.child.pid ?? 0);
+  const cpu1 = cpuDeltas(cpuBefore, cpuTimes(1));
 
   expect(daemon.alive, `the daemon died:\n${daemon.output()}`).toBe(true);
   const status = await daemon.status();
@@ -376,7 +462,7 @@ async function runCase(c: Case): Promise<void> {
   // register sweep that got faster had its allowance cut while its lines were not).
   const logWindowMs = Math.max(1, Date.now() - t0);
   const logPerS = logLines / Math.max(1, logWindowMs / 1000);
-  figures.push({ name: c.name, canary, gc, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
+  figures.push({ name: c.name, canary, gc, ...(sched === undefined ? {} : { sched }), threads, cpu1, rssMB: Math.round(rss / 2 ** 20), logLines, logPerS: Math.round(logPerS * 10) / 10, ms, phasesMs });
   phase('case');
 
   // Soft: a slow canary is reported, and the case's other checks and its recovery still run.
@@ -1130,6 +1216,9 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     // different VMs). The vitest process that started it (its reporter) too.
     for (const pid of [process.pid, process.ppid]) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
     execFileSync('modprobe', ['virtio_rng']);
+    // Scheduler statistics (wait_max per thread): where a case's canary tail is the daemon's
+    // JavaScript thread waiting for the CPU rather than busy. Off by default in Debian's kernel.
+    if (fs.existsSync('/proc/sys/kernel/sched_schedstats')) fs.writeFileSync('/proc/sys/kernel/sched_schedstats', '1');
     execFileSync('modprobe', ['tun']);
     loadBaoSim({ ndms: 7, frontends: [CANARY], shmem_size: `0x${REGION.toString(16)}` });
     control = await startControl();
@@ -1150,7 +1239,8 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
         '',
       ].join('\n'),
     );
-    daemon = new RunningDaemon(CONFIG, STATUS_SOCKET);
+    if (CPU_PROFILE_DIR !== undefined) fs.rmSync(CPU_PROFILE_DIR, { recursive: true, force: true });
+    daemon = new RunningDaemon(CONFIG, STATUS_SOCKET, CPU_PROFILE_DIR);
     await waitFor(rngReady, 240_000, 'virtio_rng on the canary (node starts slowly under TCG)').catch((err: unknown) => {
       throw new Error(`${String(err)}\n${daemon.output()}`);
     });
@@ -1187,6 +1277,7 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     if (daemon !== undefined) {
       const code = await daemon.stop().catch((err: unknown) => String(err));
       console.log(`daemon exit: ${String(code)}`);
+      if (CPU_PROFILE_DIR !== undefined) printLongTasks(CPU_PROFILE_DIR);
     }
     if (control !== undefined) {
       control.kill('SIGTERM');

@@ -38,6 +38,7 @@ import { setupKeptFds } from '../../../vmm/restart/setup.js';
 import type { KeptFds } from '../../../vmm/restart/kept-fds.js';
 import { openHandoverServer, restartSocketPath, takeOver, type HandoverServer } from '../../../vmm/restart/handover.js';
 import { markStartup, startupMarks } from '../../../vmm/startup-timing.js';
+import { helperThreadsAtEntry } from '../../../vmm/runtime-threads.js';
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../exit-codes.js';
 
@@ -337,7 +338,7 @@ export async function runDaemonCommand(args: RunArgs, io: RunIo = {}): Promise<n
         daemon = started;
         markStartup('devices');
         const startup = startupMarks();
-        log.info({ startupMs: startup }, `started in ${startup['devices']} ms`);
+        log.info({ startupMs: startup, helperThreads: helperThreadsAtEntry() }, `started in ${startup['devices']} ms`);
         kept?.closeUnused();
         if (kept !== undefined && hasStatusSocket) {
           // `baoctl restart` connects here. The process then ends without resetting the devices

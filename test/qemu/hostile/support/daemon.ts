@@ -4,6 +4,7 @@
 // apart: a collection pauses every device model in the process, whichever one's garbage it was.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 
 import type { DaemonStatus } from '../../../../lib/vmm/status.js';
@@ -31,6 +32,21 @@ export interface GcFigures {
 // "[pid:isolate]   1234 ms: Scavenge 4.1 (4.2) -> 3.8 (5.2) MB, 0.94 / 0.00 ms  (average mu ..."
 const GC_LINE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: ([A-Za-z-]+(?: \(reduce\))?) .*?MB, ([\d.]+) \/ [\d.]+ ms/;
 
+/** The JavaScript thread's scheduler statistics over a window (kernel.sched_schedstats on). */
+export interface SchedFigures {
+  /** The longest stretch it was runnable and not running. */
+  readonly waitMaxMs: number;
+  /** All of those stretches together. */
+  readonly waitSumMs: number;
+  /** Times it was preempted. */
+  readonly preempted: number;
+}
+
+function schedField(text: string, name: string): number {
+  const m = new RegExp(`(?:^|\\.)${name}\\s*:\\s*([\\d.]+)`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
 export class RunningDaemon {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
@@ -41,8 +57,11 @@ export class RunningDaemon {
   constructor(
     config: string,
     readonly statusSocket: string,
+    /** Where the daemon writes a V8 CPU profile when it exits (`--cpu-prof`); none: no profile. */
+    readonly cpuProfileDir?: string,
   ) {
-    this.child = spawn('taskset', ['-c', '1', process.execPath, '--trace-gc', 'bin/baoctl', 'run', config, '--log-format', 'json', '--status-socket', statusSocket], {
+    const profiling = cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
+    this.child = spawn('taskset', ['-c', '1', process.execPath, '--trace-gc', ...profiling, 'bin/baoctl', 'run', config, '--log-format', 'json', '--status-socket', statusSocket], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const take = (d: Buffer): void => {
@@ -82,6 +101,44 @@ export class RunningDaemon {
     const pauses = this.gc.filter((g) => g.at >= from && g.at <= to).map((g) => g.ms);
     const totalMs = pauses.reduce((a, b) => a + b, 0);
     return { count: pauses.length, totalMs: Math.round(totalMs * 10) / 10, maxMs: Math.max(0, ...pauses) };
+  }
+
+  /**
+   * Clears the JavaScript thread's (the main thread's: its tid is the pid) scheduler statistics;
+   * false where the kernel keeps none (no schedstats).
+   */
+  schedReset(): boolean {
+    const pid = this.child.pid;
+    if (pid === undefined || !fs.existsSync('/proc/sys/kernel/sched_schedstats')) return false;
+    // taskset exec()s node: the child's pid is the daemon's.
+    fs.writeFileSync(`/proc/${pid}/sched`, '0');
+    return true;
+  }
+
+  /** Each thread's CPU time and run-queue wait so far, ns (/proc/<pid>/task/<tid>/schedstat). */
+  threadTimes(): Map<number, { name: string; run: number; wait: number }> {
+    const out = new Map<number, { name: string; run: number; wait: number }>();
+    const pid = this.child.pid;
+    if (pid === undefined) return out;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+        const name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        out.set(Number(tid), { name, run: run ?? 0, wait: wait ?? 0 });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** The JavaScript thread's scheduler statistics since schedReset(). */
+  sched(): SchedFigures | undefined {
+    const pid = this.child.pid;
+    if (pid === undefined) return undefined;
+    const text = fs.readFileSync(`/proc/${pid}/sched`, 'utf8');
+    const r = (ms: number): number => Math.round(ms * 100) / 100;
+    return { waitMaxMs: r(schedField(text, 'wait_max')), waitSumMs: r(schedField(text, 'wait_sum')), preempted: schedField(text, 'nr_involuntary_switches') };
   }
 
   /** Log lines of device model `dm` since `since` (ms timestamp). */
