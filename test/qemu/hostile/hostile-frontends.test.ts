@@ -1285,6 +1285,7 @@ describe.skipIf(skip !== undefined)('hostile frontends against one baoctl run', 
     }
     unloadBaoSim();
     for (const img of [BLK_IMAGE, BLK_RO_IMAGE]) fs.rmSync(img, { force: true });
+    if (fs.existsSync('/proc/sys/kernel/sched_schedstats')) fs.writeFileSync('/proc/sys/kernel/sched_schedstats', '0');
   }, 60_000);
 
   for (const c of CASES) {
