@@ -11,6 +11,7 @@
         "native/errors.cc",
         "native/fdutil.cc",
         "native/ioctls.cc",
+        "native/iovecs.cc",
         "native/journal.cc",
         "native/notify.cc",
         "native/poller.cc",

@@ -24,30 +24,13 @@
 #include <vector>
 
 #include "errors.h"
+#include "iovecs.h"
 
 namespace nodebao {
 
 namespace {
 
 constexpr const char* kTunPath = "/dev/net/tun";
-
-// Fills `iov` from an array of Uint8Array views; the views stay alive for the call (JS holds them).
-void CollectIovecs(Napi::Env env, Napi::Value v, std::vector<struct iovec>& iov) {
-  if (!v.IsArray()) throw Napi::TypeError::New(env, "buffers must be an array of Uint8Array");
-  Napi::Array arr = v.As<Napi::Array>();
-  uint32_t n = arr.Length();
-  if (n > IOV_MAX) throw Napi::RangeError::New(env, "too many buffers for one call (more than IOV_MAX)");
-  iov.resize(n);
-  for (uint32_t i = 0; i < n; i++) {
-    Napi::Value e = arr.Get(i);
-    if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(env, "buffers must be an array of Uint8Array");
-    }
-    Napi::Uint8Array u = e.As<Napi::Uint8Array>();
-    iov[i].iov_base = u.Data();
-    iov[i].iov_len = u.ByteLength();
-  }
-}
 
 // tapOpen(name, multiQueue) -> { fd, name }: TUNSETIFF with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR (and
 // IFF_MULTI_QUEUE). An existing tap is attached; a missing name creates a tap that lives as long
@@ -174,7 +157,7 @@ Napi::Value ViewsIo(const Napi::CallbackInfo& info, VectorOp op, const char* wha
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   std::vector<struct iovec> iov;
-  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov);
+  CollectIovecs(env, info.Length() > 1 ? info[1] : env.Undefined(), iov, "buffers");
   return VectorIo(env, fd, op, iov, what);
 }
 

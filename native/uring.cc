@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "iovecs.h"
 
 namespace nodebao {
 
@@ -124,12 +125,12 @@ class Uring : public Napi::ObjectWrap<Uring> {
     return sqe;
   }
 
-  // The buffers of an array of ArrayBufferViews as an iovec list owned until the completion.
+  // The buffers of an array of Uint8Array views as an iovec list owned until the completion.
   bool PrepRw(const Napi::CallbackInfo& info, uint8_t opcode, bool withFlags) {
     Napi::Env env = info.Env();
     CheckOpen(env);
     int fd = ArgFd(info, 0, "fd");
-    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "views must be an array of ArrayBufferViews");
+    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "views must be an array of Uint8Array");
     Napi::Array views = info[1].As<Napi::Array>();
     uint64_t offset = ArgU64(info, 2, "offset");
     uint32_t rwFlags = withFlags ? ArgU32(info, 3, "flags") : 0;
@@ -137,14 +138,8 @@ class Uring : public Napi::ObjectWrap<Uring> {
     if (offset > static_cast<uint64_t>(LLONG_MAX)) throw Napi::RangeError::New(env, "offset is out of range");
     if (views.Length() == 0 || views.Length() > IOV_MAX) throw Napi::RangeError::New(env, "views must hold 1..IOV_MAX buffers");
     if (iovecs_.count(tag) != 0) throw Napi::Error::New(env, "tag is already in flight");
-    std::vector<iovec> iov(views.Length());
-    for (uint32_t i = 0; i < views.Length(); i += 1) {
-      Napi::Value v = views.Get(i);
-      if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "views must be an array of ArrayBufferViews");
-      Napi::TypedArray t = v.As<Napi::TypedArray>();
-      iov[i].iov_base = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-      iov[i].iov_len = t.ByteLength();
-    }
+    std::vector<iovec> iov;
+    CollectIovecs(env, views, iov, "views");
     io_uring_sqe* sqe = NextSqe();
     if (sqe == nullptr) return false;
     auto& stored = iovecs_[tag] = std::move(iov);

@@ -68,6 +68,33 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
     await e.close();
   });
 
+  it('queues Uint8Array views only, 1 to IOV_MAX of them, and queues nothing when refused', async () => {
+    const { ring } = defaultBlockHost().openUring!(8);
+    try {
+      const mem = new Uint8Array(region);
+      expect(() => ring.readv(fd, [mem.subarray(0, 512), new Uint16Array(4) as never], 0, 1)).toThrow(TypeError);
+      expect(() => ring.readv(fd, [new DataView(region) as never], 0, 2)).toThrow(TypeError);
+      expect(() => ring.writev(fd, 'x' as never, 0, 0, 3)).toThrow(TypeError);
+      expect(() => ring.readv(fd, [], 0, 4)).toThrow(RangeError);
+      expect(() => ring.readv(fd, Array.from({ length: 1025 }, () => mem.subarray(0, 1)), 0, 5)).toThrow(RangeError);
+      expect(ring.submit()).toBe(0);
+      // A view at an offset into the mapping is read into at that offset.
+      expect(ring.readv(fd, [mem.subarray(100, 612)], 0, 6)).toBe(true);
+      expect(ring.submit()).toBe(1);
+      let reaped: number[] = [];
+      for (let i = 0; i < 200 && reaped.length === 0; i += 1) {
+        reaped = ring.reap();
+        if (reaped.length === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(reaped).toEqual([6, 512]);
+      expect(mem[99]).toBe(0);
+      expect(mem.subarray(100, 612).every((b) => b === 0xee)).toBe(true);
+      expect(mem[612]).toBe(0);
+    } finally {
+      ring.close();
+    }
+  });
+
   it('keeps going when more requests arrive than the submission queue holds', async () => {
     const e = engine(4);
     const mem = new Uint8Array(region);

@@ -118,7 +118,7 @@ describe.skipIf(guestSkipReason !== undefined)('spec §9 edge cases', () => {
     const dm = open(9).attach();
     const w = frontendAccess(9, 'write', 0x100, 1, 0x1ff);
     const wr = await dm.next();
-    expect(wr).toMatchObject({ op: 0, accessWidth: 1, value: 0x1ffn });
+    expect(wr).toMatchObject({ op: 0, accessWidth: 1, value: 0x1ff });
     dm.complete(wr);
     await w;
     const r = frontendAccess(9, 'read', 0x100, 1);
