@@ -10,11 +10,9 @@
 //     `budget.descriptors` descriptors (default 1024) and about `budget.bytes` bytes (default
 //     64 KiB: the readable bytes of each chain plus what handle() wrote synchronously; a
 //     device whose handle() only submits I/O sets it to Infinity), and for about `budget.timeMs`
-//     of the clock (default 1 ms, counted from the end of the first chain and looked at after
-//     each one while more are waiting: a run of one chain, most kicks, never reads it; on a
-//     guest whose clock has no vDSO path each look is a system call, cheap next to a chain,
-//     and under emulation one chain can cost most of a millisecond, so looking only every few
-//     chains let a run last several), then yields: the rest
+//     of the clock (default 1 ms, counted from the TIME_CHECK_EVERY-th chain and looked at every
+//     TIME_CHECK_EVERY chains after it: on a guest whose clock has no vDSO path each look is a
+//     system call, and a run of a few chains, most kicks, never reads it), then yields: the rest
 //     is served from scheduler.yield (setImmediate), after the event loop has answered everyone
 //     else. The time bound is what keeps another device model's access from waiting behind this
 //     queue when chains are dearer than their counts say (a slow CPU, an emulated one, a handler
@@ -67,7 +65,7 @@ export interface QueueWorkerBudget {
   readonly descriptors?: number;
   /** Bytes per run before yielding: readable bytes plus bytes written synchronously (default 64 KiB). */
   readonly bytes?: number;
-  /** Milliseconds per run before yielding, counted from the end of the first chain (default 1). */
+  /** Milliseconds per run before yielding, counted from the TIME_CHECK_EVERY-th chain (default 1). */
   readonly timeMs?: number;
 }
 
@@ -95,6 +93,8 @@ export const DEFAULT_CHAIN_BUDGET = 64;
 export const DEFAULT_DESCRIPTOR_BUDGET = 1024;
 export const DEFAULT_BYTE_BUDGET = 64 * 1024;
 export const DEFAULT_TIME_BUDGET_MS = 1;
+/** The clock is looked at after every this many chains (never in a run of fewer). */
+export const TIME_CHECK_EVERY = 4;
 
 const performanceNow = (): number => performance.now();
 
@@ -257,8 +257,8 @@ export class QueueWorker {
         this.kickedWhileRunning = false;
         let idle = false;
         while (!this.done) {
-          if (chains > 0 && this.timeBudgetMs !== Infinity && this.queue.hasAvailable()) {
-            // The first look starts the clock: a run of one chain (most kicks) never reads it.
+          if (chains > 0 && chains % TIME_CHECK_EVERY === 0 && this.timeBudgetMs !== Infinity) {
+            // The first look starts the clock: a run of fewer chains (most kicks) never reads it.
             if (deadline === Infinity) deadline = this.now() + this.timeBudgetMs;
             else overTime = this.now() >= deadline;
           }

@@ -105,37 +105,32 @@ describe('QueueWorker: bounded work per notification', () => {
   });
 
   it('stops on its time budget too: chains dearer than their counts say make shorter runs', () => {
-    // Each chain costs 0.3 ms of the clock. The clock starts at the end of the first chain
-    // (0.3 ms) and is looked at after each one: at the fifth, 1.5 ms >= 0.3 + 1, so the run yields.
+    // Each chain costs 0.3 ms of the clock. The clock starts at the fourth chain (1.2 ms) and
+    // is looked at every fourth after it: at the eighth, 2.4 ms >= 1.2 + 1, so the run yields.
     let clock: ManualScheduler | undefined;
     const r = rig(64, { handle: () => ((clock!.time += 0.3), 0) });
     clock = r.scheduler;
     r.post(40);
     r.worker.kick();
-    expect(r.driver.used()).toHaveLength(5);
+    expect(r.driver.used()).toHaveLength(8);
     expect(r.counters.queueYields).toBe(1);
     r.scheduler.turn(); // the continuation: the same bound again
-    expect(r.driver.used()).toHaveLength(5);
+    expect(r.driver.used()).toHaveLength(8);
     r.scheduler.settle();
-    expect(r.driver.used()).toHaveLength(30);
+    expect(r.driver.used()).toHaveLength(24);
   });
 
-  it('a run of one chain never reads the clock, a longer one from the end of its first, and timeMs Infinity never does', () => {
+  it('a run of fewer than four chains never reads the clock, and timeMs Infinity never does', () => {
     let reads = 0;
     const counting = (): WorkerScheduler => {
       const base = new ManualScheduler();
       return { yield: (fn) => base.yield(fn), after: (fn, ms) => base.after(fn, ms), now: () => ((reads += 1), base.time) };
     };
     const short = rig(64, { handle: () => 0 }, { scheduler: counting() });
-    short.post(1);
-    short.worker.kick();
-    expect(short.driver.used()).toHaveLength(1);
-    expect(reads).toBe(0);
     short.post(3);
     short.worker.kick();
     expect(short.driver.used()).toHaveLength(3);
-    expect(reads).toBe(2); // before the second chain and the third: none after the last
-    reads = 0;
+    expect(reads).toBe(0);
 
     const long = rig(256, { handle: () => 0 }, { scheduler: counting(), budget: { timeMs: Infinity } });
     long.post(200);
