@@ -5,9 +5,14 @@
 
 namespace nodebao {
 
+namespace {
+[[noreturn]] void NotViews(Napi::Env env, const char* what) {
+  throw Napi::TypeError::New(env, std::string(what) + " must be an array of Uint8Array");
+}
+}  // namespace
+
 void CollectIovecs(Napi::Env env, Napi::Value v, std::vector<struct iovec>& iov, const char* what) {
-  const std::string message = std::string(what) + " must be an array of Uint8Array";
-  if (!v.IsArray()) throw Napi::TypeError::New(env, message);
+  if (!v.IsArray()) NotViews(env, what);
   Napi::Array arr = v.As<Napi::Array>();
   uint32_t n = arr.Length();
   if (n > IOV_MAX) throw Napi::RangeError::New(env, std::string("too many ") + what + " for one call (more than IOV_MAX)");
@@ -21,7 +26,7 @@ void CollectIovecs(Napi::Env env, Napi::Value v, std::vector<struct iovec>& iov,
     size_t length;
     void* data;
     if (napi_get_typedarray_info(env, e, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-      throw Napi::TypeError::New(env, message);
+      NotViews(env, what);
     }
     iov[i].iov_base = data;
     iov[i].iov_len = length;
