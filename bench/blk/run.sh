@@ -9,7 +9,7 @@
 # Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile]
 # Defaults: --runtime 5 --rounds 1 --smp 2 (5 minutes under TCG on a quiet host, 10 on a loaded
 # one, plus the image build). --profile runs the daemon under --cpu-prof and prints where its JS
-# thread spent its time.
+# thread spent its time. The guest boots `clearcpuid=erms` (below) unless BAO_QEMU_APPEND is set.
 # Needs `npm run build`; fio is installed on the host by qemu/provision.sh.
 # Output: the table on stdout; raw lines in .cache/bench/blk/blk-bench.txt.
 set -euo pipefail
@@ -47,6 +47,12 @@ job=$(mktemp)
 trap 'rm -f "$job"' EXIT
 { echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; cat "$here/job.sh"; } > "$job"
 
+# The guest boots with ERMS hidden: with it, the guest kernel copies with `rep movsb`, which TCG
+# runs at a third of the speed of the copy it uses otherwise, and every copy of a userspace
+# device model (preadv into the shared region, on the backend vCPU) paid for that while the loop
+# device's did not (bench/README, 2026-12-04). No board runs TCG; a BAO_QEMU_APPEND set by the
+# caller (even empty) replaces this.
+export BAO_QEMU_APPEND="${BAO_QEMU_APPEND-clearcpuid=erms}"
 set +e
 bash qemu/run.sh --name bench-blk --quiet --smp "$smp" --mem 2G --timeout 900 --export-dir "$results" \
   "${files[@]}" --script "$job"
