@@ -38,8 +38,6 @@ export interface SchedFigures {
   readonly waitMaxMs: number;
   /** All of those stretches together. */
   readonly waitSumMs: number;
-  /** Times it was preempted. */
-  readonly preempted: number;
 }
 
 function schedField(text: string, name: string): number {
@@ -138,7 +136,8 @@ export class RunningDaemon {
     if (pid === undefined) return undefined;
     const text = fs.readFileSync(`/proc/${pid}/sched`, 'utf8');
     const r = (ms: number): number => Math.round(ms * 100) / 100;
-    return { waitMaxMs: r(schedField(text, 'wait_max')), waitSumMs: r(schedField(text, 'wait_sum')), preempted: schedField(text, 'nr_involuntary_switches') };
+    // Only the statistics schedReset() clears: nr_involuntary_switches would count since the thread began.
+    return { waitMaxMs: r(schedField(text, 'wait_max')), waitSumMs: r(schedField(text, 'wait_sum')) };
   }
 
   /** Log lines of device model `dm` since `since` (ms timestamp). */

@@ -25,7 +25,8 @@ export interface LongTask {
   readonly top: readonly string[];
 }
 
-const IDLE = new Set(['(idle)', '(program)', '(garbage collector)']);
+/** V8's own pseudo-frames: counted under their name, not under one of our functions. */
+const RUNTIME_FRAMES = new Set(['(idle)', '(program)', '(garbage collector)']);
 
 function frameName(n: ProfileNode): string {
   const f = n.callFrame;
@@ -74,7 +75,7 @@ export function longTasks(profile: CpuProfile, minMs: number): LongTask[] {
     }
     if (runStart < 0) runStart = t;
     runEnd = t;
-    const l = IDLE.has(name) ? name : label(profile.samples[i]!);
+    const l = RUNTIME_FRAMES.has(name) ? name : label(profile.samples[i]!);
     labels.set(l, (labels.get(l) ?? 0) + 1);
   }
   close();
