@@ -26,3 +26,17 @@ bench_guest_line() {
   accel=$(cat qemu/out/kvm-probe.* 2>/dev/null | head -n1)
   echo "$(date -u +%Y-%m-%dT%H:%MZ), host $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg), guest ${BENCH_ACCEL:-${BAO_QEMU_ACCEL:-$accel}} smp $1"
 }
+
+# bench_tool_files <array name> <binary> [<guest path>]: appends to the named array the
+# qemu/run.sh --file arguments that ship the host's <binary> (at <guest path>, default its own)
+# and every library it links, at the same paths in the guest. Fails naming the Debian package
+# to install when the host lacks it.
+bench_tool_files() {
+  local -n _files=$1
+  local bin lib
+  bin=$(command -v "$2") || { echo "bench: $2 is not installed here (apt-get install ${4:-$2})" >&2; exit 1; }
+  _files+=(--file "$bin:${3:-$bin}")
+  for lib in $(ldd "$bin" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
+    _files+=(--file "$(readlink -f "$lib"):$lib")
+  done
+}

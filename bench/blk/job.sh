@@ -6,8 +6,8 @@
 #   threadpool  /dev/vdY served by node-bao, thread-pool engine
 #   loop        /dev/loop0 over the io_uring disk's image: the kernel's own block path (the limit)
 #   file        the image file itself (buffered: tmpfs has no O_DIRECT; the page cache is the floor)
-# BENCH_RUNTIME (seconds per job), BENCH_ROUNDS and BENCH_PROFILE (1: the daemon runs under
-# --cpu-prof) are prepended by the wrapper. Results: /tmp/blk-bench.txt, lines
+# BENCH_RUNTIME (seconds per job), BENCH_ROUNDS, BENCH_PROFILE (1: the daemon runs under
+# --cpu-prof) and BENCH_PERF (1: perf samples the backend CPU) are prepended by the wrapper. Results: /tmp/blk-bench.txt, lines
 # "result <job> <target> <round> <iops> <KiB/s>", "counters <job> <target> <round> <requests>
 # <kicks> <interrupts> <trapped accesses> <max in flight>" (the device model's counters after
 # the job, cumulative) and, with BENCH_PROFILE=1, "# profile ..." lines (self time by function).
@@ -15,9 +15,12 @@ set -u
 RUNTIME=${BENCH_RUNTIME:-5}
 ROUNDS=${BENCH_ROUNDS:-1}
 PROFILE=${BENCH_PROFILE:-0}
+PERF=${BENCH_PERF:-0}
 STATUS=/tmp/bench-blk-status.sock
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/blk-bench.txt
+# bench/guest-cpu.sh: cpu_window_start, cpu_window_cpus, cpu_window_threads.
+. /usr/bin/bench-guest-cpu.sh
 SIZE_MB=256
 
 fail() { echo "bench: $*" >&2; exit 1; }
@@ -59,6 +62,8 @@ if [ "$(nproc)" -ge 2 ]; then
 fi
 prof=""
 [ "$PROFILE" = 1 ] && prof="--cpu-prof --cpu-prof-dir=/tmp/prof --cpu-prof-interval 2000"
+# perf resolves the JIT's functions through /tmp/perf-<pid>.map.
+[ "$PERF" = 1 ] && prof="$prof --perf-basic-prof-only-functions"
 $back node $prof bin/baoctl run -c /tmp/bench-blk.yaml --log-level info --log-format json --status-socket $STATUS > /tmp/baoctl-blk.log 2>&1 &
 pid=$!
 
@@ -97,9 +102,14 @@ run_job() {
         loop) dev=/dev/loop0; direct=1; dm=- ;;
         file) dev=/tmp/bench-uring.img; direct=0; dm=- ;;
       esac
+      cpu_window_start $pid
+      # BENCH_PERF=1: the backend CPU sampled over the first round's run of each job on node-bao.
+      [ "$PERF" = 1 ] && [ "$r" = 1 ] && [ "$dm" != - ] && perf_window_start "$name-$t" $((RUNTIME + 1))
       $front fio --name=$name --filename=$dev --direct=$direct --ioengine=libaio --size=${SIZE_MB}M \
         --time_based --runtime=$RUNTIME --ramp_time=1 --group_reporting --output-format=json "$@" > /tmp/fio.json 2>/tmp/fio.err \
         || { cat /tmp/fio.err; fail "fio $name on $t"; }
+      perf_window_wait
+      echo "cpu $name $t $r $(cpu_window_cpus) $(cpu_window_threads)" >> $OUT
       node -e '
         const [name, t, r, dm, sock] = process.argv.slice(1);
         const j = JSON.parse(require("fs").readFileSync("/tmp/fio.json", "utf8")).jobs[0];
@@ -136,19 +146,10 @@ done
 kill $pid
 wait $pid
 rmmod bao_sim
+# The backend CPU's samples per sampled run (bench/guest-cpu.sh).
+[ "$PERF" = 1 ] && perf_summaries $OUT
 if [ "$PROFILE" = 1 ]; then
   # Self time by function over the whole run, the 25 largest (the daemon's one JS thread).
-  node -e '
-    const fs = require("fs");
-    const f = fs.readdirSync("/tmp/prof").find((n) => n.endsWith(".cpuprofile"));
-    const p = JSON.parse(fs.readFileSync("/tmp/prof/" + f, "utf8"));
-    const byId = new Map(p.nodes.map((n) => [n.id, n]));
-    const self = new Map();
-    const dt = p.timeDeltas;
-    p.samples.forEach((id, i) => { const n = byId.get(id); const cf = n.callFrame; const k = `${cf.functionName || "(anonymous)"} ${cf.url.split("/").slice(-2).join("/")}:${cf.lineNumber + 1}`; self.set(k, (self.get(k) || 0) + (dt[i] || 0)); });
-    const total = [...self.values()].reduce((a, b) => a + b, 0);
-    console.log(`# profile: ${(total / 1e6).toFixed(1)} s sampled`);
-    for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`# profile ${(100 * v / total).toFixed(1)}% ${k}`);
-  ' >> $OUT 2>&1
+  node /usr/bin/bench-profile-summary.mjs /tmp/prof 25 >> $OUT 2>&1
 fi
 bao-export $OUT blk-bench.txt

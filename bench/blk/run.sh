@@ -6,10 +6,12 @@
 # image file itself (buffered, the page cache: the floor of anything), in one boot; it prints
 # IOPS and throughput per job and target with the ratios to the loop device and to the file.
 #
-# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile]
+# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile] [--perf]
 # Defaults: --runtime 5 --rounds 1 --smp 2 (5 minutes under TCG on a quiet host, 10 on a loaded
 # one, plus the image build). --profile runs the daemon under --cpu-prof and prints where its JS
-# thread spent its time. The guest boots `clearcpuid=erms` (below) unless BAO_QEMU_APPEND is set.
+# thread spent its time; --perf samples the backend CPU with the host's perf (linux-perf, shipped)
+# over the first round's node-bao runs and prints where it went (command, object, symbol). Every
+# run also prints each CPU's busy share and the daemon's threads' CPU. The guest boots `clearcpuid=erms` (below) unless BAO_QEMU_APPEND is set.
 # Needs `npm run build`; fio is installed on the host by qemu/provision.sh.
 # Output: the table on stdout; raw lines in .cache/bench/blk/blk-bench.txt.
 set -euo pipefail
@@ -21,31 +23,31 @@ runtime=5
 rounds=1
 smp=2
 profile=0
+perf=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
     --profile) profile=1; shift ;;
+    --perf) perf=1; shift ;;
     *) echo "bench/blk: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
 done
 . "$repo/bench/qemu-common.sh"
 bench_prepare bench/blk
-fio_bin=$(command -v fio) || { echo "bench/blk: fio is not installed (qemu/provision.sh installs it)" >&2; exit 1; }
-
-# fio and every library it links, at the same paths in the guest.
-files=(--file "$fio_bin:/usr/bin/fio")
-for lib in $(ldd "$fio_bin" | awk '/=>/ && $3 ~ /^\// {print $3}'); do
-  files+=(--file "$(readlink -f "$lib"):$lib")
-done
+# fio and every library it links, at the same paths in the guest; perf likewise with --perf.
+files=(--file "$repo/bench/profile-summary.mjs:/usr/bin/bench-profile-summary.mjs"
+  --file "$repo/bench/guest-cpu.sh:/usr/bin/bench-guest-cpu.sh")
+bench_tool_files files fio /usr/bin/fio
+[ "$perf" = 1 ] && bench_tool_files files perf /usr/bin/perf linux-perf
 
 results="$repo/.cache/bench/blk"
 rm -rf "$results"
 mkdir -p "$results"
 job=$(mktemp)
 trap 'rm -f "$job"' EXIT
-{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; cat "$here/job.sh"; } > "$job"
+{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; echo "BENCH_PERF=$perf"; cat "$here/job.sh"; } > "$job"
 
 # The guest boots with ERMS hidden: with it, the guest kernel copies with `rep movsb`, which TCG
 # runs at a third of the speed of the copy it uses otherwise, and every copy of a userspace
@@ -65,7 +67,9 @@ if [ "$rc" != 0 ] || [ ! -f "$raw" ]; then
 fi
 
 echo "node-bao virtio-blk with fio (direct, libaio): $(bench_guest_line "$smp")"
-grep '^#' "$raw" | sed 's/^# */  /'
+# perf names the guest's node builtins by offset: the host's node (the same binary) names them.
+if [ "$perf" = 1 ]; then grep '^#' "$raw" | sed 's/^# */  /' | node "$here/../perf-resolve.mjs" "$(command -v node)"
+else grep '^#' "$raw" | sed 's/^# */  /'; fi
 # result <job> <target> <round> <iops> <KiB/s>: medians over rounds, ratios to loop and file.
 awk '
   # counters <job> <target> <round> <requests> <kicks> <interrupts> <trapped> <maxInFlight>: cumulative per target
@@ -108,3 +112,9 @@ awk '
     q1 = "randread-4k-qd1" SUBSEP "threadpool"; q32 = "randread-4k-qd32" SUBSEP "threadpool"
     if ((q1 in n) && (q32 in n)) printf "thread-pool engine: QD32 / QD1 random-read IOPS = %.2fx\n", median(iops, q32, n[q32]) / median(iops, q1, n[q1])
   }' "$raw"
+# cpu <job> <target> <round> cpuN-busy=B cpuN-sirq=S ... group=U/S ...: over each fio run.
+if grep -q '^cpu ' "$raw"; then
+  echo
+  echo "the CPUs over each fio run (busy %, softirq %; CPU 0: fio, CPU 1: the daemon) and the daemon's threads (% of a CPU, user/system; js: its JavaScript thread):"
+  awk '/^cpu / { printf "  %-18s %-11s r%s", $2, $3, $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "\n" }' "$raw"
+fi

@@ -17,12 +17,15 @@
 # backend's). Every path is measured the same way. Then, unless BENCH_NET_NAPI_OFF=0, tcp-tx,
 # tcp-tx-N and rr again with the guest driver's transmit NAPI off (suffix -napioff).
 # BENCH_NET_SECONDS, BENCH_NET_ROUNDS, BENCH_NET_PAIRS, BENCH_NET_STREAMS, BENCH_NET_VHOST,
-# BENCH_NET_NAPI_OFF are prepended by the wrapper. Results: /tmp/net-bench.txt, lines
+# BENCH_NET_NAPI_OFF, BENCH_NET_PROFILE (1: the daemon under --cpu-prof), BENCH_NET_PERF,
+# BENCH_NET_PERF_CALLERS, BENCH_NET_STRACE and BENCH_NET_NODE_FLAGS (run.sh's header) are
+# prepended by the wrapper. Results: /tmp/net-bench.txt, lines
 # "result <path> <measure> <value> <unit> round <r>", "detail <path> <measure> round <r>
-# retransmits=N max-cwnd=B mean-rtt-us=U cpu-client/server=C/S" (the sender's TCP view and
-# iperf3's CPU shares), "counters <path> <measure>
-# round <r> ..." (per-queue kicks and interrupts on our device, bench/net/counters.mjs), and the
-# devices' counters at the end.
+# retransmits=N max-cwnd=B mean-rtt-us=U cpu-client/server=C/S cpuN-busy=B cpuN-sirq=S" (the
+# sender's TCP view, iperf3's CPU shares, each CPU's busy and softirq %), "threads <path>
+# <measure> round <r> group=U/S ..." (the daemon's threads, bench/guest-cpu.sh), "counters
+# <path> <measure> round <r> ..." (per-queue kicks and interrupts on our device,
+# bench/net/counters.mjs), and the devices' counters at the end.
 set -u
 SECONDS_EACH=${BENCH_NET_SECONDS:-6}
 ROUNDS=${BENCH_NET_ROUNDS:-2}
@@ -30,11 +33,16 @@ PAIRS=${BENCH_NET_PAIRS:-2}
 STREAMS=${BENCH_NET_STREAMS:-4}
 VHOST=${BENCH_NET_VHOST:-0}
 NAPI_OFF=${BENCH_NET_NAPI_OFF:-1}
+PROFILE=${BENCH_NET_PROFILE:-0}
+PERF=${BENCH_NET_PERF:-0}
+STRACE=${BENCH_NET_STRACE:-0}
 IP=/usr/local/bin/ip
 IPERF=/usr/local/bin/iperf3
 # bench/net/rr.mjs, shipped in the job layer by run.sh.
 RR=/usr/bin/bench-net-rr.mjs
 COUNTERS=/usr/bin/bench-net-counters.mjs
+# bench/guest-cpu.sh: cpu_window_start, cpu_window_cpus, cpu_window_threads.
+. /usr/bin/bench-guest-cpu.sh
 D=/sys/kernel/debug/bao-sim
 OUT=/tmp/net-bench.txt
 STATUS=/tmp/bench-net-status.sock
@@ -110,7 +118,13 @@ if [ "$VHOST" = 1 ]; then
     create_tap: true
 YAML
 fi
-taskset -c 1 node bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket $STATUS > /tmp/baoctl-net.log 2>&1 &
+prof=""
+[ "$PROFILE" = 1 ] && prof="--cpu-prof --cpu-prof-dir=/tmp/prof --cpu-prof-interval 2000"
+# perf resolves the JIT's functions through /tmp/perf-<pid>.map.
+[ "$PERF" = 1 ] && prof="$prof --perf-basic-prof-only-functions"
+# BENCH_NET_NODE_FLAGS: more flags for the daemon's node (e.g. --trace-deopt; its output goes to
+# /tmp/baoctl-net.log, summarised at the end when it holds deoptimisations).
+taskset -c 1 node $prof ${BENCH_NET_NODE_FLAGS:-} bin/baoctl run -c /tmp/bench-net.yaml --log-level warn --log-format json --status-socket $STATUS > /tmp/baoctl-net.log 2>&1 &
 daemon=$!
 wait_for 180 "the daemon to create its taps" test -e /sys/class/net/nbtap1 -a -e /sys/class/net/nbtapm
 # virtio_if <mac>: the guest interface with that address (the devices probe in any order).
@@ -191,6 +205,19 @@ iperf_once() {
   done
   k=0
   cpids=""
+  # BENCH_NET_PERF=1: the backend CPU sampled (perf, cpu-clock) during the first round's
+  # one-stream measures of each path, summarised at the end.
+  if [ "$PERF" = 1 ] && [ "$n" = 1 ] && [ "$r" = 1 ] && [ -z "${MEASURE_SUFFIX:-}" ]; then
+    perf_window_start $p-$dir "$SECONDS_EACH"
+  fi
+  # BENCH_NET_STRACE=1: the daemon's system calls counted (strace -c) during the first round's
+  # one-stream measures of our paths (strace slows what it traces: counts, not times).
+  stpid=""
+  if [ "$STRACE" = 1 ] && [ "$p" != veth ] && [ "$n" = 1 ] && [ "$r" = 1 ] && [ -z "${MEASURE_SUFFIX:-}" ]; then
+    strace -c -f -p $daemon -o /tmp/strace-$p-$dir.txt 2> /dev/null &
+    stpid=$!
+  fi
+  cpu_window_start $daemon
   while [ $k -lt $clients ]; do
     ( tries=0
       until $IP netns exec "$(client_ns $p)" taskset -c $k $IPERF -c "$(server_ip $p)" -p $((5201 + k)) -t "$SECONDS_EACH" -P "$per" $rev -J > /tmp/iperf-$k.json 2>/dev/null; do
@@ -201,6 +228,10 @@ iperf_once() {
   done
   for c in $cpids; do wait $c || { kill $spids 2>/dev/null; fail "iperf3 $p $dir failed: $(cat /tmp/iperf-*.json)"; }; done
   for s_ in $spids; do wait $s_ 2>/dev/null; done
+  perf_window_wait
+  if [ -n "$stpid" ]; then kill -INT $stpid; wait $stpid 2>/dev/null; fi
+  cpus=$(cpu_window_cpus)
+  threads=$(cpu_window_threads)
   total=0; retrans=0; cwnd=""; rtt=""; cpu=""
   k=0
   while [ $k -lt $clients ]; do
@@ -225,7 +256,8 @@ iperf_once() {
   # The sender's view: retransmitted segments (all clients), its largest congestion window and
   # mean RTT (first stream; reported when the sender is the client: tcp-tx); the CPU share
   # iperf3 measured for its client and server processes (first client, %).
-  echo "detail $p $m round $r retransmits=$retrans max-cwnd=${cwnd:--} mean-rtt-us=${rtt:--} cpu-client/server=$cpu" >> $OUT
+  echo "detail $p $m round $r retransmits=$retrans max-cwnd=${cwnd:--} mean-rtt-us=${rtt:--} cpu-client/server=$cpu $cpus" >> $OUT
+  echo "threads $p $m round $r $threads" >> $OUT
   counters_once $p $m $r
 }
 
@@ -309,6 +341,19 @@ node bin/baoctl status --json --socket $STATUS > /tmp/bench-net-status.json 2>/d
     }' >> $OUT
 kill -TERM $daemon
 wait $daemon || fail "baoctl run exited $?"
+if grep -q '^\[bailout' /tmp/baoctl-net.log 2>/dev/null; then
+  echo "# deopt: $(grep -c '^\[bailout' /tmp/baoctl-net.log) bailouts, $(grep -c '^\[completed optimizing\|^\[completed compiling' /tmp/baoctl-net.log) optimisations (counted with --trace-opt); the most frequent (function, reason):" >> $OUT
+  grep '^\[bailout' /tmp/baoctl-net.log | sed -n 's/.*reason: \([^)]*\)).*<JSFunction \([^ >]*\).*/\2 \1/p' | sort | uniq -c | sort -rn | head -n 20 | sed 's/^/# deopt /' >> $OUT
+fi
+for f in /tmp/strace-*.txt; do
+  [ -f "$f" ] || continue
+  m=${f#/tmp/strace-}; m=${m%.txt}
+  awk -v m="$m" '$1 ~ /^[0-9.]+$/ && NF >= 5 { print "# strace " m " " $0 }' "$f" | head -n 15 >> $OUT
+done
+# The backend CPU's samples per measure sampled (bench/guest-cpu.sh).
+[ "$PERF" = 1 ] && perf_summaries $OUT "${BENCH_NET_PERF_CALLERS:-}"
+# Self time by function over the whole run, the 25 largest (the daemon's one JS thread).
+[ "$PROFILE" = 1 ] && node /usr/bin/bench-profile-summary.mjs /tmp/prof 25 >> $OUT 2>&1
 cat $OUT
 bao-export $OUT net-bench.txt
 exit 0

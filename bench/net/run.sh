@@ -7,10 +7,14 @@
 # queue pair; with several), the ratios to veth, and several pairs against one.
 #
 # Usage: bash bench/net/run.sh [--seconds S] [--rounds N] [--pairs P] [--streams K] [--vhost]
-#                              [--no-napi-off] [--timeout <guest run limit, s>]
+#                              [--no-napi-off] [--profile] [--perf] [--strace] [--timeout <guest run limit, s>]
 # Defaults: --seconds 6 --rounds 2 --pairs 2 --streams 4 (about 8 minutes under TCG on a loaded
 # host). --no-napi-off skips the measures with the guest driver's transmit NAPI off. Needs
-# `npm run build`.
+# `npm run build`. --profile runs the daemon under --cpu-prof and prints its JS thread's self time
+# by function (the 25 largest), computed in the guest. --perf samples the backend CPU with the
+# host's perf (linux-perf, shipped into the guest) during the one-stream measures of each path
+# and prints the largest entries (command, object, symbol). --strace counts the daemon's system
+# calls during the one-stream measures of our paths (the host's strace, shipped).
 # Output: the table on stdout; raw lines in .cache/bench/net/net-bench.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +27,9 @@ pairs=2
 streams=4
 vhost=0
 napi_off=1
+profile=0
+perf=0
+strace=0
 timeout=1200
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +39,9 @@ while [ $# -gt 0 ]; do
     --streams) streams=$2; shift 2 ;;
     --vhost) vhost=1; shift ;;
     --no-napi-off) napi_off=0; shift ;;
+    --profile) profile=1; shift ;;
+    --perf) perf=1; shift ;;
+    --strace) strace=1; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     *) echo "bench/net: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
@@ -52,12 +62,21 @@ trap 'rm -f "$job"' EXIT
   echo "BENCH_NET_STREAMS=$streams"
   echo "BENCH_NET_VHOST=$vhost"
   echo "BENCH_NET_NAPI_OFF=$napi_off"
+  echo "BENCH_NET_PROFILE=$profile"
+  echo "BENCH_NET_PERF=$perf"
+  echo "BENCH_NET_STRACE=$strace"
+  echo "BENCH_NET_NODE_FLAGS='${BENCH_NET_NODE_FLAGS:-}'"
+  echo "BENCH_NET_PERF_CALLERS=${BENCH_NET_PERF_CALLERS:-}"
   cat "$here/job.sh"
 } > "$job"
 
+tool_files=()
+[ "$perf" = 1 ] && bench_tool_files tool_files perf /usr/bin/perf linux-perf
+[ "$strace" = 1 ] && bench_tool_files tool_files strace /usr/bin/strace
 set +e
 bash qemu/run.sh --name bench-net --quiet --smp 2 --timeout "$timeout" --export-dir "$results" \
-  --file "$here/rr.mjs:/usr/bin/bench-net-rr.mjs" --file "$here/counters.mjs:/usr/bin/bench-net-counters.mjs" --script "$job"
+  --file "$here/rr.mjs:/usr/bin/bench-net-rr.mjs" --file "$here/counters.mjs:/usr/bin/bench-net-counters.mjs" --file "$repo/bench/profile-summary.mjs:/usr/bin/bench-profile-summary.mjs" \
+  --file "$repo/bench/guest-cpu.sh:/usr/bin/bench-guest-cpu.sh" "${tool_files[@]}" --script "$job"
 rc=$?
 set -e
 raw="$results/net-bench.txt"
@@ -69,7 +88,9 @@ fi
 [ "$rc" = 0 ] || echo "bench/net: the guest job failed ($rc) after writing partial results; see the log under qemu/out/logs/" >&2
 
 echo "node-bao virtio-net vs veth: $(bench_guest_line 2)"
-grep '^#' "$raw" | sed 's/^# */  /'
+# perf names the guest's node builtins by offset: the host's node (the same binary) names them.
+if [ "$perf" = 1 ]; then grep '^#' "$raw" | sed 's/^# */  /' | node "$here/../perf-resolve.mjs" "$(command -v node)"
+else grep '^#' "$raw" | sed 's/^# */  /'; fi
 # result <path> <measure> <value> <unit> round <r>
 awk '
   function median(list,   n, a, i, j, t) {
@@ -110,7 +131,11 @@ awk '
 # The sender's TCP view per measure, and where our device's kicks and interrupts went.
 if grep -q '^detail ' "$raw"; then
   echo "  TCP sender (retransmitted segments, largest congestion window, mean RTT; iperf3's CPU %), per round:"
-  awk '/^detail / { printf "    %-10s %-16s r%s %s %s %s %s\n", $2, $3, $5, $6, $7, $8, $9 }' "$raw"
+  awk '/^detail / { printf "    %-10s %-16s r%s", $2, $3, $5; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' "$raw"
+fi
+if grep -q '^threads ' "$raw"; then
+  echo "  the daemon's threads during each measure, % of a CPU as user/system (js: the JavaScript thread; node: V8's):"
+  awk '/^threads / { printf "    %-10s %-16s r%s", $2, $3, $5; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' "$raw"
 fi
 if grep -q '^counters ' "$raw"; then
   echo "  our device during each measure (fe-irqs: interrupts the frontend took; trapped: register accesses;"
