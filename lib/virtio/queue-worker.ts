@@ -28,7 +28,11 @@
 //     served produced on its other queues, so that the driver takes both in one interrupt.
 //
 // handle() returns the bytes written into the chain's writable buffers (the used length) to
-// complete it at once, or a Promise of them to complete it when the I/O is done (block, net).
+// complete it at once; or it calls worker.defer(), returns LATER and, when its I/O is done,
+// worker.complete(token, length) with what defer() gave it (block: a request costs one small
+// object, not a Promise with its reactions and microtasks); or it returns a Promise of the
+// length (net's transmit held for a full tap: rare). The token, not the head, names the chain:
+// a hostile driver may post a head again while the device still holds it.
 // Chains complete in any order (IN_ORDER is not offered), unless the device asks for `inOrder`:
 // then used entries are published in the order the chains were taken, a completion that settles
 // early waiting for those taken before it. That keeps the chains taken and not yet published
@@ -51,11 +55,23 @@ import { QueueCorruptError } from './errors.js';
 /** handler.admit()'s answer: take a chain now, wait for kick(), or retry after that many ms. */
 export type Admission = 'now' | 'idle' | number;
 
+/** handle()'s answer for a chain it completes later with QueueWorker.complete(). */
+export const LATER: unique symbol = Symbol('LATER');
+
+/** What QueueWorker.defer() gives handle() for the chain it serves, for complete(). */
+export interface LaterToken {
+  readonly head: number;
+}
+
 export interface ChainHandler {
   /** Asked before each chain is taken (default: always 'now'). */
   admit?(): Admission;
-  /** Serve one chain: the used length now, or a Promise of it (see worker.signal to cancel). */
-  handle(chain: DescriptorChain): number | Promise<number>;
+  /**
+   * Serve one chain: the used length now; or LATER after worker.defer(), then
+   * worker.complete(token, length) once (before handle() returns, too); or a Promise of the
+   * length. See worker.signal to cancel.
+   */
+  handle(chain: DescriptorChain): number | typeof LATER | Promise<number>;
 }
 
 export interface QueueWorkerBudget {
@@ -174,6 +190,9 @@ export class QueueWorker {
   /** inOrder: chains taken and not published yet, oldest first (from `takenFrom` on). */
   private readonly taken: Taken[] | undefined;
   private takenFrom = 0;
+  /** The chain handle() is serving now (defer() names it), and what defer() made for it. */
+  private servingHead = -1;
+  private servingToken: Taken | undefined;
 
   constructor(options: QueueWorkerOptions) {
     this.queue = options.queue;
@@ -192,7 +211,7 @@ export class QueueWorker {
     this.taken = options.inOrder === true ? [] : undefined;
   }
 
-  /** Chains handed to handle() whose Promise has not settled yet. */
+  /** Chains handed to handle() that have not completed yet (deferred, or a Promise). */
   get inFlight(): number {
     return this.inFlightCount;
   }
@@ -322,41 +341,91 @@ export class QueueWorker {
 
   /** Returns the bytes written synchronously (0 for a chain completing later). */
   private serve(chain: DescriptorChain): number {
-    const result = this.handler.handle(chain);
+    const head = chain.head;
+    this.servingHead = head;
+    this.servingToken = undefined;
+    let result: number | typeof LATER | Promise<number>;
+    try {
+      result = this.handler.handle(chain);
+    } catch (err) {
+      // A device bug (run() fails the device): a chain it deferred will never be completed.
+      const token = this.servingToken as Taken | undefined; // set by defer() during handle()
+      this.servingToken = undefined;
+      if (token !== undefined && token.len === -1) {
+        token.len = 0;
+        this.settle();
+      }
+      throw err;
+    } finally {
+      this.servingHead = -1;
+    }
+    if (result === LATER) {
+      if ((this.servingToken as Taken | undefined) === undefined) throw new Error('handle() returned LATER without calling defer()');
+      this.servingToken = undefined;
+      return 0;
+    }
     const order = this.taken;
     if (typeof result === 'number') {
       if (order !== undefined && this.takenFrom < order.length) {
         // Behind a chain still in flight: published after it.
-        order.push({ head: chain.head, len: result });
+        order.push({ head, len: result });
         return result;
       }
-      this.queue.addUsed(chain.head, result);
+      this.queue.addUsed(head, result);
       this.usedPending = true;
       return result;
     }
-    this.inFlightCount += 1;
-    const entry: Taken | undefined = order === undefined ? undefined : { head: chain.head, len: -1 };
-    if (entry !== undefined) order!.push(entry);
-    result
-      .then(
-        (len) => {
-          if (entry === undefined) {
-            this.completeLater(chain.head, len);
-          } else {
-            entry.len = len;
-            this.publishInOrder();
-          }
-        },
-        (err: unknown) => this.deviceError(err),
-      )
-      .finally(() => {
-        this.inFlightCount -= 1;
-        if (this.inFlightCount === 0 && this.quiet !== undefined) {
-          this.quiet();
-          this.quiet = undefined;
-        }
-      });
+    const entry = this.track(head);
+    result.then(
+      (len) => this.complete(entry, len),
+      (err: unknown) => {
+        this.deviceError(err); // the device failed: the entry is never published
+        this.settle();
+      },
+    );
     return 0;
+  }
+
+  /**
+   * For handle() only: the chain it serves completes later, with complete(token, length). The
+   * chain counts as in flight from now on (stop() waits for it).
+   */
+  defer(): LaterToken {
+    if (this.servingHead < 0 || this.servingToken !== undefined) throw new Error('defer() is for handle(), once per chain');
+    const token = this.track(this.servingHead);
+    this.servingToken = token;
+    return token;
+  }
+
+  /**
+   * A deferred chain is done: `len` bytes were written into its buffers. A second call for the
+   * same token does nothing. After stop() nothing is published (the chain is forgotten), but
+   * the chain stops counting as in flight, so that stop()'s Promise settles.
+   */
+  complete(token: LaterToken, len: number): void {
+    const entry = token as Taken;
+    if (entry.len !== -1) return;
+    entry.len = len;
+    if (this.taken === undefined) this.completeLater(entry.head, len);
+    else this.publishInOrder();
+    this.settle();
+  }
+
+  /** A chain now in flight: its entry (in take order too, when inOrder). */
+  private track(head: number): Taken {
+    this.inFlightCount += 1;
+    const entry: Taken = { head, len: -1 };
+    this.taken?.push(entry);
+    return entry;
+  }
+
+  /** One chain in flight less (each tracked chain settles once). */
+  private settle(): void {
+    this.inFlightCount -= 1;
+    if (this.inFlightCount === 0 && this.quiet !== undefined) {
+      this.quiet();
+      this.quiet = undefined;
+    }
   }
 
   /** inOrder: publishes the oldest chains whose length is known, up to the first still in flight. */

@@ -10,7 +10,6 @@ import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
 import {
   DISCARD_SEGMENT_SIZE,
   REQUEST_HEADER_SIZE,
-  SECTOR_SHIFT,
   SECTOR_SIZE,
   VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_S_IOERR,
@@ -78,22 +77,16 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
   const split = splitStatus(chain.writable);
   if (split === undefined) return { kind: 'unanswerable' };
   const { status, data: writableData, dataLength: writableDataLength } = split;
-  const reject = (st: number, reason: MalformedKind | 'unsupported', type = -1): ParsedRequest => ({
-    kind: 'reject',
-    status: st,
-    statusByte: status,
-    reason,
-    type,
-  });
 
-  if (chain.readableLength < REQUEST_HEADER_SIZE) return reject(VIRTIO_BLK_S_IOERR, 'shortHeader');
-  // The header is metadata: read once into locals, so a driver changing it meanwhile changes nothing.
-  const header = gather(chain.readable, 0, REQUEST_HEADER_SIZE);
-  const hv = new DataView(header.buffer);
-  const type = hv.getUint32(0, true);
-  const sectorLow = hv.getUint32(8, true);
-  const sectorHigh = hv.getUint32(12, true);
-  const readableData = slice(chain.readable, REQUEST_HEADER_SIZE, chain.readableLength - REQUEST_HEADER_SIZE);
+  if (chain.readableLength < REQUEST_HEADER_SIZE) return reject(status, VIRTIO_BLK_S_IOERR, 'shortHeader');
+  // The header is metadata: read once into locals, so a driver changing it meanwhile changes
+  // nothing. Read in place when its first descriptor holds it whole (Linux's always does);
+  // gathered into a copy otherwise.
+  let first = chain.readable[0]!;
+  if (first.length < REQUEST_HEADER_SIZE) first = gather(chain.readable, 0, REQUEST_HEADER_SIZE);
+  const type = u32At(first, 0);
+  const sectorLow = u32At(first, 8);
+  const sectorHigh = u32At(first, 12);
   const readableDataLength = chain.readableLength - REQUEST_HEADER_SIZE;
 
   switch (type) {
@@ -101,34 +94,34 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
     case VIRTIO_BLK_T_OUT: {
       const isRead = type === VIRTIO_BLK_T_IN;
       // Data flows one way: a read has no readable data, a write nothing writable but the status.
-      if (isRead ? readableDataLength !== 0 : writableDataLength !== 0) return reject(VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
-      if (!isRead && limits.readOnly) return reject(VIRTIO_BLK_S_IOERR, 'readOnly', type);
-      const views = isRead ? writableData : readableData;
+      if (isRead ? readableDataLength !== 0 : writableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
+      if (!isRead && limits.readOnly) return reject(status, VIRTIO_BLK_S_IOERR, 'readOnly', type);
+      const views = isRead ? writableData : slice(chain.readable, REQUEST_HEADER_SIZE, readableDataLength);
       const length = isRead ? writableDataLength : readableDataLength;
-      if (length % SECTOR_SIZE !== 0) return reject(VIRTIO_BLK_S_IOERR, 'badLength', type);
+      if (length % SECTOR_SIZE !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'badLength', type);
       const check = checkSegments(views, limits);
-      if (check !== undefined) return reject(VIRTIO_BLK_S_IOERR, check, type);
+      if (check !== undefined) return reject(status, VIRTIO_BLK_S_IOERR, check, type);
       const offset = rangeOffset(sectorLow, sectorHigh, length / SECTOR_SIZE, limits.capacitySectors);
-      if (offset < 0) return reject(VIRTIO_BLK_S_IOERR, 'outOfRange', type);
+      if (offset < 0) return reject(status, VIRTIO_BLK_S_IOERR, 'outOfRange', type);
       return { kind: isRead ? 'read' : 'write', statusByte: status, views, offset, length };
     }
     case VIRTIO_BLK_T_FLUSH:
       // Served even if FLUSH was not negotiated: syncing is always correct, and cheap then.
       return { kind: 'flush', statusByte: status };
     case VIRTIO_BLK_T_GET_ID:
-      if (readableDataLength !== 0) return reject(VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
+      if (readableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
       return { kind: 'get-id', statusByte: status, views: writableData };
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
       const isDiscard = type === VIRTIO_BLK_T_DISCARD;
-      if (isDiscard ? !limits.discard : !limits.writeZeroes) return reject(VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
-      if (writableDataLength !== 0) return reject(VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
-      if (limits.readOnly) return reject(VIRTIO_BLK_S_IOERR, 'readOnly', type);
+      if (isDiscard ? !limits.discard : !limits.writeZeroes) return reject(status, VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
+      if (writableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
+      if (limits.readOnly) return reject(status, VIRTIO_BLK_S_IOERR, 'readOnly', type);
       const maxSeg = isDiscard ? limits.maxDiscardSeg : limits.maxWriteZeroesSeg;
       const maxSectors = isDiscard ? limits.maxDiscardSectors : limits.maxWriteZeroesSectors;
       const count = readableDataLength / DISCARD_SEGMENT_SIZE;
-      if (readableDataLength === 0 || !Number.isInteger(count)) return reject(VIRTIO_BLK_S_IOERR, 'badSegments', type);
-      if (count > maxSeg) return reject(VIRTIO_BLK_S_IOERR, 'tooManySegments', type);
+      if (readableDataLength === 0 || !Number.isInteger(count)) return reject(status, VIRTIO_BLK_S_IOERR, 'badSegments', type);
+      if (count > maxSeg) return reject(status, VIRTIO_BLK_S_IOERR, 'tooManySegments', type);
       const segments = gather(chain.readable, REQUEST_HEADER_SIZE, readableDataLength);
       const sv = new DataView(segments.buffer);
       const ranges: ZeroRange[] = [];
@@ -138,10 +131,10 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         const flags = sv.getUint32(at + 12, true);
         // §5.2.6.2: unknown flags, or unmap on a discard, are unsupported; too many sectors an error.
         const allowed = isDiscard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
-        if ((flags & ~allowed) !== 0) return reject(VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
-        if (sectors > maxSectors) return reject(VIRTIO_BLK_S_IOERR, 'badSegments', type);
+        if ((flags & ~allowed) !== 0) return reject(status, VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
+        if (sectors > maxSectors) return reject(status, VIRTIO_BLK_S_IOERR, 'badSegments', type);
         const offset = rangeOffset(sv.getUint32(at, true), sv.getUint32(at + 4, true), sectors, limits.capacitySectors);
-        if (offset < 0) return reject(VIRTIO_BLK_S_IOERR, 'outOfRange', type);
+        if (offset < 0) return reject(status, VIRTIO_BLK_S_IOERR, 'outOfRange', type);
         ranges.push({ offset, length: sectors * SECTOR_SIZE, unmap: (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0 });
       }
       return isDiscard
@@ -149,8 +142,18 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         : { kind: 'write-zeroes', statusByte: status, ranges };
     }
     default:
-      return reject(VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
+      return reject(status, VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
   }
+}
+
+// A plain function rather than a closure per request: parsing allocates only what it returns.
+function reject(statusByte: Uint8Array, status: number, reason: MalformedKind | 'unsupported', type = -1): ParsedRequest {
+  return { kind: 'reject', status, statusByte, reason, type };
+}
+
+/** The little-endian u32 at `at` of `bytes` (at + 4 <= bytes.length), each byte read once. */
+function u32At(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
 /** GET_ID's answer: the serial's bytes, at most 20, NUL-padded when shorter (§5.2.6). */
@@ -169,7 +172,7 @@ function rangeOffset(low: number, high: number, sectors: number, capacitySectors
   if (high >= 0x20_0000) return -1;
   const sector = high * U32 + low;
   if (sector > capacitySectors || sectors > capacitySectors - sector) return -1;
-  return sector * 2 ** SECTOR_SHIFT;
+  return sector * SECTOR_SIZE;
 }
 
 function checkSegments(views: readonly Uint8Array[], limits: RequestLimits): MalformedKind | undefined {

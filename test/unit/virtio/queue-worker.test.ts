@@ -7,7 +7,7 @@ import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../lib/virtio/descr
 import type { DeviceActivation } from '../../../lib/virtio/device.js';
 import { GuestMemory } from '../../../lib/virtio/guest-memory.js';
 import { silentLogger } from '../../../lib/virtio/logger.js';
-import { QueueWorker, eventLoopScheduler, type ChainHandler, type QueueWorkerOptions, type WorkerScheduler } from '../../../lib/virtio/queue-worker.js';
+import { LATER, QueueWorker, eventLoopScheduler, type ChainHandler, type LaterToken, type QueueWorkerOptions, type WorkerScheduler } from '../../../lib/virtio/queue-worker.js';
 import { SplitQueue } from '../../../lib/virtio/split-queue.js';
 import { ManualScheduler } from '../../../lib/virtio/testing/manual-scheduler.js';
 import { GuestAllocator, MockQueue } from '../../../lib/virtio/testing/mock-queue.js';
@@ -41,6 +41,18 @@ function rig(size = 64, handler: ChainHandler = { handle: () => 0 }, extra: Part
     for (let i = 0; i < n; i += 1) driver.add([{ length, writable: true }]);
   };
   return { memory, driver, queue, worker, interrupts, failures, ringFaults, counters, scheduler, post };
+}
+
+/** A rig whose handler defers every chain; `tokens` holds what defer() gave, in take order. */
+function deferringRig(size: number, extra: Partial<QueueWorkerOptions> = {}) {
+  const tokens: LaterToken[] = [];
+  const r: ReturnType<typeof rig> = rig(size, {
+    handle: () => {
+      tokens.push(r.worker.defer());
+      return LATER;
+    },
+  }, extra);
+  return { r, tokens };
 }
 
 describe('QueueWorker: bounded work per notification', () => {
@@ -343,6 +355,106 @@ describe('QueueWorker: asynchronous completion and stop()', () => {
     r.worker.kick();
     expect(r.worker.stats.chains).toBe(2);
     expect(r.worker.signal.aborted).toBe(true);
+  });
+
+  it('deferred: complete(token, length) publishes the chain then, in completion order, one interrupt per microtask', async () => {
+    const { r, tokens } = deferringRig(64);
+    r.post(3);
+    r.worker.kick();
+    expect(r.worker.inFlight).toBe(3);
+    expect(r.interrupts).toEqual([]);
+    r.worker.complete(tokens[2]!, 7);
+    r.worker.complete(tokens[0]!, 5);
+    expect(r.driver.used().map((u) => u.len)).toEqual([7, 5]); // published at once, in completion order
+    expect(r.interrupts).toEqual([]); // the interrupt waits for the end of the turn's work
+    await Promise.resolve();
+    expect(r.interrupts).toEqual([0]);
+    r.worker.complete(tokens[1]!, 1);
+    r.worker.complete(tokens[1]!, 1); // twice: nothing more
+    expect(r.worker.inFlight).toBe(0);
+    expect(r.driver.usedIdx()).toBe(3);
+  });
+
+  it('deferred: a complete() inside handle() (an engine that finished at once) is published with the run, one interrupt', () => {
+    let r: ReturnType<typeof rig>;
+    r = rig(64, {
+      handle: () => {
+        r.worker.complete(r.worker.defer(), 3);
+        return LATER;
+      },
+    });
+    r.post(2);
+    r.worker.kick();
+    expect(r.driver.used().map((u) => u.len)).toEqual([3, 3]);
+    expect(r.worker.inFlight).toBe(0);
+    expect(r.interrupts).toEqual([0]);
+  });
+
+  it('deferred with inOrder: an early completion waits for the chains taken before it', () => {
+    const { r, tokens } = deferringRig(64, { inOrder: true });
+    r.post(3);
+    r.worker.kick();
+    r.worker.complete(tokens[1]!, 8);
+    r.worker.complete(tokens[2]!, 9);
+    expect(r.driver.used()).toEqual([]);
+    r.worker.complete(tokens[0]!, 7);
+    expect(r.driver.used().map((u) => u.len)).toEqual([7, 8, 9]);
+    expect(r.worker.inFlight).toBe(0);
+  });
+
+  it('deferred: a head the driver posts again while it is in flight is two chains, each completed by its own token', () => {
+    const { r, tokens } = deferringRig(8, { inOrder: true });
+    r.post(1);
+    r.worker.kick();
+    const head = tokens[0]!.head;
+    r.driver.pushAvail(head); // hostile: the same head again, before the device gave it back
+    r.worker.kick();
+    expect(tokens.map((t) => t.head)).toEqual([head, head]);
+    r.worker.complete(tokens[1]!, 2);
+    expect(r.driver.used()).toEqual([]); // the first take is still in flight
+    r.worker.complete(tokens[0]!, 1);
+    expect(r.driver.used()).toEqual([{ id: head, len: 1 }, { id: head, len: 2 }]);
+  });
+
+  it('deferred: handle() may not answer LATER without defer(); defer() is for handle() only', () => {
+    const r = rig(64, { handle: () => LATER });
+    r.post(1);
+    r.worker.kick();
+    expect(r.failures).toEqual(['device queue handler threw']);
+    expect(() => rig().worker.defer()).toThrow(/for handle/);
+  });
+
+  it('deferred: a handler that throws after defer() fails the device and leaves nothing in flight', () => {
+    let r: ReturnType<typeof rig>;
+    r = rig(64, {
+      handle: () => {
+        r.worker.defer();
+        throw new Error('bug');
+      },
+    });
+    r.post(1);
+    r.worker.kick();
+    expect(r.failures).toHaveLength(1);
+    expect(r.worker.inFlight).toBe(0);
+    expect(r.worker.stop()).toBeUndefined();
+  });
+
+  it('deferred: stop() settles once every deferred chain was completed, and publishes none of them', async () => {
+    const { r, tokens } = deferringRig(64, { inOrder: true });
+    r.post(2);
+    r.worker.kick();
+    const stopped = r.worker.stop();
+    expect(stopped).toBeInstanceOf(Promise);
+    let done = false;
+    void stopped!.then(() => {
+      done = true;
+    });
+    r.worker.complete(tokens[0]!, 1);
+    await Promise.resolve();
+    expect(done).toBe(false);
+    r.worker.complete(tokens[1]!, 1);
+    await stopped;
+    expect(r.driver.used()).toEqual([]);
   });
 
   it('stop() cancels a pending continuation and wake-up', () => {
