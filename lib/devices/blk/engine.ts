@@ -2,6 +2,8 @@
 // offsets already validated against the capacity, with data as views onto the guest's buffers
 // (the engine reads into and writes from them in place). An engine knows nothing of virtio.
 // Completion callbacks may arrive in any order; err carries the errno `code` of the failure.
+// An engine may keep the array of views it is given until it calls done: the caller does not
+// change it meanwhile (the block device makes one per request), so no engine copies it.
 
 export type IoDone = (err: NodeJS.ErrnoException | null) => void;
 

@@ -37,10 +37,13 @@ class FakeRing implements UringRing {
   readonly eventfd = 99;
   readonly entries: number;
   readonly log: string[] = [];
-  /** Tags of each io_uring_enter, in order. */
+  /** The requests of each io_uring_enter, numbered in the order they were queued (1, 2, ...). */
   readonly enters: number[][] = [];
-  private prepared: { tag: number; bytes: number; views: Uint8Array[] }[] = [];
-  private running: { tag: number; bytes: number; views: Uint8Array[] }[] = [];
+  /** The tags of each io_uring_enter (the engine reuses the tags of finished requests). */
+  readonly enterTags: number[][] = [];
+  private queued = 0;
+  private prepared: { seq: number; tag: number; bytes: number; views: Uint8Array[] }[] = [];
+  private running: { seq: number; tag: number; bytes: number; views: Uint8Array[] }[] = [];
   private cq: number[] = [];
   onReadable: (() => void) | undefined;
 
@@ -67,11 +70,19 @@ class FakeRing implements UringRing {
     return this.prep([], tag);
   }
 
+  /** The next submit() fails (EBUSY) with its entries left in the ring for a later enter. */
+  refuseNext = false;
+
   submit(): number {
+    if (this.refuseNext) {
+      this.refuseNext = false;
+      throw Object.assign(new Error('EBUSY: io_uring_enter failed'), { code: 'EBUSY' });
+    }
     const batch = this.prepared;
     this.prepared = [];
-    this.enters.push(batch.map((p) => p.tag));
-    this.log.push(`enter ${batch.map((p) => p.tag).join(',')}`);
+    this.enters.push(batch.map((p) => p.seq));
+    this.enterTags.push(batch.map((p) => p.tag));
+    this.log.push(`enter ${batch.map((p) => p.seq).join(',')}`);
     if (this.inline) {
       for (const p of batch) this.finish(p);
     } else {
@@ -98,7 +109,8 @@ class FakeRing implements UringRing {
 
   private prep(views: Uint8Array[], tag: number): boolean {
     if (this.prepared.length >= this.entries) return false;
-    this.prepared.push({ tag, bytes: views.reduce((n, v) => n + v.length, 0), views });
+    this.queued += 1;
+    this.prepared.push({ seq: this.queued, tag, bytes: views.reduce((n, v) => n + v.length, 0), views });
     return true;
   }
 
@@ -143,6 +155,32 @@ function engine(ring: FakeRing, defer: ManualDefer, submitBytes?: number): IoUri
 const microtasks = async (): Promise<void> => {
   for (let i = 0; i < 10; i += 1) await Promise.resolve();
 };
+
+describe('IoUringEngine tags', () => {
+  it('reuses a completed request\'s tag, but never one whose submission was refused until the kernel answers it', async () => {
+    const ring = new FakeRing(false);
+    const defer = new ManualDefer();
+    const e = engine(ring, defer);
+    const mem = new Uint8Array(3 * 4096);
+    const results: string[] = [];
+    const read = (i: number) => e.read([mem.subarray(i * 4096, (i + 1) * 4096)], 0, (err) => results.push(`${i} ${err ? err.code : 'ok'}`));
+    read(0);
+    await microtasks();
+    ring.finishAll();
+    expect(results).toEqual(['0 ok']);
+    read(1); // tag 1 again: its first op was reaped
+    ring.refuseNext = true;
+    await microtasks();
+    expect(ring.enterTags).toEqual([[1]]);
+    expect(results).toEqual(['0 ok', '1 EBUSY']); // the refused op failed at once
+    read(2); // gets another tag: the kernel may still take the refused entry, with tag 1
+    await microtasks();
+    expect(ring.enterTags).toEqual([[1], [1, 2]]); // the stuck entry went in with the next enter
+    ring.finishAll();
+    expect(results).toEqual(['0 ok', '1 EBUSY', '2 ok']); // tag 1's late answer completes nothing
+    await e.close(); // nothing left waiting: the abandoned slot is not in flight
+  });
+});
 
 describe('IoUringEngine submission pacing', () => {
   it('sends large requests one io_uring_enter each, completing each before the next enter, which waits for a later turn', async () => {
