@@ -77,8 +77,12 @@ export interface NativeUring {
   fallocate(fd: number, mode: number, offset: U64, length: U64, tag: U64): boolean;
   /** One io_uring_enter for everything queued; returns how many SQEs the kernel took. */
   submit(): number;
-  /** [tag, res, ...] of the completions waiting (res: bytes or -errno); clears the eventfd. */
-  reap(): number[];
+  /**
+   * Writes the next completions into `out` (out[2i] = tag, out[2i+1] = bytes or -errno) and
+   * returns how many, at most out.length / 2; clears the eventfd first, so a caller whose array
+   * was filled calls again. Tags are 1..2^31-1.
+   */
+  reap(out: Int32Array): number;
   close(): void;
 }
 

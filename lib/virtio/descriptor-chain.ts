@@ -1,10 +1,18 @@
 // Walking one descriptor chain of a split virtqueue (virtio 1.2 §2.7.5, indirect §2.7.5.3)
-// into zero-copy views of the guest buffers. Everything read from the table is untrusted:
-// indices, lengths and addresses are checked, and the walk is bounded so a loop written by
-// the driver terminates: a chain holds at most queue-size buffers, indirect tables included
-// (an indirect table longer than the queue is refused before it is read). A failure throws
-// InvalidChainError carrying the head; the policy (the rings are corrupt: DEVICE_NEEDS_RESET)
-// belongs to take-chain.ts.
+// into spans of the shared region: each buffer's offset and length, device-readable buffers
+// first. Everything read from the table is untrusted: indices, lengths and addresses are
+// checked, and the walk is bounded so a loop written by the driver terminates: a chain holds
+// at most queue-size buffers, indirect tables included (an indirect table longer than the
+// queue is refused before it is read). A failure throws InvalidChainError carrying the head;
+// the policy (the rings are corrupt: DEVICE_NEEDS_RESET) belongs to take-chain.ts.
+//
+// Why spans and not views: a Uint8Array per buffer (about 100 bytes each, with the arrays
+// holding them) was most of what a chain cost, and at 32 block requests in flight that garbage
+// outlives a scavenge and is paid again when promoted. A device on the hot path reads its
+// metadata through the spans (the block device reads its header and writes its status byte in
+// place, and makes views only of the data it hands the kernel); `readable` and `writable` make
+// the views on first use, for everyone else. The views are the same bytes the spans name, so
+// which one a device uses changes nothing a driver can see.
 
 import { InvalidChainError, type InvalidChainCode } from './errors.js';
 import { addressFromWords, type GuestMemory } from './guest-memory.js';
@@ -22,17 +30,82 @@ const MAX_CHAIN_BYTES = 0xffff_ffff;
 export interface DescriptorChain {
   /** Head descriptor index: the id to give back with addUsed. */
   readonly head: number;
-  /** Device-readable buffers, in chain order; views onto guest memory. */
+  /** Device-readable buffers, in chain order; views onto guest memory (made on first use). */
   readonly readable: readonly Uint8Array[];
-  /** Device-writable buffers, in chain order; views onto guest memory. */
+  /** Device-writable buffers, in chain order; views onto guest memory (made on first use). */
   readonly writable: readonly Uint8Array[];
   readonly readableLength: number;
   readonly writableLength: number;
+  /** The region every span is in (GuestMemory.bytes). */
+  readonly region: Uint8Array;
+  /** Each buffer as a region offset and a length (offset0, length0, offset1, ...), readable ones first. */
+  readonly spans: readonly number[];
+  /** How many of the buffers are device-readable (the first ones). */
+  readonly readableCount: number;
+}
+
+/** The number of buffers of `chain` (readable and writable). */
+export function bufferCount(chain: DescriptorChain): number {
+  return chain.spans.length >>> 1;
+}
+
+/** A view of buffer `i` of `chain` onto the region (no copy). */
+export function bufferView(chain: DescriptorChain, i: number): Uint8Array {
+  const region = chain.region;
+  return new Uint8Array(region.buffer, region.byteOffset + chain.spans[2 * i]!, chain.spans[2 * i + 1]!);
+}
+
+class WalkedChain implements DescriptorChain {
+  private readableViews: Uint8Array[] | undefined;
+  private writableViews: Uint8Array[] | undefined;
+
+  constructor(
+    readonly head: number,
+    readonly region: Uint8Array,
+    readonly spans: readonly number[],
+    readonly readableCount: number,
+    readonly readableLength: number,
+    readonly writableLength: number,
+  ) {}
+
+  get readable(): readonly Uint8Array[] {
+    return (this.readableViews ??= this.views(0, this.readableCount));
+  }
+
+  get writable(): readonly Uint8Array[] {
+    return (this.writableViews ??= this.views(this.readableCount, this.spans.length >>> 1));
+  }
+
+  private views(from: number, to: number): Uint8Array[] {
+    const out = new Array<Uint8Array>(to - from);
+    for (let i = from; i < to; i += 1) out[i - from] = bufferView(this, i);
+    return out;
+  }
+}
+
+/**
+ * A chain over `region` made of these spans (offset, length pairs; the first `readableCount`
+ * device-readable). For tests and for devices that build a chain themselves; every span must
+ * lie inside the region.
+ */
+export function chainFromSpans(head: number, region: Uint8Array, spans: readonly number[], readableCount: number): DescriptorChain {
+  let readableLength = 0;
+  let writableLength = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    const offset = spans[i]!;
+    const length = spans[i + 1]!;
+    if (offset < 0 || length < 0 || offset + length > region.length) throw new RangeError(`span ${i >>> 1} is outside the region`);
+    if (i >>> 1 < readableCount) readableLength += length;
+    else writableLength += length;
+  }
+  return new WalkedChain(head, region, spans.slice(), readableCount, readableLength, writableLength);
 }
 
 /**
  * Read the chain starting at `head` of the descriptor table at `table` (a queue of `size`
- * entries; head < size is checked by the caller). Throws InvalidChainError.
+ * entries; head < size is checked by the caller). `scratch` is the caller's to reuse from one
+ * walk to the next (the spans are gathered there, then copied into an array of the chain's
+ * exact length). Throws InvalidChainError.
  */
 export function readDescriptorChain(
   memory: GuestMemory,
@@ -40,13 +113,13 @@ export function readDescriptorChain(
   size: number,
   head: number,
   indirectAllowed: boolean,
+  scratch: number[] = [],
 ): DescriptorChain {
   const view = memory.view;
-  const readable: Uint8Array[] = [];
-  const writable: Uint8Array[] = [];
+  let count = 0;
+  let readableCount = 0;
   let readableLength = 0;
   let writableLength = 0;
-
   let tableOffset = memory.offsetOf(table, size * DESCRIPTOR_SIZE);
   let tableEntries = size;
   let index = head;
@@ -92,16 +165,17 @@ export function readDescriptorChain(
 
     const offset = memory.offsetOf(addr, len);
     if (offset < 0) throw invalid('CHAIN_BUFFER_OUT_OF_RANGE', head, index, 'buffer outside the region', { addr, len });
-    const buffer = memory.bytes.subarray(offset, offset + len);
     if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
-      writable.push(buffer);
       writableLength += len;
     } else {
       // §2.7.4.2: device-readable descriptors come before device-writable ones.
-      if (writable.length > 0) throw invalid('CHAIN_READABLE_AFTER_WRITABLE', head, index, 'readable descriptor after a writable one');
-      readable.push(buffer);
+      if (readableCount < count) throw invalid('CHAIN_READABLE_AFTER_WRITABLE', head, index, 'readable descriptor after a writable one');
+      readableCount += 1;
       readableLength += len;
     }
+    scratch[2 * count] = offset;
+    scratch[2 * count + 1] = len;
+    count += 1;
     if (readableLength + writableLength > MAX_CHAIN_BYTES) {
       throw invalid('CHAIN_TOTAL_LENGTH_OVERFLOW', head, index, 'chain length exceeds 2^32-1 bytes');
     }
@@ -111,7 +185,9 @@ export function readDescriptorChain(
     index = next;
   }
 
-  return { head, readable, writable, readableLength, writableLength };
+  const spans = new Array<number>(2 * count);
+  for (let i = 0; i < 2 * count; i += 1) spans[i] = scratch[i]!;
+  return new WalkedChain(head, memory.bytes, spans, readableCount, readableLength, writableLength);
 }
 
 // A plain function rather than a closure per chain: the walk stays allocation-free until it fails.

@@ -2,7 +2,7 @@
 // Transport-independent and free of Bao and the addon (ARCHITECTURE.md, lib/virtio/).
 
 export type { DeviceActivation, VirtioDevice } from './device.js';
-export { copyFromReadable, copyToWritable, type DescriptorChain } from './descriptor-chain.js';
+export { bufferCount, bufferView, chainFromSpans, copyFromReadable, copyToWritable, type DescriptorChain } from './descriptor-chain.js';
 export * from './errors.js';
 export * as features from './features.js';
 export { GuestMemory } from './guest-memory.js';

@@ -47,7 +47,7 @@
 // returns that from VirtioDevice.reset(), which is how "reset waits for the device" holds.
 
 import type { DeviceActivation } from './device.js';
-import type { DescriptorChain } from './descriptor-chain.js';
+import { bufferCount, type DescriptorChain } from './descriptor-chain.js';
 import type { SplitQueue } from './split-queue.js';
 import { takeChain, type ChainFaultCounters } from './take-chain.js';
 import { QueueCorruptError } from './errors.js';
@@ -310,7 +310,7 @@ export class QueueWorker {
           const chain = takeChain(this.queue, this.queueIndex, this.activation, this.counters);
           if (chain === null) break;
           chains += 1;
-          descriptors += chain.readable.length + chain.writable.length;
+          descriptors += bufferCount(chain);
           this.stats.chains += 1;
           bytes += chain.readableLength + this.serve(chain);
         }

@@ -79,6 +79,8 @@ export class SplitQueue {
   private readonly usedFlagsCell: number;
   private readonly usedIdxCell: number;
   private readonly availEventCell: number;
+  /** Where pop() gathers a chain's spans (reused: the chain gets an array of its own length). */
+  private readonly spanScratch: number[] = [];
 
   private nextAvailIdx = 0;
   private nextUsedIdx = 0;
@@ -196,7 +198,7 @@ export class SplitQueue {
         size: this.size,
       });
     }
-    return readDescriptorChain(this.memory, this.descTable, this.size, head, this.indirect);
+    return readDescriptorChain(this.memory, this.descTable, this.size, head, this.indirect, this.spanScratch);
   }
 
   /** Whether the driver has made chains available that pop() has not taken yet. */

@@ -81,15 +81,44 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
       // A view at an offset into the mapping is read into at that offset.
       expect(ring.readv(fd, [mem.subarray(100, 612)], 0, 6)).toBe(true);
       expect(ring.submit()).toBe(1);
-      let reaped: number[] = [];
-      for (let i = 0; i < 200 && reaped.length === 0; i += 1) {
-        reaped = ring.reap();
-        if (reaped.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const out = new Int32Array(2);
+      let n = 0;
+      for (let i = 0; i < 200 && n === 0; i += 1) {
+        n = ring.reap(out);
+        if (n === 0) await new Promise((r) => setTimeout(r, 5));
       }
-      expect(reaped).toEqual([6, 512]);
+      expect([n, ...out]).toEqual([1, 6, 512]);
       expect(mem[99]).toBe(0);
       expect(mem.subarray(100, 612).every((b) => b === 0xee)).toBe(true);
       expect(mem[612]).toBe(0);
+    } finally {
+      ring.close();
+    }
+  });
+
+  it('takes tags 1..2^31-1 and reaps into the caller\'s Int32Array, as many completions as it holds, the rest at the next call', async () => {
+    const { ring } = defaultBlockHost().openUring!(8);
+    try {
+      const mem = new Uint8Array(region);
+      expect(() => ring.readv(fd, [mem.subarray(0, 512)], 0, 0)).toThrow(RangeError);
+      expect(() => ring.fsync(fd, 2 ** 31)).toThrow(RangeError);
+      expect(() => ring.reap(new Int32Array(1))).toThrow(RangeError);
+      expect(() => ring.reap([0, 0] as never)).toThrow(TypeError);
+      expect(() => ring.reap(new Uint32Array(2) as never)).toThrow(TypeError);
+      for (const tag of [7, 8, 2 ** 31 - 1]) expect(ring.readv(fd, [mem.subarray(0, 512)], 0, tag)).toBe(true);
+      expect(ring.submit()).toBe(3);
+      const out = new Int32Array(4);
+      const seen: number[] = [];
+      for (let i = 0; i < 200 && seen.length < 6; i += 1) {
+        const n = ring.reap(out);
+        expect(n).toBeLessThanOrEqual(2);
+        seen.push(...out.subarray(0, 2 * n));
+        if (n < 2) await new Promise((r) => setTimeout(r, 5));
+      }
+      const pairs = [0, 2, 4].map((i) => [seen[i], seen[i + 1]]).sort((a, b) => a[0]! - b[0]!);
+      expect(pairs).toEqual([[7, 512], [8, 512], [2 ** 31 - 1, 512]]);
+      // A reaped tag is free again.
+      expect(ring.readv(fd, [mem.subarray(0, 512)], 0, 7)).toBe(true);
     } finally {
       ring.close();
     }

@@ -272,6 +272,7 @@ export class BlkDevice implements VirtioDevice {
    */
   private handle(state: Active, worker: QueueWorker, chain: DescriptorChain): number | typeof LATER {
     const request = parseRequest(chain, state.limits);
+    const region = chain.region;
     const head = chain.head;
     const queueIndex = worker.queueIndex;
     const log = state.activation.log;
@@ -290,7 +291,7 @@ export class BlkDevice implements VirtioDevice {
           this.metrics.malformedByKind[request.reason] = n;
           if (worthLogging(n)) log.warn({ queue: queueIndex, head, type: request.type, kind: request.reason }, 'guest fault: malformed block request; answered IOERR');
         }
-        request.statusByte[0] = request.status;
+        region[request.statusAt] = request.status;
         return 1;
       }
       case 'get-id': {
@@ -302,37 +303,37 @@ export class BlkDevice implements VirtioDevice {
           v.set(this.serial.subarray(copied, copied + n));
           copied += n;
         }
-        request.statusByte[0] = VIRTIO_BLK_S_OK;
+        region[request.statusAt] = VIRTIO_BLK_S_OK;
         return copied + 1;
       }
       case 'read': {
         // Reads and writes, nearly every request, cost one closure: the completion itself.
         this.metrics.reads += 1;
         const length = request.length;
-        this.engine.read(request.views, request.offset, this.completion(state, worker, request.statusByte, length + 1, length, 0));
+        this.engine.read(request.views, request.offset, this.completion(state, worker, region, request.statusAt, length + 1, length, 0));
         return LATER;
       }
       case 'write': {
         this.metrics.writes += 1;
         const length = request.length;
-        this.engine.write(request.views, request.offset, state.writeThrough, this.completion(state, worker, request.statusByte, 1, 0, length));
+        this.engine.write(request.views, request.offset, state.writeThrough, this.completion(state, worker, region, request.statusAt, 1, 0, length));
         return LATER;
       }
       case 'flush':
         this.metrics.flushes += 1;
         if (state.flushIsNoop) {
-          request.statusByte[0] = VIRTIO_BLK_S_OK;
+          region[request.statusAt] = VIRTIO_BLK_S_OK;
           return 1;
         }
-        return this.submit(state, worker, request.statusByte, 1, (done) => this.engine.flush(done));
+        return this.submit(state, worker, region, request.statusAt, 1, (done) => this.engine.flush(done));
       case 'discard':
         this.metrics.discards += 1;
-        return this.submit(state, worker, request.statusByte, 1, (done) =>
+        return this.submit(state, worker, region, request.statusAt, 1, (done) =>
           this.eachRange(request.ranges, (r, next) => this.engine.discard(r.offset, r.length, next), done),
         );
       case 'write-zeroes':
         this.metrics.writeZeroes += 1;
-        return this.submit(state, worker, request.statusByte, 1, (done) =>
+        return this.submit(state, worker, region, request.statusAt, 1, (done) =>
           this.eachRange(
             request.ranges,
             (r: ZeroRange, next) => {
@@ -369,11 +370,12 @@ export class BlkDevice implements VirtioDevice {
   private submit(
     state: Active,
     worker: QueueWorker,
-    statusByte: Uint8Array,
+    region: Uint8Array,
+    statusAt: number,
     okLength: number,
     start: (done: (err: NodeJS.ErrnoException | null) => void) => void,
   ): typeof LATER {
-    start(this.completion(state, worker, statusByte, okLength, 0, 0));
+    start(this.completion(state, worker, region, statusAt, okLength, 0, 0));
     return LATER;
   }
 
@@ -386,7 +388,8 @@ export class BlkDevice implements VirtioDevice {
   private completion(
     state: Active,
     worker: QueueWorker,
-    statusByte: Uint8Array,
+    region: Uint8Array,
+    statusAt: number,
     okLength: number,
     readBytes: number,
     writtenBytes: number,
@@ -416,7 +419,7 @@ export class BlkDevice implements VirtioDevice {
         metrics.readBytes += readBytes;
         metrics.writtenBytes += writtenBytes;
       }
-      statusByte[0] = status;
+      region[statusAt] = status;
       worker.complete(token, err ? 1 : okLength);
     };
   }

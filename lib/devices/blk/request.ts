@@ -1,7 +1,9 @@
 // Parsing one virtio-blk request (virtio 1.2 §5.2.6) out of a descriptor chain, without
 // trusting anything in it. The result says what to do: an I/O on views of the guest's own
 // buffers (never copies of the data), or an answer right away (an error status), or nothing
-// at all when the chain has no byte to put a status in. Every check happens here, before any
+// at all when the chain has no byte to put a status in. The chain is read through its spans:
+// the header in place and the status byte as a region offset, so that the only views a
+// request costs are those of its data (what the engine hands the kernel). Every check happens here, before any
 // I/O is started, so a malformed request never reaches the engine. The driver may frame a
 // request any way it likes (§2.6.4): the header may span descriptors, and the status is the
 // last writable byte whatever descriptor holds it.
@@ -64,29 +66,43 @@ export type ParsedRequest =
   /** No writable byte for the status: return the chain with length 0. */
   | { readonly kind: 'unanswerable' }
   /** Answered at once with this status, no I/O. */
-  | { readonly kind: 'reject'; readonly status: number; readonly statusByte: Uint8Array; readonly reason: MalformedKind | 'unsupported'; readonly type: number }
-  | { readonly kind: 'read' | 'write'; readonly statusByte: Uint8Array; readonly views: Uint8Array[]; readonly offset: number; readonly length: number }
-  | { readonly kind: 'flush'; readonly statusByte: Uint8Array }
-  | { readonly kind: 'get-id'; readonly statusByte: Uint8Array; readonly views: Uint8Array[] }
-  | { readonly kind: 'discard'; readonly statusByte: Uint8Array; readonly ranges: ByteRange[] }
-  | { readonly kind: 'write-zeroes'; readonly statusByte: Uint8Array; readonly ranges: ZeroRange[] };
+  | { readonly kind: 'reject'; readonly status: number; readonly statusAt: number; readonly reason: MalformedKind | 'unsupported'; readonly type: number }
+  | { readonly kind: 'read' | 'write'; readonly statusAt: number; readonly views: Uint8Array[]; readonly offset: number; readonly length: number }
+  | { readonly kind: 'flush'; readonly statusAt: number }
+  | { readonly kind: 'get-id'; readonly statusAt: number; readonly views: Uint8Array[] }
+  | { readonly kind: 'discard'; readonly statusAt: number; readonly ranges: ByteRange[] }
+  | { readonly kind: 'write-zeroes'; readonly statusAt: number; readonly ranges: ZeroRange[] };
+
+/** `statusAt` is the status byte's offset in the chain's region (DescriptorChain.region). */
 
 const U32 = 0x1_0000_0000;
 
+const UNANSWERABLE: ParsedRequest = Object.freeze({ kind: 'unanswerable' });
+
 export function parseRequest(chain: DescriptorChain, limits: RequestLimits): ParsedRequest {
-  const split = splitStatus(chain.writable);
-  if (split === undefined) return { kind: 'unanswerable' };
-  const { status, data: writableData, dataLength: writableDataLength } = split;
+  const spans = chain.spans;
+  const region = chain.region;
+  const readableCount = chain.readableCount;
+  // The status is the last writable byte, whatever descriptor holds it (empty ones skipped).
+  let last = (spans.length >>> 1) - 1;
+  while (last >= readableCount && spans[2 * last + 1] === 0) last -= 1;
+  if (last < readableCount) return UNANSWERABLE;
+  const status = spans[2 * last]! + spans[2 * last + 1]! - 1;
+  const writableDataLength = chain.writableLength - 1;
 
   if (chain.readableLength < REQUEST_HEADER_SIZE) return reject(status, VIRTIO_BLK_S_IOERR, 'shortHeader');
   // The header is metadata: read once into locals, so a driver changing it meanwhile changes
   // nothing. Read in place when its first descriptor holds it whole (Linux's always does);
   // gathered into a copy otherwise.
-  let first = chain.readable[0]!;
-  if (first.length < REQUEST_HEADER_SIZE) first = gather(chain.readable, 0, REQUEST_HEADER_SIZE);
-  const type = u32At(first, 0);
-  const sectorLow = u32At(first, 8);
-  const sectorHigh = u32At(first, 12);
+  let header = region;
+  let at = spans[0]!;
+  if (spans[1]! < REQUEST_HEADER_SIZE) {
+    header = gather(chain, 0, REQUEST_HEADER_SIZE);
+    at = 0;
+  }
+  const type = u32At(header, at);
+  const sectorLow = u32At(header, at + 8);
+  const sectorHigh = u32At(header, at + 12);
   const readableDataLength = chain.readableLength - REQUEST_HEADER_SIZE;
 
   switch (type) {
@@ -96,21 +112,21 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
       // Data flows one way: a read has no readable data, a write nothing writable but the status.
       if (isRead ? readableDataLength !== 0 : writableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
       if (!isRead && limits.readOnly) return reject(status, VIRTIO_BLK_S_IOERR, 'readOnly', type);
-      const views = isRead ? writableData : slice(chain.readable, REQUEST_HEADER_SIZE, readableDataLength);
       const length = isRead ? writableDataLength : readableDataLength;
       if (length % SECTOR_SIZE !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'badLength', type);
+      const views = isRead ? dataViews(chain, readableCount, 0, length) : dataViews(chain, 0, REQUEST_HEADER_SIZE, length);
       const check = checkSegments(views, limits);
       if (check !== undefined) return reject(status, VIRTIO_BLK_S_IOERR, check, type);
       const offset = rangeOffset(sectorLow, sectorHigh, length / SECTOR_SIZE, limits.capacitySectors);
       if (offset < 0) return reject(status, VIRTIO_BLK_S_IOERR, 'outOfRange', type);
-      return { kind: isRead ? 'read' : 'write', statusByte: status, views, offset, length };
+      return { kind: isRead ? 'read' : 'write', statusAt: status, views, offset, length };
     }
     case VIRTIO_BLK_T_FLUSH:
       // Served even if FLUSH was not negotiated: syncing is always correct, and cheap then.
-      return { kind: 'flush', statusByte: status };
+      return { kind: 'flush', statusAt: status };
     case VIRTIO_BLK_T_GET_ID:
       if (readableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
-      return { kind: 'get-id', statusByte: status, views: writableData };
+      return { kind: 'get-id', statusAt: status, views: dataViews(chain, readableCount, 0, writableDataLength) };
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
       const isDiscard = type === VIRTIO_BLK_T_DISCARD;
@@ -122,7 +138,7 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
       const count = readableDataLength / DISCARD_SEGMENT_SIZE;
       if (readableDataLength === 0 || !Number.isInteger(count)) return reject(status, VIRTIO_BLK_S_IOERR, 'badSegments', type);
       if (count > maxSeg) return reject(status, VIRTIO_BLK_S_IOERR, 'tooManySegments', type);
-      const segments = gather(chain.readable, REQUEST_HEADER_SIZE, readableDataLength);
+      const segments = gather(chain, REQUEST_HEADER_SIZE, readableDataLength);
       const sv = new DataView(segments.buffer);
       const ranges: ZeroRange[] = [];
       for (let i = 0; i < count; i += 1) {
@@ -138,8 +154,8 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         ranges.push({ offset, length: sectors * SECTOR_SIZE, unmap: (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0 });
       }
       return isDiscard
-        ? { kind: 'discard', statusByte: status, ranges: ranges.map(({ offset, length }) => ({ offset, length })) }
-        : { kind: 'write-zeroes', statusByte: status, ranges };
+        ? { kind: 'discard', statusAt: status, ranges: ranges.map(({ offset, length }) => ({ offset, length })) }
+        : { kind: 'write-zeroes', statusAt: status, ranges };
     }
     default:
       return reject(status, VIRTIO_BLK_S_UNSUPP, 'unsupported', type);
@@ -147,8 +163,8 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
 }
 
 // A plain function rather than a closure per request: parsing allocates only what it returns.
-function reject(statusByte: Uint8Array, status: number, reason: MalformedKind | 'unsupported', type = -1): ParsedRequest {
-  return { kind: 'reject', status, statusByte, reason, type };
+function reject(statusAt: number, status: number, reason: MalformedKind | 'unsupported', type = -1): ParsedRequest {
+  return { kind: 'reject', status, statusAt, reason, type };
 }
 
 /** The little-endian u32 at `at` of `bytes` (at + 4 <= bytes.length), each byte read once. */
@@ -181,54 +197,53 @@ function checkSegments(views: readonly Uint8Array[], limits: RequestLimits): Mal
   return undefined;
 }
 
-/** The last writable byte (the status) and the writable bytes before it, as views. */
-function splitStatus(
-  writable: readonly Uint8Array[],
-): { status: Uint8Array; data: Uint8Array[]; dataLength: number } | undefined {
-  let last = writable.length - 1;
-  while (last >= 0 && writable[last]!.length === 0) last -= 1;
-  if (last < 0) return undefined;
-  const tail = writable[last]!;
-  const status = tail.subarray(tail.length - 1);
-  const data: Uint8Array[] = [];
-  let dataLength = 0;
-  for (let i = 0; i < last; i += 1) {
-    const v = writable[i]!;
-    if (v.length === 0) continue;
-    data.push(v);
-    dataLength += v.length;
-  }
-  if (tail.length > 1) {
-    data.push(tail.subarray(0, tail.length - 1));
-    dataLength += tail.length - 1;
-  }
-  return { status, data, dataLength };
-}
-
-/** Views of `length` bytes starting `skip` bytes into `buffers` (empty buffers dropped). */
-function slice(buffers: readonly Uint8Array[], skip: number, length: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
+/**
+ * Views of `length` bytes of the chain's buffers, from buffer `first` on, `skip` bytes into
+ * them (empty buffers dropped); the array has exactly one entry per view. The caller knows the
+ * chain holds that many bytes there.
+ */
+function dataViews(chain: DescriptorChain, first: number, skip: number, length: number): Uint8Array[] {
+  const spans = chain.spans;
+  const end = spans.length >>> 1;
+  // Counted first, so the array is made at its length (a pushed one starts at 17 slots).
+  let count = 0;
   let toSkip = skip;
   let left = length;
-  for (const b of buffers) {
-    if (left === 0) break;
-    if (toSkip >= b.length) {
-      toSkip -= b.length;
+  for (let i = first; i < end && left > 0; i += 1) {
+    const n = spans[2 * i + 1]!;
+    if (toSkip >= n) {
+      toSkip -= n;
       continue;
     }
-    const n = Math.min(b.length - toSkip, left);
-    out.push(b.subarray(toSkip, toSkip + n));
-    left -= n;
+    left -= Math.min(n - toSkip, left);
+    toSkip = 0;
+    count += 1;
+  }
+  const out = new Array<Uint8Array>(count);
+  const region = chain.region;
+  toSkip = skip;
+  left = length;
+  count = 0;
+  for (let i = first; i < end && left > 0; i += 1) {
+    const n = spans[2 * i + 1]!;
+    if (toSkip >= n) {
+      toSkip -= n;
+      continue;
+    }
+    const take = Math.min(n - toSkip, left);
+    out[count] = new Uint8Array(region.buffer, region.byteOffset + spans[2 * i]! + toSkip, take);
+    count += 1;
+    left -= take;
     toSkip = 0;
   }
   return out;
 }
 
-/** A copy of `length` metadata bytes starting `skip` bytes into `buffers`. */
-function gather(buffers: readonly Uint8Array[], skip: number, length: number): Uint8Array {
+/** A copy of `length` metadata bytes of the chain's readable buffers, `skip` bytes into them. */
+function gather(chain: DescriptorChain, skip: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   let at = 0;
-  for (const v of slice(buffers, skip, length)) {
+  for (const v of dataViews(chain, 0, skip, length)) {
     out.set(v, at);
     at += v.length;
   }

@@ -22,7 +22,7 @@
 
 import type { DeviceActivation, VirtioDevice } from '../../virtio/device.js';
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
-import { copyFromReadable, copyToWritable } from '../../virtio/descriptor-chain.js';
+import { bufferCount, copyFromReadable, copyToWritable } from '../../virtio/descriptor-chain.js';
 import { RING_EVENT_IDX, RING_INDIRECT_DESC } from '../../virtio/features.js';
 import type { Logger } from '../../virtio/logger.js';
 import { silentLogger } from '../../virtio/logger.js';
@@ -239,7 +239,7 @@ export class ConsoleDevice implements VirtioDevice {
   }
 
   private transmit(chain: DescriptorChain, activation: DeviceActivation): number {
-    if (chain.writable.length > 0) {
+    if (chain.readableCount < bufferCount(chain)) {
       // §5.3.6.1: transmitq buffers are device-readable only.
       this.metrics.txChainsWithWritable += 1;
       activation.log.warn({ queue: TRANSMITQ, head: chain.head, count: this.metrics.txChainsWithWritable }, 'guest fault: transmit chain with writable buffers; returned unused');
@@ -301,7 +301,7 @@ export class ConsoleDevice implements VirtioDevice {
 
   /** Copies waiting input into one chain; returns the bytes written (0 for a refused chain). */
   private receive(chain: DescriptorChain, activation: DeviceActivation): number {
-    if (chain.readable.length > 0) {
+    if (chain.readableCount > 0) {
       // §5.3.6.1: receiveq buffers are device-writable only.
       this.metrics.rxChainsWithReadable += 1;
       activation.log.warn({ queue: RECEIVEQ, head: chain.head, count: this.metrics.rxChainsWithReadable }, 'guest fault: receive chain with readable buffers; returned unused');

@@ -150,7 +150,7 @@ export class RxQueue {
 
   private acceptable(chain: DescriptorChain): boolean {
     const { metrics, activation } = this.settings;
-    if (chain.readable.length > 0) {
+    if (chain.readableCount > 0) {
       metrics.rxChainsWithReadable += 1;
       if (worthLogging(metrics.rxChainsWithReadable)) activation.log.warn({ queue: this.index, head: chain.head }, 'guest fault: receive chain with readable buffers; returned unused');
       return false;

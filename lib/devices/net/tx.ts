@@ -20,7 +20,7 @@
 // order the guest queued them. At reset the held chain is forgotten (never completed).
 
 import type { DeviceActivation } from '../../virtio/device.js';
-import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
+import { bufferCount, type DescriptorChain } from '../../virtio/descriptor-chain.js';
 import { worthLogging } from '../../virtio/logger.js';
 import { DEFAULT_TIME_BUDGET_MS, QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
@@ -147,7 +147,7 @@ export class TxQueue {
       if (worthLogging(metrics[counter])) activation.log.warn({ queue: this.index, head: chain.head, ...detail }, `guest fault: ${message}; frame dropped`);
       return 'dropped';
     };
-    if (chain.writable.length > 0) return fault('txChainsWithWritable', 'transmit chain with writable buffers');
+    if (chain.readableCount < bufferCount(chain)) return fault('txChainsWithWritable', 'transmit chain with writable buffers');
     if (chain.readableLength < VNET_HDR_SIZE) return fault('txShortHeader', 'transmit chain shorter than the virtio-net header', { length: chain.readableLength });
     if (chain.readableLength > maxFrame) return fault('txOversize', 'frame larger than the MTU allows', { length: chain.readableLength, max: maxFrame });
     gatherHeader(chain.readable, this.scratch);

@@ -122,7 +122,7 @@ export class RngDevice implements VirtioDevice {
   }
 
   private serve(chain: DescriptorChain, activation: DeviceActivation): number {
-    if (chain.readable.length > 0) {
+    if (chain.readableCount > 0) {
       this.metrics.readableRequests += 1;
       activation.log.warn({ head: chain.head, count: this.metrics.readableRequests }, 'guest fault: entropy request with a device-readable buffer; returned unused');
       return 0;
