@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { EventFd } from '../../lib/dispatcher/eventfd.js';
 import { PACKAGE_ROOT, loadAddon } from '../../lib/native.js';
@@ -17,6 +17,7 @@ import { silentLogger } from '../../lib/virtio/logger.js';
 import { FdStoreSupervisor } from './fd-store-supervisor.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-fdstore-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let supervisor: FdStoreSupervisor | undefined;
 afterEach(async () => {
   await supervisor?.close();

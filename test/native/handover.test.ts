@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { EventFd } from '../../lib/dispatcher/eventfd.js';
 import { loadAddon } from '../../lib/native.js';
@@ -17,6 +17,7 @@ import { silentLogger } from '../../lib/virtio/logger.js';
 
 const addon = loadAddon();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-handover-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let server: HandoverServer | undefined;
 const opened: EventFd[] = [];
 afterEach(() => {

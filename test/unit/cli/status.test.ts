@@ -10,6 +10,7 @@ import { driverStage, formatStatusReport, runStatus } from '../../../lib/cli/cmd
 import { silentLogger } from '../../../lib/virtio/logger.js';
 import type { DaemonStatus } from '../../../lib/vmm/status.js';
 import { openStatusServer, type StatusServer } from '../../../lib/vmm/status-server.js';
+import { testTempDir } from '../../support/temp-dir.js';
 
 function sink(): { write(t: string): void; text: string } {
   return {
@@ -56,7 +57,7 @@ afterEach(async () => {
 });
 
 async function serveStatus(status: DaemonStatus): Promise<string> {
-  const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-status-')), 'status.sock');
+  const socket = path.join(testTempDir('node-bao-status-'), 'status.sock');
   server = await openStatusServer({ path: socket, status: () => status, log: silentLogger });
   return socket;
 }

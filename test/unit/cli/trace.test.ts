@@ -14,6 +14,7 @@ import { silentLogger } from '../../../lib/virtio/logger.js';
 import { openStatusServer, type StatusServer } from '../../../lib/vmm/status-server.js';
 import type { DaemonStatus } from '../../../lib/vmm/status.js';
 import { TraceHub, type DeviceTap } from '../../../lib/vmm/trace/hub.js';
+import { testTempDir } from '../../support/temp-dir.js';
 
 const STATUS: DaemonStatus = { pid: 1, state: 'serving', config: 'vm.yaml', startedAt: '2026-12-02T00:00:00.000Z', uptimeMs: 5, devices: [] };
 
@@ -43,7 +44,7 @@ afterEach(async () => {
 });
 
 async function daemon(maxBacklogBytes?: number): Promise<{ socket: string; hub: TraceHub; tap: DeviceTap }> {
-  const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-trace-')), 'status.sock');
+  const socket = path.join(testTempDir('node-bao-trace-'), 'status.sock');
   const hub = new TraceHub(maxBacklogBytes === undefined ? {} : { maxBacklogBytes });
   const tap = hub.register({
     dm: 2,
@@ -142,7 +143,7 @@ describe('baoctl trace', () => {
         }).on('error', reject);
       });
     expect(await answer(socket)).toEqual({ status: 400, body: 'dm must be a device model id (a whole number), got "one"\n' });
-    const plain = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-trace-')), 'status.sock');
+    const plain = path.join(testTempDir('node-bao-trace-'), 'status.sock');
     const other = await openStatusServer({ path: plain, status: () => STATUS, log: silentLogger });
     try {
       expect((await answer(plain)).status).toBe(404);

@@ -14,10 +14,11 @@ import { silentLogger } from '../../../lib/virtio/logger.js';
 import type { DaemonStatus } from '../../../lib/vmm/status.js';
 import { DaemonMetrics } from '../../../lib/vmm/metrics.js';
 import { openStatusServer, parseListenAddress } from '../../../lib/vmm/status-server.js';
+import { testTempDir } from '../../support/temp-dir.js';
 
 const STATUS: DaemonStatus = { pid: 1, state: 'serving', config: 'vm.yaml', startedAt: '2026-11-23T00:00:00.000Z', uptimeMs: 5, devices: [] };
 
-const dir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-status-server-'));
+const dir = (): string => testTempDir('node-bao-status-server-');
 
 function httpGet(socketPath: string, url: string, method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -17,6 +17,7 @@ import { silentLogger } from '../../../../lib/virtio/logger.js';
 import { MockDriver } from '../../../../lib/virtio/testing/mock-driver.js';
 import type { DeviceModelFactory } from '../../../../lib/vmm/device-model.js';
 import { BaoNotPresentError } from '../../../../lib/dispatcher/errors.js';
+import { testTempDir } from '../../../support/temp-dir.js';
 
 function sink(): { write(t: string): void; text: string } {
   return {
@@ -219,7 +220,7 @@ describe('baoctl run', () => {
   });
 
   describe('its status socket', () => {
-    const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'node-bao-status-'));
+    const tmp = (): string => testTempDir('node-bao-status-');
 
     it('answers `baoctl status` while serving: every device, its driver stage and counters; gone after shutdown', async () => {
       const socket = path.join(tmp(), 'run', 'status.sock');
