@@ -44,7 +44,8 @@ cpu_window_threads() {
 }
 
 # The backend CPU sampled with perf (the host's, shipped by the wrapper: bench_tool_files):
-#   perf_window_start <label> <seconds>   samples CPU 1 (cpu-clock, call chains) for <seconds>
+#   perf_window_start <label> <seconds>   samples CPU $PERF_CPU (default 1, the backend's;
+#                                         cpu-clock, call chains) for <seconds>
 #                                         in the background into /tmp/perf-<label>.data
 #   perf_window_wait                      waits for it
 #   perf_summaries <out> [<symbol>]       appends per sampled label "# perf <label> ..." lines:
@@ -56,7 +57,7 @@ cpu_window_threads() {
 perf_window_start() {
   echo 0 > /proc/sys/kernel/kptr_restrict
   echo -1 > /proc/sys/kernel/perf_event_paranoid
-  perf record -q -g -e cpu-clock -C 1 -o "/tmp/perf-$1.data" -- sleep "$2" > /dev/null 2>&1 &
+  perf record -q -g -e cpu-clock -C "${PERF_CPU:-1}" -o "/tmp/perf-$1.data" -- sleep "$2" > /dev/null 2>&1 &
   _pw_pid=$!
 }
 perf_window_wait() {

@@ -7,7 +7,8 @@
 #   loop        /dev/loop0 over the io_uring disk's image: the kernel's own block path (the limit)
 #   file        the image file itself (buffered: tmpfs has no O_DIRECT; the page cache is the floor)
 # BENCH_RUNTIME (seconds per job), BENCH_ROUNDS, BENCH_PROFILE (1: the daemon runs under
-# --cpu-prof) and BENCH_PERF (1: perf samples the backend CPU) are prepended by the wrapper. Results: /tmp/blk-bench.txt, lines
+# --cpu-prof), BENCH_PERF (1: perf samples the backend CPU) and PERF_CPU (the CPU perf samples: 1,
+# or 0 for the frontend's) are prepended by the wrapper. Results: /tmp/blk-bench.txt, lines
 # "result <job> <target> <round> <iops> <KiB/s>", "counters <job> <target> <round> <requests>
 # <kicks> <interrupts> <trapped accesses> <max in flight>" (the device model's counters after
 # the job, cumulative) and, with BENCH_PROFILE=1, "# profile ..." lines (self time by function).
@@ -103,8 +104,10 @@ run_job() {
         file) dev=/tmp/bench-uring.img; direct=0; dm=- ;;
       esac
       cpu_window_start $pid
-      # BENCH_PERF=1: the backend CPU sampled over the first round's run of each job on node-bao.
-      [ "$PERF" = 1 ] && [ "$r" = 1 ] && [ "$dm" != - ] && perf_window_start "$name-$t" $((RUNTIME + 1))
+      # BENCH_PERF=1: the backend CPU sampled over the first round's run of each job on node-bao;
+      # with PERF_CPU=0 the frontend's CPU, over the loop device's run too (the reference).
+      [ "$PERF" = 1 ] && [ "$r" = 1 ] && { [ "$dm" != - ] || [ "${PERF_CPU:-1}" = 0 -a "$t" = loop ]; } &&
+        perf_window_start "$name-$t" $((RUNTIME + 1))
       $front fio --name=$name --filename=$dev --direct=$direct --ioengine=libaio --size=${SIZE_MB}M \
         --time_based --runtime=$RUNTIME --ramp_time=1 --group_reporting --output-format=json "$@" > /tmp/fio.json 2>/tmp/fio.err \
         || { cat /tmp/fio.err; fail "fio $name on $t"; }

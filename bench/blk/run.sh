@@ -6,11 +6,13 @@
 # image file itself (buffered, the page cache: the floor of anything), in one boot; it prints
 # IOPS and throughput per job and target with the ratios to the loop device and to the file.
 #
-# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile] [--perf]
+# Usage: bash bench/blk/run.sh [--runtime <s per job>] [--rounds <n>] [--smp <n>] [--profile] [--perf [--perf-cpu 0]]
 # Defaults: --runtime 5 --rounds 1 --smp 2 (5 minutes under TCG on a quiet host, 10 on a loaded
 # one, plus the image build). --profile runs the daemon under --cpu-prof and prints where its JS
 # thread spent its time; --perf samples the backend CPU with the host's perf (linux-perf, shipped)
-# over the first round's node-bao runs and prints where it went (command, object, symbol). Every
+# over the first round's node-bao runs and prints where it went (command, object, symbol);
+# --perf-cpu 0 samples the frontend's CPU instead (fio and the guest's virtio_blk), over the loop
+# device's runs too, to compare what a request costs the frontend on each path. Every
 # run also prints each CPU's busy share and the daemon's threads' CPU. The guest boots `clearcpuid=erms` (below) unless BAO_QEMU_APPEND is set.
 # Needs `npm run build`; fio is installed on the host by qemu/provision.sh.
 # Output: the table on stdout; raw lines in .cache/bench/blk/blk-bench.txt.
@@ -24,6 +26,7 @@ rounds=1
 smp=2
 profile=0
 perf=0
+perf_cpu=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
@@ -31,6 +34,9 @@ while [ $# -gt 0 ]; do
     --smp) smp=$2; shift 2 ;;
     --profile) profile=1; shift ;;
     --perf) perf=1; shift ;;
+    --perf-cpu)
+      case "$2" in 0|1) perf_cpu=$2 ;; *) echo "bench/blk: --perf-cpu takes 0 (the frontend's CPU) or 1 (the backend's), not '$2'" >&2; exit 2 ;; esac
+      shift 2 ;;
     *) echo "bench/blk: unknown argument '$1' (see the header)" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +53,7 @@ rm -rf "$results"
 mkdir -p "$results"
 job=$(mktemp)
 trap 'rm -f "$job"' EXIT
-{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; echo "BENCH_PERF=$perf"; cat "$here/job.sh"; } > "$job"
+{ echo "BENCH_RUNTIME=$runtime"; echo "BENCH_ROUNDS=$rounds"; echo "BENCH_PROFILE=$profile"; echo "BENCH_PERF=$perf"; echo "PERF_CPU=$perf_cpu"; cat "$here/job.sh"; } > "$job"
 
 # The guest boots with ERMS hidden: with it, the guest kernel copies with `rep movsb`, which TCG
 # runs at a third of the speed of the copy it uses otherwise, and every copy of a userspace
