@@ -70,9 +70,13 @@ export interface NativePoller {
 export interface NativeUring {
   readonly eventfd: number;
   readonly entries: number;
-  /** Each returns false when the submission queue is full (nothing queued). */
-  readv(fd: number, views: Uint8Array[], offset: U64, tag: U64): boolean;
-  writev(fd: number, views: Uint8Array[], offset: U64, flags: number, tag: U64): boolean;
+  /**
+   * Each returns false when the submission queue is full (nothing queued). readv and writev move
+   * `count` (offset, length) ranges of `region` (a Uint32Array, or a Float64Array of whole
+   * numbers for regions past 4 GiB), each checked to lie inside it.
+   */
+  readv(fd: number, region: Uint8Array, spans: Uint32Array | Float64Array, count: number, offset: U64, tag: U64): boolean;
+  writev(fd: number, region: Uint8Array, spans: Uint32Array | Float64Array, count: number, offset: U64, flags: number, tag: U64): boolean;
   fsync(fd: number, tag: U64): boolean;
   fallocate(fd: number, mode: number, offset: U64, length: U64, tag: U64): boolean;
   /** One io_uring_enter for everything queued; returns how many SQEs the kernel took. */
@@ -200,9 +204,9 @@ export interface NativeAddon {
   /** Non-blocking writev of the views; bytes written, -1 on EAGAIN. */
   writev(fd: number, buffers: readonly Uint8Array[]): number;
   /** readv into `count` (offset, length) pairs of `spans`, ranges of `region` (checked); as readv. */
-  readvSpans(fd: number, region: Uint8Array, spans: Uint32Array, count: number): number;
+  readvSpans(fd: number, region: Uint8Array, spans: Uint32Array | Float64Array, count: number): number;
   /** writev of `count` (offset, length) ranges of `region`; as writev. */
-  writevSpans(fd: number, region: Uint8Array, spans: Uint32Array, count: number): number;
+  writevSpans(fd: number, region: Uint8Array, spans: Uint32Array | Float64Array, count: number): number;
   constants: NativeConstants;
 }
 

@@ -148,21 +148,27 @@ class Uring : public Napi::ObjectWrap<Uring> {
     return sqe;
   }
 
-  // The buffers of an array of Uint8Array views as an iovec list owned until the completion.
+  // (fd, region, spans, count, offset, [flags,] tag): `count` (offset, length) ranges of the
+  // Uint8Array `region` (iovecs.h), as an iovec list owned until the completion.
   bool PrepRw(const Napi::CallbackInfo& info, uint8_t opcode, bool withFlags) {
     Napi::Env env = info.Env();
     CheckOpen(env);
     int fd = ArgFd(info, 0, "fd");
-    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "views must be an array of Uint8Array");
-    Napi::Array views = info[1].As<Napi::Array>();
-    uint64_t offset = ArgU64(info, 2, "offset");
-    uint32_t rwFlags = withFlags ? ArgU32(info, 3, "flags") : 0;
-    uint64_t tag = ArgTag(info, withFlags ? 4 : 3);
+    if (info.Length() < (withFlags ? 7u : 6u)) throw Napi::TypeError::New(env, withFlags ? "writev needs (fd, region, spans, count, offset, flags, tag)" : "readv needs (fd, region, spans, count, offset, tag)");
+    uint32_t count = ArgU32(info, 3, "count");
+    uint64_t offset = ArgU64(info, 4, "offset");
+    uint32_t rwFlags = withFlags ? ArgU32(info, 5, "flags") : 0;
+    uint64_t tag = ArgTag(info, withFlags ? 6 : 5);
     if (offset > static_cast<uint64_t>(LLONG_MAX)) throw Napi::RangeError::New(env, "offset is out of range");
-    if (views.Length() == 0 || views.Length() > IOV_MAX) throw Napi::RangeError::New(env, "views must hold 1..IOV_MAX buffers");
+    if (count == 0) throw Napi::RangeError::New(env, "count must be at least 1");
     if (iovecs_.count(tag) != 0) throw Napi::Error::New(env, "tag is already in flight");
     IovecMap::node_type node = TakeNode(tag);
-    CollectIovecs(env, views, node.mapped(), "views");
+    try {
+      CollectSpans(env, info[1], info[2], count, node.mapped());
+    } catch (...) {
+      spare_.push_back(std::move(node));
+      throw;
+    }
     io_uring_sqe* sqe = NextSqe();
     if (sqe == nullptr) {
       spare_.push_back(std::move(node));
@@ -179,10 +185,10 @@ class Uring : public Napi::ObjectWrap<Uring> {
     return true;
   }
 
-  // readv(fd, views, offset, tag) -> false when the SQ is full.
+  // readv(fd, region, spans, count, offset, tag) -> false when the SQ is full.
   Napi::Value Readv(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), PrepRw(info, IORING_OP_READV, false)); }
 
-  // writev(fd, views, offset, flags, tag): flags are RWF_* (RWF_DSYNC = 2 for write-through).
+  // writev(fd, region, spans, count, offset, flags, tag): flags are RWF_* (RWF_DSYNC = 2 for write-through).
   Napi::Value Writev(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), PrepRw(info, IORING_OP_WRITEV, true)); }
 
   // fsync(fd, tag): fdatasync semantics (IORING_FSYNC_DATASYNC).

@@ -1,4 +1,4 @@
-// The io_uring engine on the real kernel: the addon's ring reads into and writes from views of
+// The io_uring engine on the real kernel: the addon's ring reads into and writes from ranges of
 // an mmap'd region (as the guest's shared memory is), batches, completes through its eventfd,
 // continues past a full submission queue, syncs, punches holes, and reports errno names; behind
 // the block device it serves many requests in flight and drains them on close.
@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { BlkDevice } from '../../lib/devices/blk/device.js';
 import { IoUringEngine } from '../../lib/devices/blk/engines/io-uring.js';
+import { IoVector } from '../../lib/devices/blk/io-vector.js';
 import { loadAddon } from '../../lib/native.js';
 import { defaultBlockHost } from '../../lib/vmm/block-host.js';
 import { MockDriver } from '../../lib/virtio/testing/mock-driver.js';
@@ -52,34 +53,44 @@ const run = (f: (done: (err: NodeJS.ErrnoException | null) => void) => void): Pr
 // Durable writes go to the host's own disk (fdatasync per write): on a busy machine a test took
 // longer than vitest's 5 s default once, with nothing wrong.
 describe('IoUringEngine', { timeout: 30_000 }, () => {
-  it('writes from and reads into views of a mapping, scatter-gather, at byte offsets', async () => {
+  it('writes from and reads into ranges of a mapping, scatter-gather, at byte offsets', async () => {
     const e = engine();
     const mem = new Uint8Array(region);
     mem.set(pattern(4096, 1), 0);
     mem.set(pattern(512, 2), 8192);
-    await run((done) => e.write([mem.subarray(0, 4096), mem.subarray(8192, 8704)], 4608, false, done));
+    await run((done) => e.write(IoVector.ofViews([mem.subarray(0, 4096), mem.subarray(8192, 8704)]), 4608, false, done));
     const file = fs.readFileSync(image);
     expect(file.subarray(4608, 8704).equals(pattern(4096, 1))).toBe(true);
     expect(file.subarray(8704, 9216).equals(pattern(512, 2))).toBe(true);
-    await run((done) => e.read([mem.subarray(65536, 65536 + 4608)], 4096, done));
+    await run((done) => e.read(IoVector.ofViews([mem.subarray(65536, 65536 + 4608)]), 4096, done));
     expect(mem.subarray(65536, 65536 + 512).every((b) => b === 0xee)).toBe(true);
     expect(Buffer.from(mem.subarray(65536 + 512, 65536 + 4608)).equals(pattern(4096, 1))).toBe(true);
     await run((done) => e.flush(done));
     await e.close();
   });
 
-  it('queues Uint8Array views only, 1 to IOV_MAX of them, and queues nothing when refused', async () => {
+  it('queues (offset, length) spans of a Uint8Array region, 1 to IOV_MAX of them, each inside it, and queues nothing when refused', async () => {
     const { ring } = defaultBlockHost().openUring!(8);
     try {
       const mem = new Uint8Array(region);
-      expect(() => ring.readv(fd, [mem.subarray(0, 512), new Uint16Array(4) as never], 0, 1)).toThrow(TypeError);
-      expect(() => ring.readv(fd, [new DataView(region) as never], 0, 2)).toThrow(TypeError);
-      expect(() => ring.writev(fd, 'x' as never, 0, 0, 3)).toThrow(TypeError);
-      expect(() => ring.readv(fd, [], 0, 4)).toThrow(RangeError);
-      expect(() => ring.readv(fd, Array.from({ length: 1025 }, () => mem.subarray(0, 1)), 0, 5)).toThrow(RangeError);
+      const spans = (...pairs: number[]) => new Float64Array(pairs);
+      expect(() => ring.readv(fd, new Uint16Array(4) as never, spans(0, 512), 1, 0, 1)).toThrow(TypeError);
+      expect(() => ring.readv(fd, mem, [0, 512] as never, 1, 0, 2)).toThrow(TypeError);
+      expect(() => ring.writev(fd, mem, new Int32Array(2) as never, 1, 0, 0, 3)).toThrow(TypeError);
+      expect(() => ring.readv(fd, mem, spans(), 0, 0, 4)).toThrow(RangeError);
+      expect(() => ring.readv(fd, mem, new Float64Array(2 * 1025), 1025, 0, 5)).toThrow(RangeError);
+      expect(() => ring.readv(fd, mem, spans(0, 512), 2, 0, 5)).toThrow(RangeError); // count past the spans
+      // A span past the region's end, one that wraps, and ones that are not whole numbers.
+      expect(() => ring.readv(fd, mem, spans((1 << 20) - 256, 512), 1, 0, 5)).toThrow(/outside the region/);
+      expect(() => ring.readv(fd, mem, spans(512, 2 ** 64), 1, 0, 5)).toThrow(/outside the region/);
+      expect(() => ring.readv(fd, mem, spans(0.5, 512), 1, 0, 5)).toThrow(/outside the region/);
+      expect(() => ring.readv(fd, mem, spans(-512, 512), 1, 0, 5)).toThrow(/outside the region/);
+      expect(() => ring.readv(fd, mem, spans(Number.NaN, 512), 1, 0, 5)).toThrow(/outside the region/);
+      // The spans are relative to the region view given, and bounded by it, not by its buffer.
+      expect(() => ring.readv(fd, mem.subarray(0, 1024), spans(1000, 512), 1, 0, 5)).toThrow(/outside the region/);
       expect(ring.submit()).toBe(0);
-      // A view at an offset into the mapping is read into at that offset.
-      expect(ring.readv(fd, [mem.subarray(100, 612)], 0, 6)).toBe(true);
+      // A span at an offset into the region is read into at that offset (a Uint32Array works too).
+      expect(ring.readv(fd, mem.subarray(50), new Uint32Array([50, 512]) as never, 1, 0, 6)).toBe(true);
       expect(ring.submit()).toBe(1);
       const out = new Int32Array(2);
       let n = 0;
@@ -100,12 +111,13 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
     const { ring } = defaultBlockHost().openUring!(8);
     try {
       const mem = new Uint8Array(region);
-      expect(() => ring.readv(fd, [mem.subarray(0, 512)], 0, 0)).toThrow(RangeError);
+      const first = new Float64Array([0, 512]);
+      expect(() => ring.readv(fd, mem, first, 1, 0, 0)).toThrow(RangeError);
       expect(() => ring.fsync(fd, 2 ** 31)).toThrow(RangeError);
       expect(() => ring.reap(new Int32Array(1))).toThrow(RangeError);
       expect(() => ring.reap([0, 0] as never)).toThrow(TypeError);
       expect(() => ring.reap(new Uint32Array(2) as never)).toThrow(TypeError);
-      for (const tag of [7, 8, 2 ** 31 - 1]) expect(ring.readv(fd, [mem.subarray(0, 512)], 0, tag)).toBe(true);
+      for (const tag of [7, 8, 2 ** 31 - 1]) expect(ring.readv(fd, mem, first, 1, 0, tag)).toBe(true);
       expect(ring.submit()).toBe(3);
       const out = new Int32Array(4);
       const seen: number[] = [];
@@ -118,7 +130,7 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
       const pairs = [0, 2, 4].map((i) => [seen[i], seen[i + 1]]).sort((a, b) => a[0]! - b[0]!);
       expect(pairs).toEqual([[7, 512], [8, 512], [2 ** 31 - 1, 512]]);
       // A reaped tag is free again.
-      expect(ring.readv(fd, [mem.subarray(0, 512)], 0, 7)).toBe(true);
+      expect(ring.readv(fd, mem, first, 1, 0, 7)).toBe(true);
     } finally {
       ring.close();
     }
@@ -129,7 +141,7 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
     const mem = new Uint8Array(region);
     const writes = Array.from({ length: 40 }, (_, i) => {
       mem.set(pattern(512, i), i * 512);
-      return run((done) => e.write([mem.subarray(i * 512, (i + 1) * 512)], i * 512, i % 2 === 0, done));
+      return run((done) => e.write(IoVector.ofViews([mem.subarray(i * 512, (i + 1) * 512)]), i * 512, i % 2 === 0, done));
     });
     await Promise.all(writes);
     const file = fs.readFileSync(image);
@@ -141,7 +153,7 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
     const e = engine();
     const mem = new Uint8Array(region);
     mem.fill(7, 0, 1024);
-    await run((done) => e.read([mem.subarray(0, 1024)], (1 << 20) - 512, done));
+    await run((done) => e.read(IoVector.ofViews([mem.subarray(0, 1024)]), (1 << 20) - 512, done));
     expect(mem.subarray(0, 512).every((b) => b === 0xee)).toBe(true);
     expect(mem.subarray(512, 1024).every((b) => b === 0)).toBe(true);
     fs.fsyncSync(fd);
@@ -154,7 +166,7 @@ describe('IoUringEngine', { timeout: 30_000 }, () => {
 
     const ro = fs.openSync(image, 'r');
     const roEngine = engine(8, ro);
-    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => roEngine.write([mem.subarray(0, 512)], 0, false, resolve));
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => roEngine.write(IoVector.ofViews([mem.subarray(0, 512)]), 0, false, resolve));
     expect(err?.code).toBe('EBADF');
     await roEngine.close();
     fs.closeSync(ro);

@@ -297,7 +297,7 @@ export class BlkDevice implements VirtioDevice {
       case 'get-id': {
         this.metrics.getIds += 1;
         let copied = 0;
-        for (const v of request.views) {
+        for (const v of request.data.views()) {
           if (copied === this.serial.length) break;
           const n = Math.min(v.length, this.serial.length - copied);
           v.set(this.serial.subarray(copied, copied + n));
@@ -310,13 +310,13 @@ export class BlkDevice implements VirtioDevice {
         // Reads and writes, nearly every request, cost one closure: the completion itself.
         this.metrics.reads += 1;
         const length = request.length;
-        this.engine.read(request.views, request.offset, this.completion(state, worker, region, request.statusAt, length + 1, length, 0));
+        this.engine.read(request.data, request.offset, this.completion(state, worker, region, request.statusAt, length + 1, length, 0));
         return LATER;
       }
       case 'write': {
         this.metrics.writes += 1;
         const length = request.length;
-        this.engine.write(request.views, request.offset, state.writeThrough, this.completion(state, worker, region, request.statusAt, 1, 0, length));
+        this.engine.write(request.data, request.offset, state.writeThrough, this.completion(state, worker, region, request.statusAt, 1, 0, length));
         return LATER;
       }
       case 'flush':

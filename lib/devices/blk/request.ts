@@ -1,14 +1,15 @@
 // Parsing one virtio-blk request (virtio 1.2 §5.2.6) out of a descriptor chain, without
-// trusting anything in it. The result says what to do: an I/O on views of the guest's own
+// trusting anything in it. The result says what to do: an I/O on ranges of the guest's own
 // buffers (never copies of the data), or an answer right away (an error status), or nothing
 // at all when the chain has no byte to put a status in. The chain is read through its spans:
-// the header in place and the status byte as a region offset, so that the only views a
-// request costs are those of its data (what the engine hands the kernel). Every check happens here, before any
-// I/O is started, so a malformed request never reaches the engine. The driver may frame a
-// request any way it likes (§2.6.4): the header may span descriptors, and the status is the
-// last writable byte whatever descriptor holds it.
+// the header in place, the status byte as a region offset, and the data as an IoVector (one
+// typed array of spans per request, however many buffers it has). Every check happens here,
+// before any I/O is started, so a malformed request never reaches the engine. The driver may
+// frame a request any way it likes (§2.6.4): the header may span descriptors, and the status
+// is the last writable byte whatever descriptor holds it.
 
 import type { DescriptorChain } from '../../virtio/descriptor-chain.js';
+import { IoVector } from './io-vector.js';
 import {
   DISCARD_SEGMENT_SIZE,
   REQUEST_HEADER_SIZE,
@@ -67,9 +68,9 @@ export type ParsedRequest =
   | { readonly kind: 'unanswerable' }
   /** Answered at once with this status, no I/O. */
   | { readonly kind: 'reject'; readonly status: number; readonly statusAt: number; readonly reason: MalformedKind | 'unsupported'; readonly type: number }
-  | { readonly kind: 'read' | 'write'; readonly statusAt: number; readonly views: Uint8Array[]; readonly offset: number; readonly length: number }
+  | { readonly kind: 'read' | 'write'; readonly statusAt: number; readonly data: IoVector; readonly offset: number; readonly length: number }
   | { readonly kind: 'flush'; readonly statusAt: number }
-  | { readonly kind: 'get-id'; readonly statusAt: number; readonly views: Uint8Array[] }
+  | { readonly kind: 'get-id'; readonly statusAt: number; readonly data: IoVector }
   | { readonly kind: 'discard'; readonly statusAt: number; readonly ranges: ByteRange[] }
   | { readonly kind: 'write-zeroes'; readonly statusAt: number; readonly ranges: ZeroRange[] };
 
@@ -114,19 +115,19 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
       if (!isRead && limits.readOnly) return reject(status, VIRTIO_BLK_S_IOERR, 'readOnly', type);
       const length = isRead ? writableDataLength : readableDataLength;
       if (length % SECTOR_SIZE !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'badLength', type);
-      const views = isRead ? dataViews(chain, readableCount, 0, length) : dataViews(chain, 0, REQUEST_HEADER_SIZE, length);
-      const check = checkSegments(views, limits);
+      const data = isRead ? dataVector(chain, readableCount, 0, length) : dataVector(chain, 0, REQUEST_HEADER_SIZE, length);
+      const check = checkSegments(data.spans, limits);
       if (check !== undefined) return reject(status, VIRTIO_BLK_S_IOERR, check, type);
       const offset = rangeOffset(sectorLow, sectorHigh, length / SECTOR_SIZE, limits.capacitySectors);
       if (offset < 0) return reject(status, VIRTIO_BLK_S_IOERR, 'outOfRange', type);
-      return { kind: isRead ? 'read' : 'write', statusAt: status, views, offset, length };
+      return { kind: isRead ? 'read' : 'write', statusAt: status, data, offset, length };
     }
     case VIRTIO_BLK_T_FLUSH:
       // Served even if FLUSH was not negotiated: syncing is always correct, and cheap then.
       return { kind: 'flush', statusAt: status };
     case VIRTIO_BLK_T_GET_ID:
       if (readableDataLength !== 0) return reject(status, VIRTIO_BLK_S_IOERR, 'wrongDirection', type);
-      return { kind: 'get-id', statusAt: status, views: dataViews(chain, readableCount, 0, writableDataLength) };
+      return { kind: 'get-id', statusAt: status, data: dataVector(chain, readableCount, 0, writableDataLength) };
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
       const isDiscard = type === VIRTIO_BLK_T_DISCARD;
@@ -191,21 +192,20 @@ function rangeOffset(low: number, high: number, sectors: number, capacitySectors
   return sector * SECTOR_SIZE;
 }
 
-function checkSegments(views: readonly Uint8Array[], limits: RequestLimits): MalformedKind | undefined {
-  if (views.length > limits.segMax) return 'tooManySegments';
-  for (const v of views) if (v.length > limits.sizeMax) return 'segmentTooLarge';
+function checkSegments(spans: Float64Array, limits: RequestLimits): MalformedKind | undefined {
+  if (spans.length >>> 1 > limits.segMax) return 'tooManySegments';
+  for (let i = 1; i < spans.length; i += 2) if (spans[i]! > limits.sizeMax) return 'segmentTooLarge';
   return undefined;
 }
 
 /**
- * Views of `length` bytes of the chain's buffers, from buffer `first` on, `skip` bytes into
- * them (empty buffers dropped); the array has exactly one entry per view. The caller knows the
- * chain holds that many bytes there.
+ * `length` bytes of the chain's buffers, from buffer `first` on, `skip` bytes into them (empty
+ * buffers dropped), as spans of its region. The caller knows the chain holds that many bytes there.
  */
-function dataViews(chain: DescriptorChain, first: number, skip: number, length: number): Uint8Array[] {
+function dataVector(chain: DescriptorChain, first: number, skip: number, length: number): IoVector {
   const spans = chain.spans;
   const end = spans.length >>> 1;
-  // Counted first, so the array is made at its length (a pushed one starts at 17 slots).
+  // Counted first, so the typed array is made at its length.
   let count = 0;
   let toSkip = skip;
   let left = length;
@@ -219,8 +219,7 @@ function dataViews(chain: DescriptorChain, first: number, skip: number, length: 
     toSkip = 0;
     count += 1;
   }
-  const out = new Array<Uint8Array>(count);
-  const region = chain.region;
+  const out = new Float64Array(2 * count);
   toSkip = skip;
   left = length;
   count = 0;
@@ -231,21 +230,23 @@ function dataViews(chain: DescriptorChain, first: number, skip: number, length: 
       continue;
     }
     const take = Math.min(n - toSkip, left);
-    out[count] = new Uint8Array(region.buffer, region.byteOffset + spans[2 * i]! + toSkip, take);
+    out[2 * count] = spans[2 * i]! + toSkip;
+    out[2 * count + 1] = take;
     count += 1;
     left -= take;
     toSkip = 0;
   }
-  return out;
+  return new IoVector(chain.region, out, length);
 }
 
 /** A copy of `length` metadata bytes of the chain's readable buffers, `skip` bytes into them. */
 function gather(chain: DescriptorChain, skip: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
+  const { region, spans } = dataVector(chain, 0, skip, length);
   let at = 0;
-  for (const v of dataViews(chain, 0, skip, length)) {
-    out.set(v, at);
-    at += v.length;
+  for (let i = 0; i < spans.length; i += 2) {
+    out.set(region.subarray(spans[i]!, spans[i]! + spans[i + 1]!), at);
+    at += spans[i + 1]!;
   }
   return out;
 }

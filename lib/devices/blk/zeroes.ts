@@ -8,6 +8,7 @@
 // request).
 
 import type { BlkEngine, IoDone } from './engine.js';
+import { IoVector } from './io-vector.js';
 
 /** Bytes per zero write (one shared, never-written buffer of this size). */
 export const ZERO_CHUNK = 1 << 20;
@@ -70,7 +71,7 @@ export class ZeroWriter {
       const n = Math.min(ZERO_CHUNK, end - at);
       const start = at;
       at += n;
-      this.engine.write([zeros.subarray(0, n)], start, durable, next);
+      this.engine.write(IoVector.ofViews([zeros.subarray(0, n)]), start, durable, next);
     };
     next(null);
   }

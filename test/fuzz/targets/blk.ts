@@ -36,6 +36,7 @@ import { MockDriverError } from '../../../lib/virtio/testing/mock-driver.js';
 import { DeviceHarness, ScriptedEventLoop, microtasks } from '../device-harness.js';
 import { FuzzInput } from '../decode.js';
 import { beginInput, checkAllCompleted, checkViewIn, raiseSwallowed, setChainHooks, violated, watchedQueues } from '../oracle.js';
+import type { IoVector } from '../../../lib/devices/blk/io-vector.js';
 
 const SECTOR = 512;
 /** What postRequest() leaves in a status byte: the device must overwrite it before answering. */
@@ -89,11 +90,11 @@ class ScriptedEngine implements BlkEngine {
   noZeroRange = false;
   check: (kind: Op['kind'], views: readonly Uint8Array[], offset: number, length: number, durable?: boolean) => void = () => {};
 
-  read(views: readonly Uint8Array[], offset: number, done: IoDone): void {
-    this.start('read', views, offset, sum(views), done);
+  read(data: IoVector, offset: number, done: IoDone): void {
+    this.start('read', data.views(), offset, data.length, done);
   }
-  write(views: readonly Uint8Array[], offset: number, durable: boolean, done: IoDone): void {
-    this.start('write', views, offset, sum(views), done, durable);
+  write(data: IoVector, offset: number, durable: boolean, done: IoDone): void {
+    this.start('write', data.views(), offset, data.length, done, durable);
   }
   flush(done: IoDone): void {
     this.start('flush', [], 0, 0, done);
@@ -135,12 +136,6 @@ class ScriptedEngine implements BlkEngine {
       this.complete(this.pending.length - 1, code);
     } else this.pending.push(op);
   }
-}
-
-function sum(views: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const v of views) n += v.byteLength;
-  return n;
 }
 
 export async function fuzz(data: Uint8Array): Promise<void> {

@@ -27,6 +27,7 @@ import { fuzz as fuzzConsole } from '../../fuzz/targets/console.js';
 import { fuzz as fuzzMmio } from '../../fuzz/targets/mmio.js';
 import { fuzz as fuzzNet } from '../../fuzz/targets/net.js';
 import { fuzz as fuzzSplitQueue } from '../../fuzz/targets/split-queue.js';
+import type { IoVector } from '../../../lib/devices/blk/io-vector.js';
 
 const corpus = (target: string, name: string): Uint8Array =>
   new Uint8Array(readFileSync(new URL(`../../fuzz/corpus/${target}/${name}`, import.meta.url)));
@@ -147,10 +148,10 @@ describe('fuzz findings', () => {
       readonly name = 'held';
       readonly canDiscard = false;
       readonly ops: { op: string; complete(): void }[] = [];
-      read(_views: readonly Uint8Array[], _offset: number, done: IoDone): void {
+      read(_data: IoVector, _offset: number, done: IoDone): void {
         this.ops.push({ op: 'read', complete: () => done(null) });
       }
-      write(_views: readonly Uint8Array[], _offset: number, _durable: boolean, done: IoDone): void {
+      write(_data: IoVector, _offset: number, _durable: boolean, done: IoDone): void {
         this.ops.push({ op: 'write', complete: () => done(null) });
       }
       flush(done: IoDone): void {

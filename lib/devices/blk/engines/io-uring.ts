@@ -19,13 +19,15 @@
 import { constants as osConstants } from 'node:os';
 
 import type { BlkEngine, IoDone } from '../engine.js';
+import type { IoVector } from '../io-vector.js';
 
 /** The addon's ring, as this engine uses it (lib/native.ts NativeUring). */
 export interface UringRing {
   readonly eventfd: number;
   readonly entries: number;
-  readv(fd: number, views: readonly Uint8Array[], offset: number, tag: number): boolean;
-  writev(fd: number, views: readonly Uint8Array[], offset: number, flags: number, tag: number): boolean;
+  /** `count` (offset, length) ranges of `region` in `spans`; false when the submission queue is full. */
+  readv(fd: number, region: Uint8Array, spans: Float64Array, count: number, offset: number, tag: number): boolean;
+  writev(fd: number, region: Uint8Array, spans: Float64Array, count: number, offset: number, flags: number, tag: number): boolean;
   fsync(fd: number, tag: number): boolean;
   fallocate(fd: number, mode: number, offset: number, length: number, tag: number): boolean;
   submit(): number;
@@ -64,7 +66,7 @@ function errnoError(negative: number, syscall: string): NodeJS.ErrnoException {
 }
 
 type Op =
-  | { kind: 'read' | 'write'; views: readonly Uint8Array[]; offset: number; total: number; durable: boolean; done: IoDone }
+  | { kind: 'read' | 'write'; data: IoVector; offset: number; total: number; durable: boolean; done: IoDone }
   | { kind: 'fsync'; done: IoDone }
   | { kind: 'fallocate'; mode: number; offset: number; length: number; done: IoDone };
 
@@ -102,13 +104,13 @@ export class IoUringEngine implements BlkEngine {
     this.watcher = options.watch(this.ring.eventfd, () => this.reap());
   }
 
-  read(views: readonly Uint8Array[], offset: number, done: IoDone): void {
-    // The caller's array is kept, not copied: it may not change it before done (engine.ts).
-    this.start({ kind: 'read', views, offset, total: total(views), durable: false, done });
+  read(data: IoVector, offset: number, done: IoDone): void {
+    // The caller's vector is kept, not copied: it may not change it before done (engine.ts).
+    this.start({ kind: 'read', data, offset, total: data.length, durable: false, done });
   }
 
-  write(views: readonly Uint8Array[], offset: number, durable: boolean, done: IoDone): void {
-    this.start({ kind: 'write', views, offset, total: total(views), durable, done });
+  write(data: IoVector, offset: number, durable: boolean, done: IoDone): void {
+    this.start({ kind: 'write', data, offset, total: data.length, durable, done });
   }
 
   flush(done: IoDone): void {
@@ -159,12 +161,16 @@ export class IoUringEngine implements BlkEngine {
     const fd = this.options.fd;
     let queued: boolean;
     switch (op.kind) {
-      case 'read':
-        queued = this.ring.readv(fd, op.views, op.offset, tag);
+      case 'read': {
+        const d = op.data;
+        queued = this.ring.readv(fd, d.region, d.spans, d.spans.length >>> 1, op.offset, tag);
         break;
-      case 'write':
-        queued = this.ring.writev(fd, op.views, op.offset, op.durable ? RWF_DSYNC : 0, tag);
+      }
+      case 'write': {
+        const d = op.data;
+        queued = this.ring.writev(fd, d.region, d.spans, d.spans.length >>> 1, op.offset, op.durable ? RWF_DSYNC : 0, tag);
         break;
+      }
       case 'fsync':
         queued = this.ring.fsync(fd, tag);
         break;
@@ -269,17 +275,17 @@ export class IoUringEngine implements BlkEngine {
       op.done(null);
       return;
     }
-    const rest = advance(op.views, res);
+    const rest = op.data.advance(res);
     if (res === 0) {
       if (op.kind === 'read') {
-        for (const v of rest) v.fill(0); // past the end of the backing
+        rest.fill(0); // past the end of the backing
         op.done(null);
       } else {
         op.done(Object.assign(new Error('pwritev wrote nothing'), { code: 'EIO' }));
       }
       return;
     }
-    this.start({ ...op, views: rest, offset: op.offset + res, total: op.total - res });
+    this.start({ ...op, data: rest, offset: op.offset + res, total: op.total - res });
   }
 
   /** The op of `tag`, its slot freed; undefined for a tag with no op (nothing of ours). */
@@ -301,24 +307,4 @@ export class IoUringEngine implements BlkEngine {
       idle();
     }
   }
-}
-
-function total(views: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const v of views) n += v.length;
-  return n;
-}
-
-function advance(views: readonly Uint8Array[], n: number): Uint8Array[] {
-  let skip = n;
-  const out: Uint8Array[] = [];
-  for (const v of views) {
-    if (skip >= v.length) {
-      skip -= v.length;
-      continue;
-    }
-    out.push(skip === 0 ? v : v.subarray(skip));
-    skip = 0;
-  }
-  return out;
 }

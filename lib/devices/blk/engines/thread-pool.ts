@@ -1,5 +1,6 @@
 // The engine that works everywhere: node:fs preadv/pwritev/fdatasync on libuv's thread pool,
-// straight into and out of views of the guest's buffers. Each request is one pool job, so the
+// straight into and out of views of the guest's buffers (made from the request's IoVector:
+// node:fs takes views, not spans). Each request is one pool job, so the
 // pool's size bounds the I/O really in flight (the default of 4 is small for a disk: bin/baoctl
 // raises UV_THREADPOOL_SIZE from the config before the pool starts, lib/vmm/block-threadpool.ts). Write-through writes go to a
 // second descriptor opened with O_DSYNC, one syscall instead of a write and a sync.
@@ -7,6 +8,7 @@
 import * as fs from 'node:fs';
 
 import type { BlkEngine, IoDone } from '../engine.js';
+import type { IoVector } from '../io-vector.js';
 
 export interface ThreadPoolEngineOptions {
   /** The backing, opened read-write (or read-only for a read-only disk). */
@@ -27,15 +29,15 @@ export class ThreadPoolEngine implements BlkEngine {
     this.canDiscard = options.fallocate !== undefined;
   }
 
-  read(views: readonly Uint8Array[], offset: number, done: IoDone): void {
+  read(data: IoVector, offset: number, done: IoDone): void {
     this.begin();
-    this.readFrom(views, offset, (err) => this.end(done, err));
+    this.readFrom(data.views(), offset, (err) => this.end(done, err));
   }
 
-  write(views: readonly Uint8Array[], offset: number, durable: boolean, done: IoDone): void {
+  write(data: IoVector, offset: number, durable: boolean, done: IoDone): void {
     this.begin();
     const fd = durable && this.options.dsyncFd !== undefined ? this.options.dsyncFd : this.options.fd;
-    this.writeTo(fd, views, offset, (err) => {
+    this.writeTo(fd, data.views(), offset, (err) => {
       if (err || !durable || this.options.dsyncFd !== undefined) {
         this.end(done, err);
         return;

@@ -3,6 +3,7 @@
 
 import type { BlkEngine, IoDone } from '../../../../lib/devices/blk/engine.js';
 import type { MockBuffer, MockQueue } from '../../../../lib/virtio/testing/mock-driver.js';
+import type { IoVector } from '../../../../lib/devices/blk/io-vector.js';
 
 export function header(type: number, sector: number | bigint = 0): Uint8Array {
   const bytes = new Uint8Array(16);
@@ -54,12 +55,13 @@ export class ManualEngine implements BlkEngine {
 
   constructor(private readonly fillByte = 0x5a) {}
 
-  read(views: readonly Uint8Array[], offset: number, done: IoDone): void {
+  read(data: IoVector, offset: number, done: IoDone): void {
+    const views = data.views();
     this.push('read', views, offset, 0, false, false, done, () => views.forEach((v) => v.fill(this.fillByte)));
   }
 
-  write(views: readonly Uint8Array[], offset: number, durable: boolean, done: IoDone): void {
-    this.push('write', views, offset, 0, durable, false, done);
+  write(data: IoVector, offset: number, durable: boolean, done: IoDone): void {
+    this.push('write', data.views(), offset, 0, durable, false, done);
   }
 
   flush(done: IoDone): void {

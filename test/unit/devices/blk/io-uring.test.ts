@@ -11,6 +11,7 @@ import { BlkDevice } from '../../../../lib/devices/blk/device.js';
 import { IoUringEngine, type UringRing } from '../../../../lib/devices/blk/engines/io-uring.js';
 import { RING_EVENT_IDX } from '../../../../lib/virtio/features.js';
 import { MockDriver, type MockQueue } from '../../../../lib/virtio/testing/mock-driver.js';
+import { IoVector } from '../../../../lib/devices/blk/io-vector.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -54,12 +55,12 @@ class FakeRing implements UringRing {
     this.entries = entries;
   }
 
-  readv(_fd: number, views: Uint8Array[], _offset: number, tag: number): boolean {
-    return this.prep(views, tag);
+  readv(_fd: number, region: Uint8Array, spans: Float64Array, count: number, _offset: number, tag: number): boolean {
+    return this.prep(new IoVector(region, spans.slice(0, 2 * count), 0).views(), tag);
   }
 
-  writev(_fd: number, views: Uint8Array[], _offset: number, _flags: number, tag: number): boolean {
-    return this.prep(views, tag);
+  writev(_fd: number, region: Uint8Array, spans: Float64Array, count: number, _offset: number, _flags: number, tag: number): boolean {
+    return this.prep(new IoVector(region, spans.slice(0, 2 * count), 0).views(), tag);
   }
 
   fsync(_fd: number, tag: number): boolean {
@@ -164,7 +165,7 @@ describe('IoUringEngine tags', () => {
     const e = engine(ring, defer);
     const mem = new Uint8Array(3 * 4096);
     const results: string[] = [];
-    const read = (i: number) => e.read([mem.subarray(i * 4096, (i + 1) * 4096)], 0, (err) => results.push(`${i} ${err ? err.code : 'ok'}`));
+    const read = (i: number) => e.read(IoVector.ofViews([mem.subarray(i * 4096, (i + 1) * 4096)]), 0, (err) => results.push(`${i} ${err ? err.code : 'ok'}`));
     read(0);
     await microtasks();
     ring.finishAll();
@@ -190,7 +191,7 @@ describe('IoUringEngine submission pacing', () => {
     const e = engine(ring, defer);
     const mem = new Uint8Array(4 * MiB);
     for (let i = 0; i < 4; i += 1) {
-      e.read([mem.subarray(i * MiB, (i + 1) * MiB)], i * MiB, (err) => {
+      e.read(IoVector.ofViews([mem.subarray(i * MiB, (i + 1) * MiB)]), i * MiB, (err) => {
         ring.log.push(`done ${i + 1}${err ? ' error' : ''}`);
         // What the device does with a completion (used entry, interrupt) runs in microtasks.
         queueMicrotask(() => ring.log.push(`published ${i + 1}`));
@@ -216,7 +217,7 @@ describe('IoUringEngine submission pacing', () => {
     const e = engine(ring, defer);
     const mem = new Uint8Array(128 * KiB);
     let done = 0;
-    for (let i = 0; i < 32; i += 1) e.read([mem.subarray(i * 4 * KiB, (i + 1) * 4 * KiB)], i * 4 * KiB, () => (done += 1));
+    for (let i = 0; i < 32; i += 1) e.read(IoVector.ofViews([mem.subarray(i * 4 * KiB, (i + 1) * 4 * KiB)]), i * 4 * KiB, () => (done += 1));
     e.flush(() => (done += 1));
     await microtasks();
     expect(ring.enters.map((t) => t.length)).toEqual([33]);
@@ -232,7 +233,7 @@ describe('IoUringEngine submission pacing', () => {
     const sizes = [64 * KiB, 64 * KiB, 64 * KiB, 512 * KiB, 32 * KiB, 32 * KiB];
     let at = 0;
     for (const size of sizes) {
-      e.read([mem.subarray(at, at + size)], at, () => {});
+      e.read(IoVector.ofViews([mem.subarray(at, at + size)]), at, () => {});
       at += size;
     }
     await microtasks();
@@ -249,7 +250,7 @@ describe('IoUringEngine submission pacing', () => {
     const e = engine(ring, defer);
     const mem = new Uint8Array(4 * MiB);
     const done: number[] = [];
-    for (let i = 0; i < 4; i += 1) e.write([mem.subarray(i * MiB, (i + 1) * MiB)], i * MiB, false, () => done.push(i + 1));
+    for (let i = 0; i < 4; i += 1) e.write(IoVector.ofViews([mem.subarray(i * MiB, (i + 1) * MiB)]), i * MiB, false, () => done.push(i + 1));
     await microtasks();
     while (defer.pending > 0) {
       defer.run();

@@ -11,6 +11,7 @@ import { BlkDevice } from '../../../../lib/devices/blk/device.js';
 import { ThreadPoolEngine } from '../../../../lib/devices/blk/engines/thread-pool.js';
 import { MockDriver, type MockQueue } from '../../../../lib/virtio/testing/mock-driver.js';
 import { addRead, addWrite, header, pattern, statusOf } from './helpers.js';
+import { IoVector } from '../../../../lib/devices/blk/io-vector.js';
 
 let dir: string;
 let image: string;
@@ -81,17 +82,18 @@ describe('ThreadPoolEngine behind the device', () => {
 
   it('reads past the end of a file that shrank as zeros, and reports a failed write as its errno', async () => {
     const engine = new ThreadPoolEngine({ fd });
-    const views = [new Uint8Array(512).fill(7), new Uint8Array(512).fill(7)];
+    const mem = new Uint8Array(1024).fill(7);
+    const views = [mem.subarray(0, 512), mem.subarray(512)];
     fs.ftruncateSync(fd, 700);
     fs.writeSync(fd, Buffer.alloc(700, 1), 0, 700, 0);
-    await new Promise<void>((resolve, reject) => engine.read(views, 0, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => engine.read(IoVector.ofViews(views), 0, (err) => (err ? reject(err) : resolve())));
     expect(views[0]!.every((b) => b === 1)).toBe(true);
     expect(views[1]!.subarray(0, 188).every((b) => b === 1)).toBe(true);
     expect(views[1]!.subarray(188).every((b) => b === 0)).toBe(true);
 
     const ro = fs.openSync(image, 'r');
     const roEngine = new ThreadPoolEngine({ fd: ro });
-    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => roEngine.write([new Uint8Array(512)], 0, false, resolve));
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => roEngine.write(IoVector.ofViews([new Uint8Array(512)]), 0, false, resolve));
     fs.closeSync(ro);
     expect(err?.code).toBe('EBADF');
     expect(engine.canDiscard).toBe(false);
