@@ -107,35 +107,6 @@ Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Fills `iov` from `count` (offset, length) pairs in the Uint32Array `spans`, each a range of the
-// Uint8Array `region` (the guest's buffers are views of one mapping: two N-API calls for the whole
-// vector instead of four per buffer), each checked to lie inside the region.
-void CollectSpans(const Napi::CallbackInfo& info, std::vector<struct iovec>& iov) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, "region must be a Uint8Array");
-  }
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    throw Napi::TypeError::New(env, "spans must be a Uint32Array of (offset, length) pairs");
-  }
-  Napi::Uint8Array region = info[1].As<Napi::Uint8Array>();
-  Napi::Uint32Array spans = info[2].As<Napi::Uint32Array>();
-  uint32_t count = ArgU32(info, 3, "count");
-  if (count > IOV_MAX) throw Napi::RangeError::New(env, "too many spans for one call (more than IOV_MAX)");
-  if (static_cast<size_t>(count) * 2 > spans.ElementLength()) throw Napi::RangeError::New(env, "count is beyond the spans given");
-  uint8_t* base = region.Data();
-  size_t size = region.ByteLength();
-  const uint32_t* s = spans.Data();
-  iov.resize(count);
-  for (uint32_t i = 0; i < count; i++) {
-    size_t off = s[2 * i];
-    size_t len = s[2 * i + 1];
-    if (off > size || len > size - off) throw Napi::RangeError::New(env, "a span lies outside the region");
-    iov[i].iov_base = base + off;
-    iov[i].iov_len = len;
-  }
-}
-
 // One readv or writev with `iov`, retried on EINTR: the bytes moved, or -1 when the fd is not
 // ready (EAGAIN); any other error is thrown with its errno name.
 using VectorOp = ssize_t (*)(int, const struct iovec*, int);
@@ -164,8 +135,10 @@ Napi::Value ViewsIo(const Napi::CallbackInfo& info, VectorOp op, const char* wha
 // (fd, region, spans, count): ranges of one view. Called per frame: the vector is reused.
 Napi::Value SpansIo(const Napi::CallbackInfo& info, VectorOp op, const char* what) {
   static thread_local std::vector<struct iovec> iov;
+  Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
-  CollectSpans(info, iov);
+  if (info.Length() < 4) throw Napi::TypeError::New(env, "needs (fd, region, spans, count)");
+  CollectSpans(env, info[1], info[2], ArgU32(info, 3, "count"), iov);
   return VectorIo(info.Env(), fd, op, iov, what);
 }
 

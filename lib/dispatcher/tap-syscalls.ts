@@ -47,6 +47,7 @@ export function tapSyscalls(given?: NativeAddon): TapSyscalls {
   let loaded = given;
   const a = (): NativeAddon => (loaded ??= loadAddon());
   const vec = new SpanVector();
+  let txSpans = new Float64Array(64);
   return {
     tapOpen: (name, multiQueue) => a().tapOpen(name, multiQueue),
     tapSetVnetHdrSize: (fd, size) => a().tapSetVnetHdrSize(fd, size),
@@ -56,9 +57,11 @@ export function tapSyscalls(given?: NativeAddon): TapSyscalls {
       const n = vec.build(buffers);
       return n < 0 ? a().readv(fd, buffers) : a().readvSpans(fd, vec.region, vec.spans, n);
     },
-    writev: (fd, buffers) => {
-      const n = vec.build(buffers);
-      return n < 0 ? a().writev(fd, buffers) : a().writevSpans(fd, vec.region, vec.spans, n);
+    writev: (fd, region, spans, count) => {
+      // The chain's spans (a plain array) copied into a typed array the addon reads in one call.
+      if (txSpans.length < 2 * count) txSpans = new Float64Array(4 * count);
+      for (let i = 0; i < 2 * count; i += 1) txSpans[i] = spans[i]!;
+      return a().writevSpans(fd, region, txSpans, count);
     },
     close: (fd) => closeSync(fd),
     watch: (fd, onEvent, onError): FdWatch => {

@@ -63,10 +63,13 @@ describe('tap (addon)', () => {
     // Nothing waiting (the interface is still down): -1, not an exception.
     expect(tap.queues[0]!.readv([new Uint8Array(2048)])).toBe(-1);
     configure(name);
-    // Header and frame in separate views, as a guest chain may lay them out.
-    const header = new Uint8Array(VNET_HDR_SIZE);
+    // Header and frame in separate, scattered ranges of one region, as a guest chain may lay them out.
     const frame = arpRequest('10.77.0.2', '10.77.0.1');
-    expect(tap.queues[0]!.writev([header, frame.subarray(0, 20), frame.subarray(20)])).toBe(VNET_HDR_SIZE + frame.length);
+    const txRegion = new Uint8Array(8192);
+    txRegion.set(frame.subarray(0, 20), 1000);
+    txRegion.set(frame.subarray(20), 5000);
+    const spans = [100, VNET_HDR_SIZE, 1000, 20, 5000, frame.length - 20];
+    expect(tap.queues[0]!.writev(txRegion, spans, 3)).toBe(VNET_HDR_SIZE + frame.length);
     const backing = new ArrayBuffer(4096);
     const rxHeader = new Uint8Array(backing, 0, VNET_HDR_SIZE);
     const rxFrame = new Uint8Array(backing, 64, 1600);

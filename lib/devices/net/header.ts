@@ -59,6 +59,18 @@ export function gatherHeader(buffers: readonly Uint8Array[], scratch: Uint8Array
   return false;
 }
 
+/** gatherHeader over (offset, length) spans of `region` (a chain's readable buffers first). */
+export function gatherHeaderFromSpans(region: Uint8Array, spans: readonly number[], scratch: Uint8Array): boolean {
+  let done = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    const n = Math.min(spans[i + 1]!, VNET_HDR_SIZE - done);
+    scratch.set(region.subarray(spans[i]!, spans[i]! + n), done);
+    done += n;
+    if (done === VNET_HDR_SIZE) return true;
+  }
+  return false;
+}
+
 export function decodeHeader(scratch: Uint8Array): VnetHeader {
   const v = new DataView(scratch.buffer, scratch.byteOffset, VNET_HDR_SIZE);
   return {

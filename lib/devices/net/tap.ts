@@ -16,8 +16,12 @@ import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, VNET_HDR_SIZE } from
 export interface TapQueue {
   /** Reads one frame into `buffers`; its full length (may exceed them: truncated), or -1 if none. */
   readv(buffers: readonly Uint8Array[]): number;
-  /** Writes one frame; bytes written, or -1 if the tap cannot take it now. */
-  writev(buffers: readonly Uint8Array[]): number;
+  /**
+   * Writes one frame, the first `count` (offset, length) pairs of `spans` as ranges of `region`
+   * (a transmit chain's own spans: no view per buffer); bytes written, or -1 if the tap cannot
+   * take it now.
+   */
+  writev(region: Uint8Array, spans: readonly number[], count: number): number;
   /** Call `readable` while a frame waits, `writable` once the tap can take one (level-triggered). */
   watch(handlers: { readable: () => void; writable: () => void; error: (err: Error) => void }): void;
   /** Which readiness to wait for. */
@@ -42,7 +46,8 @@ export interface TapSyscalls {
   tapSetOffload(fd: number, flags: number): void;
   tapSetOffloadAsync(fd: number, flags: number, cb: (err: Error | null) => void): void;
   readv(fd: number, buffers: readonly Uint8Array[]): number;
-  writev(fd: number, buffers: readonly Uint8Array[]): number;
+  /** One writev of `count` (offset, length) ranges of `region` (TapQueue.writev). */
+  writev(fd: number, region: Uint8Array, spans: readonly number[], count: number): number;
   close(fd: number): void;
   /** A level-triggered watcher of `fd`: events bit 1 readable, bit 2 writable. */
   watch(fd: number, onEvent: (readable: boolean, writable: boolean) => void, onError: (err: Error) => void): FdWatch;
@@ -148,7 +153,7 @@ class SyscallTap implements TapInterface {
     let watch: FdWatch | undefined;
     return {
       readv: (buffers) => sys.readv(fd, buffers),
-      writev: (buffers) => sys.writev(fd, buffers),
+      writev: (region, spans, count) => sys.writev(fd, region, spans, count),
       watch: (handlers) => {
         watch?.close();
         watch = sys.watch(

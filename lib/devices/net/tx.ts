@@ -1,5 +1,6 @@
 // Transmit: each chain's readable buffers (the guest's vnet header followed by its frame) go to
-// the tap in one writev, as they are in guest memory. The queue is served by a QueueWorker (the
+// the tap in one writev, as they are in guest memory (the chain's spans of the region: no view
+// is made per buffer, 18 of them for a TSO frame). The queue is served by a QueueWorker (the
 // fairness budget every device shares: a bounded number of chains, descriptors and bytes per
 // run, then a yield to the event loop, so one busy queue does not keep the loop from the other
 // frontends). A header that uses offloads the driver did not negotiate, a frame larger than the
@@ -24,7 +25,7 @@ import { bufferCount, type DescriptorChain } from '../../virtio/descriptor-chain
 import { worthLogging } from '../../virtio/logger.js';
 import { DEFAULT_TIME_BUDGET_MS, QueueWorker, type QueueWorkerBudget, type WorkerScheduler } from '../../virtio/queue-worker.js';
 import type { SplitQueue } from '../../virtio/split-queue.js';
-import { VNET_HDR_SIZE, checkTxHeader, decodeHeader, gatherHeader } from './header.js';
+import { VNET_HDR_SIZE, checkTxHeader, decodeHeader, gatherHeaderFromSpans } from './header.js';
 import type { NetMetrics } from './metrics.js';
 import type { TapQueue } from './tap.js';
 
@@ -150,12 +151,12 @@ export class TxQueue {
     if (chain.readableCount < bufferCount(chain)) return fault('txChainsWithWritable', 'transmit chain with writable buffers');
     if (chain.readableLength < VNET_HDR_SIZE) return fault('txShortHeader', 'transmit chain shorter than the virtio-net header', { length: chain.readableLength });
     if (chain.readableLength > maxFrame) return fault('txOversize', 'frame larger than the MTU allows', { length: chain.readableLength, max: maxFrame });
-    gatherHeader(chain.readable, this.scratch);
+    gatherHeaderFromSpans(chain.region, chain.spans, this.scratch);
     const header = decodeHeader(this.scratch);
     if (checkTxHeader(header, features) !== 'ok') return fault('txBadOffload', 'header asks for an offload the driver did not negotiate', { flags: header.flags, gsoType: header.gsoType });
     let n: number;
     try {
-      n = this.tap.writev(chain.readable);
+      n = this.tap.writev(chain.region, chain.spans, chain.readableCount);
     } catch (err) {
       metrics.txTapErrors += 1;
       this.settings.onTapError(this.tap, err);

@@ -91,7 +91,14 @@ class ScriptedTapQueue implements TapQueue {
     return frame.length;
   }
 
-  writev(buffers: readonly Uint8Array[]): number {
+  writev(region: Uint8Array, spans: readonly number[], count: number): number {
+    const buffers: Uint8Array[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const off = spans[2 * i]!;
+      const len = spans[2 * i + 1]!;
+      if (!(off >= 0 && len >= 0 && off + len <= region.length)) violated('VIEW_OUTSIDE_REGION', `writev given [${off}, +${len}) outside its region`);
+      else buffers.push(region.subarray(off, off + len));
+    }
     const total = this.check(buffers, 'writev');
     if (this.writeError) throw this.writeError;
     if (this.full) return -1;

@@ -38,15 +38,16 @@ export class FakeTapQueue implements TapQueue {
     return frame.length; // like tun: the whole length even when truncated
   }
 
-  writev(buffers: readonly Uint8Array[]): number {
+  writev(region: Uint8Array, spans: readonly number[], count: number): number {
     if (this.writeError) throw this.writeError;
     if (this.full) return -1;
-    const total = buffers.reduce((s, b) => s + b.length, 0);
+    let total = 0;
+    for (let i = 0; i < count; i += 1) total += spans[2 * i + 1]!;
     const out = new Uint8Array(total);
     let at = 0;
-    for (const b of buffers) {
-      out.set(b, at);
-      at += b.length;
+    for (let i = 0; i < count; i += 1) {
+      out.set(region.subarray(spans[2 * i]!, spans[2 * i]! + spans[2 * i + 1]!), at);
+      at += spans[2 * i + 1]!;
     }
     this.outbound.push(out);
     this.onWrite?.(out);

@@ -22,6 +22,7 @@ import {
   checkTxHeader,
   decodeHeader,
   gatherHeader,
+  gatherHeaderFromSpans,
   maxRxFrame,
   maxTxFrame,
   tapOffloadsFor,
@@ -95,5 +96,15 @@ describe('header across descriptors', () => {
     expect(writeU16Across([a, b], 10, 0x0302)).toBe(true);
     expect(a[10]).toBe(2);
     expect(b[0]).toBe(3);
+  });
+
+  it('gathers a header split over spans of a region, as a transmit chain names its buffers', () => {
+    const region = new Uint8Array(64);
+    region.set([1, 4, 0x36, 0, 0xa8], 40); // the header's first 5 bytes at 40, the rest at 8
+    region.set([0x05, 34, 0, 16, 0, 0, 0], 8);
+    const scratch = new Uint8Array(12);
+    expect(gatherHeaderFromSpans(region, [40, 5, 8, 20], scratch)).toBe(true);
+    expect(decodeHeader(scratch)).toEqual({ flags: 1, gsoType: 4, hdrLen: 0x36, gsoSize: 1448, csumStart: 34, csumOffset: 16 });
+    expect(gatherHeaderFromSpans(region, [40, 5, 8, 6], scratch)).toBe(false);
   });
 });
