@@ -9,9 +9,9 @@
 // Why spans and not views: a Uint8Array per buffer (about 100 bytes each, with the arrays
 // holding them) was most of what a chain cost, and at 32 block requests in flight that garbage
 // outlives a scavenge and is paid again when promoted. A device on the hot path reads its
-// metadata through the spans (the block device reads its header and writes its status byte in
-// place, and makes views only of the data it hands the kernel); `readable` and `writable` make
-// the views on first use, for everyone else. The views are the same bytes the spans name, so
+// metadata and data through the spans (the block device reads its header and writes its status
+// byte in place and hands its data to io_uring as spans; net transmit hands the tap the spans);
+// `readable` and `writable` make the views on first use, for everyone else. The views are the same bytes the spans name, so
 // which one a device uses changes nothing a driver can see.
 
 import { InvalidChainError, type InvalidChainCode } from './errors.js';

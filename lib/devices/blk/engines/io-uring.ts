@@ -163,12 +163,12 @@ export class IoUringEngine implements BlkEngine {
     switch (op.kind) {
       case 'read': {
         const d = op.data;
-        queued = this.ring.readv(fd, d.region, d.spans, d.spans.length >>> 1, op.offset, tag);
+        queued = this.ring.readv(fd, d.region, d.spans, d.count, op.offset, tag);
         break;
       }
       case 'write': {
         const d = op.data;
-        queued = this.ring.writev(fd, d.region, d.spans, d.spans.length >>> 1, op.offset, op.durable ? RWF_DSYNC : 0, tag);
+        queued = this.ring.writev(fd, d.region, d.spans, d.count, op.offset, op.durable ? RWF_DSYNC : 0, tag);
         break;
       }
       case 'fsync':
